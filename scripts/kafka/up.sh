@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Start a real single-node Apache Kafka 4.x broker (KRaft, broker+controller combined)
+# on 127.0.0.1:9092 (controller on 127.0.0.1:9093), from jars fetched from Maven Central.
+#
+# Idempotent:
+#   - jars are fetched once into .kafka/libs (re-fetched only when scripts/kafka/pom.xml changes)
+#   - storage in .kafka/data is formatted once (random cluster id)
+#   - if the broker is already running and answering, says so and exits 0
+#
+# Environment overrides (all optional):
+#   KAFKA_DIR          state dir                      (default: <repo>/.kafka)
+#   KAFKA_HEAP_OPTS    JVM heap                       (default: -Xms256m -Xmx512m)
+#   KAFKA_UP_TIMEOUT   seconds to wait for readiness  (default: 90)
+#
+# Stop with scripts/kafka/down.sh.
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+KAFKA_DIR="${KAFKA_DIR:-$REPO_ROOT/.kafka}"
+LIBS="$KAFKA_DIR/libs"
+DATA="$KAFKA_DIR/data"
+PROPS="$KAFKA_DIR/server.properties"
+LOG4J="$KAFKA_DIR/log4j2.properties"
+PIDFILE="$KAFKA_DIR/kafka.pid"
+LOGFILE="$KAFKA_DIR/kafka.log"
+POM="$SCRIPT_DIR/pom.xml"
+PROBE="$SCRIPT_DIR/MetadataProbe.java"
+HOST=127.0.0.1
+PORT=9092
+CONTROLLER_PORT=9093
+TIMEOUT="${KAFKA_UP_TIMEOUT:-90}"
+HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+
+log() { echo "[kafka-up] $*"; }
+die() { echo "[kafka-up] ERROR: $*" >&2; exit 1; }
+
+port_open() { # port_open PORT -> 0 if something accepts TCP on $HOST:PORT
+  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+}
+
+proc_alive() { # PID exists and is not a zombie
+  kill -0 "$1" 2>/dev/null || return 1
+  [[ -r "/proc/$1/stat" ]] || return 0
+  [[ "$(sed -E 's/^.*\) ([A-Za-z]).*$/\1/' "/proc/$1/stat" 2>/dev/null)" != Z ]]
+}
+
+is_our_kafka() { # is_our_kafka PID -> 0 if PID is alive and is the kafka.Kafka JVM started with our config
+  local pid="$1"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  proc_alive "$pid" || return 1
+  [[ -r "/proc/$pid/cmdline" ]] || return 0 # no procfs: trust kill -0
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $PROPS"
+}
+
+current_pid() { [[ -f "$PIDFILE" ]] && tr -d '[:space:]' <"$PIDFILE" || true; }
+
+probe_metadata() { # probe_metadata TIMEOUT_MS -> real DescribeCluster/ListTopics round trip
+  local classes="$KAFKA_DIR/probe"
+  if [[ ! -f "$classes/MetadataProbe.class" || "$PROBE" -nt "$classes/MetadataProbe.class" ]] && command -v javac >/dev/null; then
+    rm -rf "$classes" && mkdir -p "$classes" &&
+      javac -nowarn -cp "$LIBS/*" -d "$classes" "$PROBE" >/dev/null 2>&1 || rm -rf "$classes"
+  fi
+  if [[ -f "$classes/MetadataProbe.class" ]]; then
+    java -XX:TieredStopAtLevel=1 -cp "$classes:$LIBS/*" MetadataProbe "$HOST:$PORT" "$1"
+  else # no javac (JRE only): single-file source launch
+    java -XX:TieredStopAtLevel=1 -cp "$LIBS/*" "$PROBE" "$HOST:$PORT" "$1"
+  fi
+}
+
+tail_log() {
+  if [[ -f "$LOGFILE" ]]; then
+    echo "----- last 60 lines of $LOGFILE -----" >&2
+    tail -n 60 "$LOGFILE" >&2
+    echo "-------------------------------------" >&2
+  fi
+}
+
+command -v java >/dev/null || die "java not found on PATH (Java 17+ required)"
+JAVA_MAJOR="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | head -n1)"
+[[ "${JAVA_MAJOR%%.*}" -ge 17 ]] 2>/dev/null || die "Java 17+ required (found: ${JAVA_MAJOR:-unknown})"
+
+mkdir -p "$KAFKA_DIR"
+
+# Serialize concurrent up.sh/down.sh runs (e.g. parallel test workers); the broker never inherits the lock fd.
+if command -v flock >/dev/null; then
+  exec 9>"$KAFKA_DIR/.lock"
+  flock -w 180 9 || die "timed out waiting for another up.sh/down.sh to finish ($KAFKA_DIR/.lock)"
+fi
+
+# ---------------------------------------------------------------- already running?
+PID="$(current_pid)"
+if [[ -n "$PID" ]] && is_our_kafka "$PID"; then
+  if port_open "$PORT"; then
+    log "already running (pid $PID) on $HOST:$PORT"
+    exit 0
+  fi
+  log "process $PID is alive but $HOST:$PORT does not answer yet; waiting for it"
+  STARTED_NOW=0
+else
+  [[ -n "$PID" ]] && log "removing stale pid file (pid $PID is not running)"
+  rm -f "$PIDFILE"
+  if port_open "$PORT" || port_open "$CONTROLLER_PORT"; then
+    die "$HOST:$PORT or $HOST:$CONTROLLER_PORT is already in use by another process (not started by this script)"
+  fi
+  STARTED_NOW=1
+fi
+
+if [[ "$STARTED_NOW" == 1 ]]; then
+  # -------------------------------------------------------------- jars (cached)
+  command -v sha256sum >/dev/null || die "sha256sum not found"
+  POM_HASH="$( (cat "$POM"; echo) | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$LIBS/.complete" && "$(cat "$LIBS/.complete")" == "$POM_HASH" ]]; then
+    log "jars cached in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
+  else
+    command -v mvn >/dev/null || die "mvn not found on PATH (Maven 3.8+ required to fetch the Kafka jars)"
+    log "fetching Kafka jars with Maven into $LIBS ..."
+    t0=$SECONDS
+    rm -rf "$LIBS.tmp"
+    if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$LIBS.tmp" >"$KAFKA_DIR/mvn.log" 2>&1; then
+      tail -n 40 "$KAFKA_DIR/mvn.log" >&2
+      die "Maven failed to fetch the Kafka jars (full output: $KAFKA_DIR/mvn.log)"
+    fi
+    ls "$LIBS.tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || die "Maven ran but kafka_2.13 jar is missing in $LIBS.tmp"
+    rm -rf "$LIBS"
+    mv "$LIBS.tmp" "$LIBS"
+    echo "$POM_HASH" >"$LIBS/.complete"
+    log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $((SECONDS - t0))s"
+  fi
+
+  # -------------------------------------------------------------- config
+  cat >"$PROPS" <<EOF
+# Generated by scripts/kafka/up.sh - local single-node KRaft broker for tests. Do not edit.
+node.id=1
+process.roles=broker,controller
+controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$HOST:$PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA
+num.partitions=1
+default.replication.factor=1
+auto.create.topics.enable=true
+delete.topic.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+EOF
+
+  cat >"$LOG4J" <<'EOF'
+# Generated by scripts/kafka/up.sh
+status = warn
+# Kafka shuts down in its own hook; keep log4j alive until the JVM exits so the tail of the log is kept
+shutdownHook = disable
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = WARN
+EOF
+
+  # -------------------------------------------------------------- format storage (once)
+  if [[ -f "$DATA/meta.properties" ]]; then
+    log "storage already formatted ($(grep '^cluster.id=' "$DATA/meta.properties" || true))"
+  else
+    # Kafka Uuid: 16 random bytes, URL-safe base64 without padding (22 chars).
+    CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    log "formatting storage in $DATA with cluster id $CLUSTER_ID"
+    rm -rf "$DATA"
+    if ! java -cp "$LIBS/*" -Dlog4j2.configurationFile="$LOG4J" kafka.tools.StorageTool format \
+        -t "$CLUSTER_ID" -c "$PROPS" >"$KAFKA_DIR/format.log" 2>&1; then
+      cat "$KAFKA_DIR/format.log" >&2
+      die "kafka.tools.StorageTool format failed"
+    fi
+  fi
+
+  # -------------------------------------------------------------- start
+  [[ -f "$LOGFILE" ]] && mv -f "$LOGFILE" "$LOGFILE.1"
+  log "starting broker (log: $LOGFILE)"
+  # setsid + nohup: the broker outlives this script and its process group; stdio detached so
+  # callers (npm, CI, test runners) never hang on our pipes.
+  # shellcheck disable=SC2086
+  setsid nohup java $HEAP_OPTS \
+    -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -XX:ActiveProcessorCount="$(nproc)" \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$LOG4J" \
+    -Dkafka.logs.dir="$KAFKA_DIR" \
+    -cp "$LIBS/*" kafka.Kafka "$PROPS" \
+    </dev/null >"$LOGFILE" 2>&1 9>&- &
+  PID=$!
+  if ! is_our_kafka "$PID"; then
+    # setsid may have forked (if we were a process-group leader): find the JVM by its exact command line
+    sleep 0.5
+    for d in /proc/[0-9]*; do
+      is_our_kafka "${d#/proc/}" && { PID="${d#/proc/}"; break; }
+    done
+  fi
+  echo "$PID" >"$PIDFILE"
+  log "pid $PID"
+fi
+
+# ---------------------------------------------------------------- wait for readiness
+t0=$SECONDS
+deadline=$((SECONDS + TIMEOUT))
+until port_open "$PORT"; do
+  if ! proc_alive "$PID"; then
+    rm -f "$PIDFILE"
+    tail_log
+    die "broker process $PID exited during startup"
+  fi
+  if ((SECONDS >= deadline)); then
+    tail_log
+    die "broker did not open $HOST:$PORT within ${TIMEOUT}s (pid $PID still running; stop it with scripts/kafka/down.sh)"
+  fi
+  sleep 0.3
+done
+remaining_ms=$(((deadline - SECONDS) * 1000))
+((remaining_ms < 5000)) && remaining_ms=5000
+if ! probe_metadata "$remaining_ms"; then
+  tail_log
+  proc_alive "$PID" || rm -f "$PIDFILE"
+  die "broker on $HOST:$PORT accepted TCP but did not answer metadata requests"
+fi
+log "up: PLAINTEXT://$HOST:$PORT (pid $PID, ready after $((SECONDS - t0))s)"
