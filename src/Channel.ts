@@ -57,7 +57,16 @@ export const TypeId: "~effect-faust/Channel" = internal.TypeId
  * @since 0.1.0
  * @category models
  */
-export type DecodeErrorPolicy = "fail" | "skip" | { readonly deadLetter: Channel<any, any, any> }
+export type DecodeErrorPolicy = "fail" | "skip" | { readonly deadLetter: DeadLetterTarget }
+
+/**
+ * Where a dead-letter policy forwards undecodable messages: any channel (or
+ * topic) of any key and value types.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type DeadLetterTarget = Pick<Channel<any, any, any>, typeof TypeId | "label" | "put">
 
 /**
  * What `send` does while the channel has no subscriber:

@@ -5,7 +5,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as HashSet from "effect/HashSet"
+import * as HashSet from "effect/HashSet"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
@@ -18,6 +18,7 @@ import {
   ChannelClosedError,
   CodecError,
   type DecodeError,
+  InvalidChannelOptionsError,
   KeyDecodeError,
   NoSubscribersError,
   NotATopicError,
@@ -34,7 +35,12 @@ import * as RecordMetadata from "../RecordMetadata.ts"
 export const TypeId = "~effect-faust/Channel" as const
 
 /** What a channel does with a message it cannot decode. @internal */
-export type DecodeErrorPolicy = "fail" | "skip" | { readonly deadLetter: ChannelImpl<any, any, any> }
+export type DecodeErrorPolicy = "fail" | "skip" | {
+  readonly deadLetter: {
+    readonly label: string
+    readonly put: (event: Event.Event<any, any>) => Effect.Effect<void, FutureMessage.PublishError>
+  }
+}
 
 /** What `send` does while nobody subscribes. @internal */
 export type NoSubscribersPolicy = "buffer" | "drop" | "fail"
@@ -160,18 +166,35 @@ export class ChannelImpl<K, V, E> {
   clone(options?: {
     readonly isIterator?: boolean | undefined
     readonly maxsize?: number | undefined
-    readonly activePartitions?: HashSet.HashSet<Message.TopicPartition> | undefined
+    readonly activePartitions?: Iterable<Message.TopicPartition> | undefined
     readonly onDecodeError?: DecodeErrorPolicy | undefined
-  }): Effect.Effect<ChannelImpl<K, V, E>> {
+  }): Effect.Effect<ChannelImpl<K, V, E>, InvalidChannelOptionsError> {
+    const maxsize = options?.maxsize ?? this.settings.maxsize
+    if (!Number.isInteger(maxsize) || maxsize < 1) {
+      return Exit.fail(
+        new InvalidChannelOptionsError({ option: "maxsize", value: maxsize, reason: "must be an integer of at least 1" })
+      )
+    }
     const settings: Settings<K, V> = options === undefined ? this.settings : {
-        ...this.settings,
-        maxsize: options.maxsize ?? this.settings.maxsize,
-        activePartitions: options.activePartitions ?? this.settings.activePartitions,
-        onDecodeError: options.onDecodeError ?? this.settings.onDecodeError
-      }
-    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(settings.maxsize), (queue) => {
+      ...this.settings,
+      maxsize,
+      activePartitions: options.activePartitions === undefined
+        ? this.settings.activePartitions
+        : HashSet.fromIterable(options.activePartitions),
+      onDecodeError: options.onDecodeError ?? this.settings.onDecodeError
+    }
+    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(maxsize), (queue) => {
       const clone = new ChannelImpl<K, V, E>(settings, queue, options?.isIterator ?? false, this.hub)
       if (clone.isIterator) subscribe(clone)
+      return clone
+    })
+  }
+
+  /** A subscriber with this instance's settings (they are valid already). */
+  private get iteratorClone(): Effect.Effect<ChannelImpl<K, V, E>> {
+    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.settings.maxsize), (queue) => {
+      const clone = new ChannelImpl<K, V, E>(this.settings, queue, true, this.hub)
+      subscribe(clone)
       return clone
     })
   }
@@ -209,7 +232,7 @@ export class ChannelImpl<K, V, E> {
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError> {
     return Stream.unwrap(
       Effect.map(
-        Effect.acquireRelease(this.clone({ isIterator: true }), (subscriber) => subscriber.onStopIteration),
+        Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration),
         (subscriber) => Stream.fromPull(Effect.succeed(subscriber.pull as any))
       )
     ) as Stream.Stream<Event.Event<K, V>, E | DecodeError>
