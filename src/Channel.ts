@@ -19,6 +19,7 @@ import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import { App } from "./App.ts"
 import * as Codec from "./Codec.ts"
@@ -28,6 +29,7 @@ import {
   type DecodeError,
   InvalidChannelOptionsError,
   type NotATopicError,
+  type TransportError,
   type UnsupportedOperationError
 } from "./Errors.ts"
 import type { Event } from "./Event.ts"
@@ -168,11 +170,11 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
   /** An iterator clone reading from the given queue. */
   cloneUsingQueue(queue: Queue.Queue<Event<K, V>, E | DecodeError | Cause.Done>): Effect.Effect<Channel<K, V, E>>
   /** Values of the events sent from the moment the stream starts; subscribes while it runs. */
-  stream(): Stream.Stream<V, E | DecodeError>
+  stream(): Stream.Stream<V, E | DecodeError | TransportError>
   /** Events (key, value, headers, message) sent from the moment the stream starts. */
-  events(): Stream.Stream<Event<K, V>, E | DecodeError>
+  events(): Stream.Stream<Event<K, V>, E | DecodeError | TransportError>
   /** `[key, value]` pairs sent from the moment the stream starts. */
-  items(): Stream.Stream<readonly [K | null, V], E | DecodeError>
+  items(): Stream.Stream<readonly [K | null, V], E | DecodeError | TransportError>
   /** Fails with `NotATopicError` for in-memory channels. */
   getTopicName(): Effect.Effect<string, NotATopicError>
   /** Puts an event to every subscriber; waits while any subscriber's queue is full. */
@@ -180,9 +182,9 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
   /** Sends values in order with one timestamp and no keys; the batch form of `send`. */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError>
   /** Topic only: in memory it fails with `UnsupportedOperationError`. */
-  sendSoon(options: SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError>
+  sendSoon(options: SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError | TransportError>
   /** A future for a message to be published with `publishMessage`. */
-  asFutureMessage(options: AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError>
+  asFutureMessage(options: AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError | TransportError>
   /** Normalizes headers (pairs or a record) to a fresh list of pairs. */
   prepareHeaders(headers?: OpenHeaders | undefined): Array<[string, HeaderValue]>
   /** Publishes a future's message, completes the future, then runs its callback. */
@@ -191,9 +193,9 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
     options?: { readonly wait?: boolean | undefined }
   ): Effect.Effect<RecordMetadata, FutureMessage.PublishError>
   /** Declares the channel at most once, however many fibers ask at the same time. */
-  readonly maybeDeclare: Effect.Effect<void>
+  readonly maybeDeclare: Effect.Effect<void, TransportError>
   /** Creates the channel where it lives; nothing to do in memory. */
-  readonly declare: Effect.Effect<void>
+  readonly declare: Effect.Effect<void, TransportError>
   /** Encodes a key for sending: identity in memory (the Topic serializes). */
   prepareKey(
     key: unknown,
@@ -214,7 +216,7 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
   /** The next event of this instance's queue; `TimeoutError` after `timeout`. */
   get(options?: { readonly timeout?: Duration.Input | undefined }): Effect.Effect<
     Event<K, V>,
-    E | DecodeError | ChannelClosedError | Cause.TimeoutError
+    E | DecodeError | ChannelClosedError | Cause.TimeoutError | TransportError
   >
   onKeyDecodeError(error: DecodeError, message: Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
   onValueDecodeError(error: DecodeError, message: Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
@@ -222,7 +224,7 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
   /** Removes this iterator clone from its root's subscribers and releases senders waiting on it. */
   readonly onStopIteration: Effect.Effect<void>
   /** In memory: this same channel. */
-  derive(options?: Record<string, unknown>): Effect.Effect<Channel<K, V, E>>
+  derive(options?: Record<string, unknown>): Effect.Effect<Channel<K, V, E>, InvalidChannelOptionsError>
   /**
    * Fails this instance's queue with `error` (readers first drain what was
    * buffered); on a root, also every current subscriber, and later sends
@@ -235,6 +237,15 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
   put(event: Event<K, V>): Effect.Effect<void, FutureMessage.PublishError>
   /** Whether this instance has nothing buffered. */
   readonly empty: Effect.Effect<boolean>
+  /**
+   * Registers the channel's metrics with the current metric registry until
+   * the scope closes: `effect_faust_sent_total`, `_dropped_total`,
+   * `_delivered_total`, `_decode_errors_total` (by policy),
+   * `effect_faust_subscribers` and `effect_faust_queue_depth` (the buffer and
+   * each subscriber), all with a `channel` attribute. Values are read when a
+   * snapshot is taken; the hot paths only bump counters.
+   */
+  readonly registerMetrics: Effect.Effect<void, never, Scope.Scope>
 }
 
 /**
@@ -269,6 +280,8 @@ export interface Options<
   readonly activePartitions?: Iterable<TopicPartition> | undefined
   readonly onDecodeError?: DecodeErrorPolicy | undefined
   readonly whenNoSubscribers?: NoSubscribersPolicy | undefined
+  /** Wrap every `send` and `deliver` in a tracing span (off by default: a span per message costs). */
+  readonly spans?: boolean | undefined
 }
 
 /**
@@ -384,7 +397,8 @@ const resolveSettings = (
       decodeKey: keyType === undefined ? undefined : Schema.decodeUnknownResult(keyType),
       decodeValue: valueType === undefined ? undefined : Schema.decodeUnknownResult(valueType),
       keyBytesAsString: keyType !== undefined && encodesAsString(keyType),
-      valueBytesAsString: valueType !== undefined && encodesAsString(valueType)
+      valueBytesAsString: valueType !== undefined && encodesAsString(valueType),
+      spans: options.spans ?? false
     })
   })
 
@@ -393,7 +407,8 @@ const encodesAsString = (schema: Schema.Top): boolean => SchemaAST.isString(Sche
 
 /**
  * Defines a channel as a service: a `Context` key whose value is the channel,
- * with a `layer` that makes it (invalid static options are a defect).
+ * with a `layer` that makes it and registers its metrics for the layer's
+ * lifetime (invalid static options are a defect).
  *
  * **Example**
  *
@@ -420,9 +435,14 @@ export const Service = <Self>() =>
 <const Id extends string, const O extends Options>(id: Id, options: O) => {
   const Key = Context.Service<Self, FromOptions<O>>()(id)
   return class extends Key {
+    /** The options the channel is made from (a Topic layer reuses them). */
+    static readonly options: O = options
     static readonly layer: Layer.Layer<Self, never, App> = Layer.effect(
       Key,
-      Effect.orDie(make({ label: id, ...options }) as Effect.Effect<any, InvalidChannelOptionsError, App>)
+      make({ label: id, ...options }).pipe(
+        Effect.tap((channel) => channel.registerMetrics),
+        Effect.orDie
+      ) as Effect.Effect<any, never, App>
     )
   }
 }

@@ -123,10 +123,14 @@ export class NoSubscribersError extends Schema.TaggedError<NoSubscribersError>()
  */
 export class NotATopicError extends Schema.TaggedError<NotATopicError>()("NotATopicError", {
   channel: Schema.String,
-  operation: Schema.String
+  operation: Schema.String,
+  /** Why, when the channel is a topic that still cannot do it (a pattern, several names). */
+  reason: Schema.optional(Schema.String)
 }) {
   override get message(): string {
-    return `${this.operation} needs a topic, and ${this.channel} is an in-memory channel`
+    return this.reason === undefined
+      ? `${this.operation} needs a topic, and ${this.channel} is an in-memory channel`
+      : `${this.operation} is not possible on ${this.channel}: ${this.reason}`
   }
 }
 
@@ -148,6 +152,26 @@ export class UnsupportedOperationError extends Schema.TaggedError<UnsupportedOpe
     return `${this.operation} is not supported on ${this.channel}: ${this.reason}`
   }
 }
+
+/**
+ * The errors a channel's transport adds, by tag. Empty in memory, so
+ * {@link TransportError} is `never` and in-memory channels keep their exact
+ * types; a transport module (`effect-faust/kafka`) adds its errors here by
+ * module augmentation, so that a Topic is a `Channel` with the same types.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export interface TransportErrors {}
+
+/**
+ * Any error a channel's transport can add to sends, declares and streams
+ * (`never` unless a transport module is loaded).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type TransportError = TransportErrors[keyof TransportErrors]
 
 const describe = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

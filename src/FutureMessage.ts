@@ -8,17 +8,18 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type { Serializer } from "./Codec.ts"
-import type { ChannelClosedError, NoSubscribersError } from "./Errors.ts"
+import type { ChannelClosedError, NoSubscribersError, TransportError } from "./Errors.ts"
 import type { OpenHeaders } from "./Message.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
 
 /**
- * Why publishing a message can fail.
+ * Why publishing a message can fail: the channel's own errors, plus its
+ * transport's (`never` in memory; see `TransportErrors`).
  *
  * @since 0.1.0
  * @category errors
  */
-export type PublishError = ChannelClosedError | NoSubscribersError
+export type PublishError = ChannelClosedError | NoSubscribersError | TransportError
 
 /**
  * Runs after a message is published, with its completed future.

@@ -1,4 +1,5 @@
 import type * as Cause from "effect/Cause"
+import type * as Context from "effect/Context"
 import * as CauseM from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -10,6 +11,7 @@ import { NodeInspectSymbol } from "effect/Inspectable"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
+import type * as Scope from "effect/Scope"
 import type * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import type { App } from "../App.ts"
@@ -30,6 +32,7 @@ import * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import * as metrics from "./metrics.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Channel" as const
@@ -60,17 +63,12 @@ export interface Settings<K, V> {
   readonly decodeValue: SchemaDecoder | undefined
   readonly keyBytesAsString: boolean
   readonly valueBytesAsString: boolean
+  /** Wrap `send` and `deliver` in tracing spans. */
+  readonly spans: boolean
 }
 
 /** @internal */
 export type SchemaDecoder = (input: unknown) => Result.Result<unknown, Schema.SchemaError>
-
-/** Counts of decode errors by how they were handled. @internal */
-export interface DecodeErrorCounts {
-  failed: number
-  skipped: number
-  deadLettered: number
-}
 
 type QueueError<E> = E | DecodeError | CauseM.Done
 
@@ -85,7 +83,9 @@ interface Hub {
   drainer: ChannelImpl<any, any, any> | undefined
   /** Set by `throw` or `end` on the root; late subscribers get it at once. */
   closed: Cause.Cause<unknown> | undefined
-  readonly counts: DecodeErrorCounts
+  readonly stats: metrics.Stats
+  /** Set while the channel's metrics are registered (see `registerMetrics`). */
+  metrics: { readonly context: Context.Context<never>; nextSubscriber: number } | undefined
   declared: Deferred.Deferred<void> | undefined
   readonly buffer: Queue.Queue<Event.Event<any, any>, any>
 }
@@ -109,6 +109,8 @@ export class ChannelImpl<K, V, E> {
   readonly hub: Hub
   /** Root buffer this subscriber reads first (messages sent before it subscribed). */
   drainFrom: Queue.Queue<Event.Event<K, V>, any> | undefined = undefined
+  /** Removes this subscriber's queue-depth series, when metrics are registered. */
+  unregisterMetrics: (() => void) | undefined = undefined
 
   constructor(
     settings: Settings<K, V>,
@@ -123,7 +125,8 @@ export class ChannelImpl<K, V, E> {
       subscribers: [],
       drainer: undefined,
       closed: undefined,
-      counts: { failed: 0, skipped: 0, deadLettered: 0 },
+      stats: metrics.makeStats(),
+      metrics: undefined,
       declared: undefined,
       buffer: queue
     }
@@ -153,8 +156,8 @@ export class ChannelImpl<K, V, E> {
   get subscriberCount(): number {
     return this.hub.subscribers.length
   }
-  get decodeErrorCounts(): Readonly<DecodeErrorCounts> {
-    return { ...this.hub.counts }
+  get decodeErrorCounts(): Readonly<metrics.Stats["decodeErrors"]> {
+    return { ...this.hub.stats.decodeErrors }
   }
   get isRoot(): boolean {
     return this.hub.buffer === this.queue
@@ -253,6 +256,7 @@ export class ChannelImpl<K, V, E> {
   put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
     if (hub.closed !== undefined) return Exit.fail(new ChannelClosedError({ channel: this.label }))
+    hub.stats.sent++
     const subscribers = hub.subscribers
     if (subscribers.length === 0) return this.putWithoutSubscribers(event)
     for (let i = 0; i < subscribers.length; i++) {
@@ -264,6 +268,7 @@ export class ChannelImpl<K, V, E> {
   private putWithoutSubscribers(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
     switch (this.settings.whenNoSubscribers) {
       case "drop":
+        this.hub.stats.dropped++
         return Exit.void
       case "fail":
         return Exit.fail(new NoSubscribersError({ channel: this.label }))
@@ -277,6 +282,10 @@ export class ChannelImpl<K, V, E> {
   }
 
   send(options: SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
+    return this.settings.spans ? Effect.withSpan(this.sendUntraced(options), "Channel.send", this.spanOptions) : this.sendUntraced(options)
+  }
+
+  private sendUntraced(options: SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
     if (options.callback !== undefined) {
       return Effect.flatMap(this.asFutureMessage(options as AsFutureMessageOptions<K, V>), (future) =>
         this.publishMessage(future)) as Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError>
@@ -304,6 +313,7 @@ export class ChannelImpl<K, V, E> {
   putAll(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
     if (hub.closed !== undefined) return Exit.fail(new ChannelClosedError({ channel: this.label }))
+    hub.stats.sent += events.length
     const subscribers = hub.subscribers
     if (subscribers.length === 0) {
       return Effect.forEach(events, (event) => this.putWithoutSubscribers(event), { discard: true })
@@ -400,6 +410,34 @@ export class ChannelImpl<K, V, E> {
         Effect.as(metadata)
       )
     })
+  }
+
+  /**
+   * Registers this channel's metrics (and its subscribers' queue depths) with
+   * the metric registry of the current context, until the scope closes.
+   */
+  get registerMetrics(): Effect.Effect<void, never, Scope.Scope> {
+    return Effect.flatMap(Effect.context<never>(), (context) =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const hub = this.hub
+          if (hub.metrics !== undefined) return undefined
+          hub.metrics = { context, nextSubscriber: 0 }
+          const remove = metrics.registerChannel(context, this.label, hub.stats, () => hub.subscribers.length, hub.buffer)
+          for (const subscriber of hub.subscribers) registerSubscriberMetrics(subscriber)
+          return remove
+        }),
+        (remove) =>
+          Effect.sync(() => {
+            if (remove === undefined) return
+            remove()
+            for (const subscriber of this.hub.subscribers) {
+              subscriber.unregisterMetrics?.()
+              subscriber.unregisterMetrics = undefined
+            }
+            this.hub.metrics = undefined
+          })
+      ))
   }
 
   get declare(): Effect.Effect<void> {
@@ -515,13 +553,19 @@ export class ChannelImpl<K, V, E> {
   }
 
   deliver(message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return Effect.suspend(() => {
+    const deliver = Effect.suspend(() => {
       const decoded = this.decodeUnsafe(message)
       if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
+      this.hub.stats.delivered++
       if (Queue.offerUnsafe(this.queue, decoded)) return Exit.void
       return Effect.flatMap(Queue.offer(this.queue, decoded), (offered) =>
         offered ? Exit.void : Exit.fail(new ChannelClosedError({ channel: this.label })))
     })
+    return this.settings.spans ? Effect.withSpan(deliver, "Channel.deliver", this.spanOptions) : deliver
+  }
+
+  get spanOptions() {
+    return { attributes: { "channel.label": this.label } }
   }
 
   /** Routes a decode error to the key or value hook. */
@@ -546,7 +590,7 @@ export class ChannelImpl<K, V, E> {
    */
   onDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     const policy = this.settings.onDecodeError
-    const counts = this.hub.counts
+    const counts = this.hub.stats.decodeErrors
     const annotations = {
       channel: this.label,
       topic: message.topic,
@@ -714,6 +758,18 @@ const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
     subscriber.drainFrom = hub.buffer
   }
   hub.subscribers = [...hub.subscribers, subscriber]
+  registerSubscriberMetrics(subscriber)
+}
+
+const registerSubscriberMetrics = (subscriber: ChannelImpl<any, any, any>): void => {
+  const registry = subscriber.hub.metrics
+  if (registry === undefined) return
+  subscriber.unregisterMetrics = metrics.registerSubscriber(
+    registry.context,
+    subscriber.label,
+    registry.nextSubscriber++,
+    subscriber.queue
+  )
 }
 
 /**
@@ -728,5 +784,7 @@ const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
   next.splice(index, 1)
   hub.subscribers = next
   subscriber.stopDraining()
+  subscriber.unregisterMetrics?.()
+  subscriber.unregisterMetrics = undefined
   Queue.shutdownUnsafe(subscriber.queue)
 }

@@ -1,0 +1,99 @@
+import type * as Context from "effect/Context"
+import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
+
+/**
+ * The metrics of a channel. They are registered series whose values are read
+ * from the channel's own counters when a snapshot is taken, so the hot paths
+ * pay one integer increment per message and nothing else.
+ */
+export const sent = Metric.counter("effect_faust_sent_total", {
+  description: "Events published to a channel (send, sendAll, put)"
+})
+export const dropped = Metric.counter("effect_faust_dropped_total", {
+  description: "Events dropped because nobody subscribed (whenNoSubscribers: drop)"
+})
+export const delivered = Metric.counter("effect_faust_delivered_total", {
+  description: "Messages decoded and delivered to a channel by deliver"
+})
+export const decodeErrors = Metric.counter("effect_faust_decode_errors_total", {
+  description: "Undecodable messages, by the policy that handled them"
+})
+export const subscribers = Metric.gauge("effect_faust_subscribers", {
+  description: "Subscribers of a channel"
+})
+export const queueDepth = Metric.gauge("effect_faust_queue_depth", {
+  description: "Events waiting in a queue: a subscriber's, or the root's no-subscriber buffer"
+})
+
+/** The counters a channel keeps for its metrics. */
+export interface Stats {
+  sent: number
+  dropped: number
+  delivered: number
+  readonly decodeErrors: { failed: number; skipped: number; deadLettered: number }
+}
+
+export const makeStats = (): Stats => ({
+  sent: 0,
+  dropped: 0,
+  delivered: 0,
+  decodeErrors: { failed: 0, skipped: 0, deadLettered: 0 }
+})
+
+const counterHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.CounterState<number>> => ({
+  get: () => ({ count: read(), incremental: false }),
+  update: () => {},
+  modify: () => {}
+})
+
+const gaugeHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.GaugeState<number>> => ({
+  get: () => ({ value: read() }),
+  update: () => {},
+  modify: () => {}
+})
+
+/** Registers the channel-wide series; returns a function removing them. */
+export const registerChannel = (
+  context: Context.Context<never>,
+  label: string,
+  stats: Stats,
+  subscriberCount: () => number,
+  buffer: Queue.Queue<any, any>
+): () => void => {
+  const channel = { channel: label }
+  const registrations = [
+    Metric.registerUnsafe(Metric.withAttributes(sent, channel), context, counterHooks(() => stats.sent)),
+    Metric.registerUnsafe(Metric.withAttributes(dropped, channel), context, counterHooks(() => stats.dropped)),
+    Metric.registerUnsafe(Metric.withAttributes(delivered, channel), context, counterHooks(() => stats.delivered)),
+    ...(["failed", "skipped", "deadLettered"] as const).map((policy) =>
+      Metric.registerUnsafe(
+        Metric.withAttributes(decodeErrors, { ...channel, policy }),
+        context,
+        counterHooks(() => stats.decodeErrors[policy])
+      )
+    ),
+    Metric.registerUnsafe(Metric.withAttributes(subscribers, channel), context, gaugeHooks(subscriberCount)),
+    Metric.registerUnsafe(
+      Metric.withAttributes(queueDepth, { ...channel, queue: "buffer" }),
+      context,
+      gaugeHooks(() => Queue.sizeUnsafe(buffer))
+    )
+  ]
+  return () => registrations.forEach((registration) => registration.remove())
+}
+
+/** Registers the queue-depth series of one subscriber; returns its removal. */
+export const registerSubscriber = (
+  context: Context.Context<never>,
+  label: string,
+  id: number,
+  queue: Queue.Queue<any, any>
+): () => void => {
+  const registration = Metric.registerUnsafe(
+    Metric.withAttributes(queueDepth, { channel: label, queue: `subscriber-${id}` }),
+    context,
+    gaugeHooks(() => Queue.sizeUnsafe(queue))
+  )
+  return () => registration.remove()
+}
