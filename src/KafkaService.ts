@@ -1,0 +1,557 @@
+/**
+ * The Kafka connection of an app: settings, one idempotent producer with its
+ * send buffer, and an admin client, all scoped to the {@link layer} (closed on
+ * shutdown, after the buffer is flushed). Topics (`Topic.make`) use it to
+ * produce, declare and consume; each topic's consumer sessions also live in
+ * its scope. Client: `@platformatic/kafka`.
+ *
+ * @since 0.1.0
+ */
+import { Admin, findErrorBy, ProduceAcks, Producer } from "@platformatic/kafka"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import { App } from "./App.ts"
+import { InvalidChannelOptionsError } from "./Errors.ts"
+import type { Headers } from "./Message.ts"
+import * as RecordMetadata from "./RecordMetadata.ts"
+
+/**
+ * A call to the broker failed: it is unreachable, refused a request, or a
+ * topic operation is impossible. `operation` says what was attempted; `topic`,
+ * `partition` and `offset` locate it when known; `cause` is the client's error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class KafkaError extends Schema.TaggedError<KafkaError>()("KafkaError", {
+  operation: Schema.Literals(["produce", "consume", "commit", "declare", "metadata"]),
+  topic: Schema.optional(Schema.String),
+  partition: Schema.optional(Schema.Number),
+  offset: Schema.optional(Schema.Number),
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    const where = this.topic === undefined
+      ? ""
+      : ` on ${this.topic}${this.partition === undefined ? "" : `[${this.partition}]`}${
+        this.offset === undefined ? "" : `@${this.offset}`
+      }`
+    return `Kafka ${this.operation} failed${where}: ${describe(this.cause)}`
+  }
+}
+
+declare module "./Errors.ts" {
+  /** A Topic's sends, declares and streams can fail with these. */
+  interface TransportErrors {
+    readonly KafkaError: KafkaError
+    readonly CodecError: CodecError
+  }
+}
+
+/**
+ * The Kafka settings, with Faust's names where Faust has one
+ * (`broker_commit_interval` is `commitInterval`, and so on). Durations are
+ * effect `Duration` inputs (`"5 seconds"`, `500`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** `host:port` of one or more brokers; a string may list several, comma-separated. */
+  readonly bootstrapServers: string | ReadonlyArray<string>
+  /** Defaults to the app id. */
+  readonly clientId?: string | undefined
+  /** The consumer group of every topic's stream; defaults to the app id (as in Faust). */
+  readonly groupId?: string | undefined
+  /** How long to wait for a TCP connection to a broker (default 5 seconds). */
+  readonly connectTimeout?: Duration.Input | undefined
+  /** How long to wait for a broker's answer (default 30 seconds). */
+  readonly requestTimeout?: Duration.Input | undefined
+  /** Retries of a failed request before it fails with `KafkaError` (default 3). */
+  readonly retries?: number | undefined
+  /** Pause between retries (default 250 millis). */
+  readonly retryDelay?: Duration.Input | undefined
+  /** Consumer group session timeout (default 10 seconds). */
+  readonly sessionTimeout?: Duration.Input | undefined
+  /** How long the group waits for members to rejoin (default: `sessionTimeout`). */
+  readonly rebalanceTimeout?: Duration.Input | undefined
+  /** Consumer heartbeats (default 1 second). */
+  readonly heartbeatInterval?: Duration.Input | undefined
+  /** How long a fetch waits for new records (default 500 millis). */
+  readonly maxWaitTime?: Duration.Input | undefined
+  /** How often acknowledged offsets are committed (Faust's default, 2.8 seconds). */
+  readonly commitInterval?: Duration.Input | undefined
+  /** Where a group without a committed offset starts (Faust's default, `"earliest"`). */
+  readonly autoOffsetReset?: "earliest" | "latest" | undefined
+  /** Partitions of a declared topic that does not set them (Faust's default, 8). */
+  readonly topicPartitions?: number | undefined
+  /** Replicas of a declared topic that does not set them (default 1). */
+  readonly topicReplicationFactor?: number | undefined
+  /** Whether `declare` creates topics (Faust's `topic_allow_declare`, default true). */
+  readonly topicAllowDeclare?: boolean | undefined
+  /** Records per produce request at most (default 1000). */
+  readonly maxBatchSize?: number | undefined
+  /** Records the send buffer holds before senders wait (default 10000). */
+  readonly bufferMaxsize?: number | undefined
+}
+
+/**
+ * {@link Options} with every default applied and durations in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Settings {
+  readonly bootstrapServers: ReadonlyArray<string>
+  readonly clientId: string
+  readonly groupId: string
+  readonly connectTimeout: number
+  readonly requestTimeout: number
+  readonly retries: number
+  readonly retryDelay: number
+  readonly sessionTimeout: number
+  readonly rebalanceTimeout: number
+  readonly heartbeatInterval: number
+  readonly maxWaitTime: number
+  readonly commitInterval: number
+  readonly autoOffsetReset: "earliest" | "latest"
+  readonly topicPartitions: number
+  readonly topicReplicationFactor: number
+  readonly topicAllowDeclare: boolean
+  readonly maxBatchSize: number
+  readonly bufferMaxsize: number
+}
+
+/**
+ * A record ready for the broker: key and value already encoded, partition
+ * already chosen. `acks: false` does not wait for the broker (its metadata
+ * has offset `-1`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProducerRecord {
+  readonly topic: string
+  readonly partition: number
+  readonly key: Uint8Array | null
+  readonly value: Uint8Array | null
+  readonly headers: Headers
+  /** Milliseconds since the epoch (create time). */
+  readonly timestamp: number
+  readonly acks?: boolean | undefined
+}
+
+/**
+ * How to create a topic: see `Topic.make` for the meaning of each field.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TopicSpec {
+  readonly topic: string
+  readonly partitions: number
+  readonly replicas: number
+  readonly config: Readonly<Record<string, string>>
+}
+
+/**
+ * The Kafka service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Kafka extends Context.Service<Kafka, {
+  readonly settings: Settings
+  /**
+   * Adds a record to the send buffer (waiting while it is full) and returns;
+   * `onDone` runs with the record's metadata or error once the broker
+   * answers. Records are sent in order, in batches.
+   */
+  readonly publish: (
+    record: ProducerRecord,
+    onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
+  ) => Effect.Effect<void>
+  /** Sends records through the buffer and waits for their metadata, in order. */
+  readonly produce: (
+    records: ReadonlyArray<ProducerRecord>
+  ) => Effect.Effect<Array<RecordMetadata.RecordMetadata>, KafkaError>
+  /** Waits until every record published so far has been answered. */
+  readonly flush: Effect.Effect<void>
+  /** The number of partitions of a topic (from cached metadata). */
+  readonly partitionCount: (topic: string) => Effect.Effect<number, KafkaError>
+  /** Creates a topic; `false` if it existed already. */
+  readonly createTopic: (spec: TopicSpec) => Effect.Effect<boolean, KafkaError>
+  /** The names of the cluster's topics (internal ones excluded). */
+  readonly topicNames: Effect.Effect<ReadonlyArray<string>, KafkaError>
+  /**
+   * The layer's scope. Topics keep their consumer sessions in it, so that
+   * they end before the producer closes.
+   */
+  readonly scope: Scope.Scope
+}>()("effect-faust/Kafka") {}
+
+const defaults = {
+  connectTimeout: 5_000,
+  requestTimeout: 30_000,
+  retries: 3,
+  retryDelay: 250,
+  sessionTimeout: 10_000,
+  heartbeatInterval: 1_000,
+  maxWaitTime: 500,
+  commitInterval: 2_800,
+  topicPartitions: 8,
+  topicReplicationFactor: 1,
+  maxBatchSize: 1_000,
+  bufferMaxsize: 10_000
+}
+
+/**
+ * Validates options and applies defaults; ids default to the app's id.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (options: Options, appId: string): Effect.Effect<Settings, InvalidChannelOptionsError> =>
+  Effect.suspend(() => {
+    const invalid = (option: string, value: unknown, reason: string) =>
+      Effect.fail(new InvalidChannelOptionsError({ option: `kafka.${option}`, value, reason }))
+    const servers = (typeof options.bootstrapServers === "string" ? [options.bootstrapServers] : options.bootstrapServers)
+      .flatMap((entry) => entry.split(","))
+      .map((entry) => entry.trim())
+      .filter((entry) => entry.length > 0)
+    if (servers.length === 0 || servers.some((server) => !/^[^:\s]+:\d+$/.test(server))) {
+      return invalid("bootstrapServers", options.bootstrapServers, `must list brokers as "host:port"`)
+    }
+    const ms: Partial<Record<DurationOption, number>> = {}
+    for (const name of durationOptions) {
+      const input = options[name]
+      const duration = input === undefined ? undefined : Option.getOrUndefined(Duration.fromInput(input))
+      if (input !== undefined && duration === undefined) return invalid(name, input, "must be a Duration")
+      if (duration !== undefined) ms[name] = Duration.toMillis(duration)
+      else if (name !== "rebalanceTimeout") ms[name] = defaults[name]
+    }
+    const { commitInterval, connectTimeout, heartbeatInterval, maxWaitTime, requestTimeout, retryDelay, sessionTimeout } =
+      ms as Record<DurationOption, number>
+    const rebalanceTimeout = ms.rebalanceTimeout ?? sessionTimeout
+    if (heartbeatInterval > sessionTimeout || rebalanceTimeout < sessionTimeout) {
+      return invalid(
+        "heartbeatInterval",
+        options.heartbeatInterval,
+        "heartbeatInterval must not exceed sessionTimeout, which must not exceed rebalanceTimeout"
+      )
+    }
+    const counts = {
+      retries: options.retries ?? defaults.retries,
+      topicPartitions: options.topicPartitions ?? defaults.topicPartitions,
+      topicReplicationFactor: options.topicReplicationFactor ?? defaults.topicReplicationFactor,
+      maxBatchSize: options.maxBatchSize ?? defaults.maxBatchSize,
+      bufferMaxsize: options.bufferMaxsize ?? defaults.bufferMaxsize
+    }
+    for (const [name, value] of Object.entries(counts)) {
+      const least = name === "retries" ? 0 : 1
+      if (!Number.isInteger(value) || value < least) return invalid(name, value, `must be an integer of at least ${least}`)
+    }
+    const autoOffsetReset = options.autoOffsetReset ?? "earliest"
+    if (autoOffsetReset !== "earliest" && autoOffsetReset !== "latest") {
+      return invalid("autoOffsetReset", autoOffsetReset, `must be "earliest" or "latest"`)
+    }
+    return Effect.succeed<Settings>({
+      bootstrapServers: servers,
+      clientId: options.clientId ?? appId,
+      groupId: options.groupId ?? appId,
+      connectTimeout,
+      requestTimeout,
+      retryDelay,
+      sessionTimeout,
+      rebalanceTimeout,
+      heartbeatInterval,
+      maxWaitTime,
+      commitInterval,
+      autoOffsetReset,
+      topicAllowDeclare: options.topicAllowDeclare ?? true,
+      ...counts
+    })
+  })
+
+const durationOptions = [
+  "connectTimeout",
+  "requestTimeout",
+  "retryDelay",
+  "sessionTimeout",
+  "rebalanceTimeout",
+  "heartbeatInterval",
+  "maxWaitTime",
+  "commitInterval"
+] as const
+
+type DurationOption = (typeof durationOptions)[number]
+
+/** A record in the send buffer, or a flush marker. */
+type Pending =
+  | {
+    readonly record: ProducerRecord
+    readonly onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
+  }
+  | { readonly flushed: Deferred.Deferred<void> }
+
+/**
+ * Builds the service in the current scope: the producer and admin clients
+ * (connected lazily, on first use) and the fiber that sends the buffer. On
+ * scope close the buffer is drained, then the clients close.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.Return<Kafka["Service"], never, Scope.Scope> {
+  const scope = yield* Effect.scope
+  const base = {
+    clientId: settings.clientId,
+    bootstrapBrokers: [...settings.bootstrapServers],
+    connectTimeout: settings.connectTimeout,
+    requestTimeout: settings.requestTimeout,
+    retries: settings.retries,
+    retryDelay: settings.retryDelay
+  }
+  const admin = yield* Effect.acquireRelease(
+    Effect.sync(() => new Admin(base)),
+    (client) => Effect.promise(() => client.close().catch(() => undefined))
+  )
+  // Idempotent: without it the client may write a retried batch twice (seen
+  // right after a topic is created); with it the broker drops the duplicate.
+  const producer = yield* Effect.acquireRelease(
+    Effect.sync(() => new Producer({ ...base, idempotent: true, retries: Math.max(settings.retries, 2) })),
+    (client) => Effect.promise(() => client.close().catch(() => undefined))
+  )
+  const buffer = yield* Queue.bounded<Pending, Cause.Done>(settings.bufferMaxsize)
+
+  const sendBatch = (records: ReadonlyArray<ProducerRecord>, acks: boolean) =>
+    Effect.tryPromise({
+      try: () =>
+        producer.send({
+          acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
+          idempotent: acks,
+          messages: records.map((record) => ({
+            topic: record.topic,
+            partition: record.partition,
+            ...(record.key === null ? {} : { key: toBuffer(record.key) }),
+            ...(record.value === null ? {} : { value: toBuffer(record.value) }),
+            headers: new Map(record.headers.map(([name, value]) => [Buffer.from(name), toBuffer(value)])),
+            timestamp: BigInt(record.timestamp)
+          }))
+        }),
+      catch: (cause) =>
+        new KafkaError({ operation: "produce", cause, ...(sameTopic(records) ? { topic: records[0].topic } : {}) })
+    }).pipe(Effect.map((result) => {
+      // The broker answers with each partition's base offset; records of one
+      // partition were appended in order from there.
+      const next = new Map<string, number>()
+      for (const { offset, partition, topic } of result.offsets ?? []) next.set(`${topic}:${partition}`, Number(offset))
+      return records.map((record) => {
+        const key = `${record.topic}:${record.partition}`
+        const offset = acks ? next.get(key) ?? -1 : -1
+        if (offset >= 0) next.set(key, offset + 1)
+        return RecordMetadata.make({
+          topic: record.topic,
+          partition: record.partition,
+          offset,
+          timestamp: record.timestamp,
+          timestampType: 0
+        })
+      })
+    }))
+
+  const complete = (batch: ReadonlyArray<Pending>) =>
+    Effect.gen(function*() {
+      const groups = [
+        batch.filter((pending) => "record" in pending && pending.record.acks !== false),
+        batch.filter((pending) => "record" in pending && pending.record.acks === false)
+      ] as const
+      for (const [index, group] of groups.entries()) {
+        if (group.length === 0) continue
+        const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
+        const exit = yield* Effect.exit(sendBatch(items.map((pending) => pending.record), index === 0))
+        for (let i = 0; i < items.length; i++) {
+          yield* items[i].onDone(Exit.isSuccess(exit) ? Exit.succeed(exit.value[i]) : Exit.failCause(exit.cause))
+        }
+      }
+      for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
+    })
+
+  const sender = yield* Effect.forkIn(
+    Effect.catchIf(
+      Effect.forever(Effect.flatMap(Queue.takeBetween(buffer, 1, settings.maxBatchSize), complete)),
+      Cause.isDone,
+      () => Effect.void
+    ),
+    scope
+  )
+  // Registered after the clients, so it runs before they close: end the
+  // buffer, and let the sender drain what is left.
+  yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(buffer), Fiber.await(sender)))
+
+  const shutDown = (record: ProducerRecord) =>
+    new KafkaError({ operation: "produce", topic: record.topic, cause: new Error("the Kafka layer is shut down") })
+
+  const publish = (
+    record: ProducerRecord,
+    onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
+  ): Effect.Effect<void> => {
+    const pending: Pending = { record, onDone }
+    if (Queue.offerUnsafe(buffer, pending)) return Effect.void
+    return Effect.flatMap(Queue.offer(buffer, pending), (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
+  }
+
+  const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
+
+  return Kafka.of({
+    settings,
+    scope,
+    publish,
+    produce: (records) =>
+      Effect.flatMap(
+        Effect.forEach(records, (record) =>
+          Effect.flatMap(Deferred.make<RecordMetadata.RecordMetadata, KafkaError>(), (done) =>
+            Effect.as(publish(record, (exit) => Effect.asVoid(Deferred.done(done, exit))), done))),
+        (all) => Effect.forEach(all, Deferred.await)
+      ),
+    flush: Effect.flatMap(Deferred.make<void>(), (flushed) =>
+      Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)),
+    partitionCount: (topic) =>
+      Effect.tryPromise({
+        try: () => producer.metadata({ topics: [topic] }),
+        catch: metadataError(topic)
+      }).pipe(Effect.flatMap((metadata) => {
+        const count = metadata.topics.get(topic)?.partitionsCount
+        return count === undefined ? Effect.fail(metadataError(topic)(new Error("unknown topic"))) : Effect.succeed(count)
+      })),
+    createTopic: (spec) =>
+      Effect.tryPromise({
+        try: () =>
+          admin.createTopics({
+            topics: [spec.topic],
+            partitions: spec.partitions,
+            replicas: spec.replicas,
+            configs: Object.entries(spec.config).map(([name, value]) => ({ name, value }))
+          }).then(
+            () => true,
+            (error) => {
+              if (findErrorBy(error, "apiId", "TOPIC_ALREADY_EXISTS") !== null) return false
+              throw error
+            }
+          ),
+        catch: (cause) => new KafkaError({ operation: "declare", topic: spec.topic, cause })
+      }),
+    topicNames: Effect.tryPromise({
+      try: () => admin.listTopics(),
+      catch: (cause) => new KafkaError({ operation: "metadata", cause })
+    })
+  })
+})
+
+/**
+ * Provides {@link Kafka} from explicit options. Nothing connects until the
+ * first send, declare or stream; the producer and admin client close when
+ * the layer is released, after what `sendSoon` buffered has been sent.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Layer } from "effect"
+ * import { App } from "effect-faust"
+ * import { Kafka } from "effect-faust/kafka"
+ *
+ * const KafkaLive = Kafka.layer({ bootstrapServers: "127.0.0.1:9092", groupId: "orders-app" }).pipe(
+ *   Layer.provideMerge(App.layer({ id: "orders-app" }))
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Kafka, InvalidChannelOptionsError, App> =>
+  Layer.effect(
+    Kafka,
+    Effect.gen(function*() {
+      const app = yield* App
+      return yield* make(yield* resolve(options, app.id))
+    })
+  )
+
+const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
+  Config.map(Config.option(config), Option.getOrUndefined)
+
+/**
+ * The options as effect `Config` reads them (the environment by default):
+ * `KAFKA_BOOTSTRAP_SERVERS` (required, comma-separated), and optionally
+ * `KAFKA_CLIENT_ID`, `KAFKA_GROUP_ID`, `KAFKA_COMMIT_INTERVAL`,
+ * `KAFKA_SESSION_TIMEOUT`, `KAFKA_REQUEST_TIMEOUT`, `KAFKA_RETRIES`,
+ * `KAFKA_AUTO_OFFSET_RESET`, `KAFKA_TOPIC_PARTITIONS`,
+ * `KAFKA_TOPIC_REPLICATION_FACTOR`, `KAFKA_TOPIC_ALLOW_DECLARE`.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Options> = Config.all({
+  bootstrapServers: Config.String("KAFKA_BOOTSTRAP_SERVERS"),
+  clientId: optional(Config.String("KAFKA_CLIENT_ID")),
+  groupId: optional(Config.String("KAFKA_GROUP_ID")),
+  commitInterval: optional(Config.Duration("KAFKA_COMMIT_INTERVAL")),
+  sessionTimeout: optional(Config.Duration("KAFKA_SESSION_TIMEOUT")),
+  requestTimeout: optional(Config.Duration("KAFKA_REQUEST_TIMEOUT")),
+  retries: optional(Config.Int("KAFKA_RETRIES")),
+  autoOffsetReset: optional(Config.Literals(["earliest", "latest"], "KAFKA_AUTO_OFFSET_RESET")),
+  topicPartitions: optional(Config.Int("KAFKA_TOPIC_PARTITIONS")),
+  topicReplicationFactor: optional(Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR")),
+  topicAllowDeclare: optional(Config.Boolean("KAFKA_TOPIC_ALLOW_DECLARE"))
+})
+
+/**
+ * Provides {@link Kafka} from {@link config}; `overrides` win over what the
+ * config read (handy for a per-test `groupId`).
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Layer } from "effect"
+ * import { App } from "effect-faust"
+ * import { Kafka } from "effect-faust/kafka"
+ *
+ * // KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092
+ * const KafkaLive = Kafka.layerConfig().pipe(Layer.provideMerge(App.layerConfig("orders-app")))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  overrides?: Partial<Options>
+): Layer.Layer<Kafka, InvalidChannelOptionsError | Config.ConfigError, App> =>
+  Layer.unwrap(Effect.map(config, (options) => layer({ ...options, ...definedOnly(overrides ?? {}) })))
+
+const toBuffer = (bytes: Uint8Array | string): Buffer =>
+  typeof bytes === "string"
+    ? Buffer.from(bytes)
+    : Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+
+/** Drops `undefined` entries, so that an override left unset keeps what the config read. */
+const definedOnly = <A extends object>(options: A): Partial<A> =>
+  Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
+
+const sameTopic = (records: ReadonlyArray<ProducerRecord>): boolean =>
+  records.every((record) => record.topic === records[0].topic)
+
+const describe = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
