@@ -329,6 +329,8 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
   )
   // Idempotent: without it the client may write a retried batch twice (seen
   // right after a topic is created); with it the broker drops the duplicate.
+  // The client turns `retries` of 1 or less into unbounded retries for an
+  // idempotent producer, so at least 2 keeps a dead broker a bounded failure.
   const producer = yield* Effect.acquireRelease(
     Effect.sync(() => new Producer({ ...base, idempotent: true, retries: Math.max(settings.retries, 2) })),
     (client) => Effect.promise(() => client.close().catch(() => undefined))

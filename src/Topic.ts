@@ -135,10 +135,24 @@ const makeWith = (
   Effect.gen(function*() {
     const settings = internal.resolveSettings(options, context.kafka, invalid)
     if (Result.isFailure(settings)) return yield* settings.failure
-    const { acks: _acks, compacting: _compacting, config: _config, deleting: _deleting, groupId: _groupId, internal: _internal, partitions: _partitions, pattern, replicas: _replicas, retention: _retention, topics, ...channelOptions } = options
+    const {
+      acks: _acks,
+      compacting: _compacting,
+      config: _config,
+      deleting: _deleting,
+      groupId: _groupId,
+      internal: _internal,
+      partitions: _partitions,
+      pattern: _pattern,
+      replicas: _replicas,
+      retention: _retention,
+      topics: _topics,
+      ...channelOptions
+    } = options
+    const { pattern, topics } = settings.success
     const base = yield* Channel.make({
       ...channelOptions,
-      label: options.label ?? `Topic: ${pattern === undefined ? (topics ?? []).join(", ") : String(pattern)}`
+      label: options.label ?? `Topic: ${pattern === undefined ? topics.join(", ") : String(pattern)}`
     }).pipe(Effect.provideService(App, context.app), Effect.provideService(Codec.Codecs, context.registry))
     const full: internal.TopicContext = { ...context, make: (next) => makeWith(next, context) }
     return yield* internal.TopicImpl.make(base as unknown as ChannelImpl<any, any, any>, settings.success, full)
@@ -208,12 +222,13 @@ export const make = <const O extends Options>(options: O): Effect.Effect<FromOpt
 export const ack = (event: Event<any, any>): Effect.Effect<boolean> => Effect.sync(() => internal.ack(event))
 
 /**
- * A channel service class, as `Channel.Service` declares it.
+ * A channel service class, as `Channel.Service` declares it: its key, the
+ * options it is made from, and its in-memory layer.
  *
  * @since 0.1.0
  * @category models
  */
-export interface ChannelService<Self, Shape extends Channel.Channel<any, any, any>> extends Context.Key<Self, Shape> {
+export interface ChannelService<Self> {
   readonly key: string
   readonly options: Channel.Options
   readonly layer: Layer.Layer<Self, never, App>
@@ -252,12 +267,12 @@ export const topicNameFor = (id: string): string => id.replace(/[^a-zA-Z0-9._-]/
  * @since 0.1.0
  * @category layers
  */
-export const layer = <Self, Shape extends Channel.Channel<any, any, any>>(
-  service: ChannelService<Self, Shape>,
+export const layer = <Self>(
+  service: ChannelService<Self>,
   overrides?: Omit<Options, "schema" | "key" | "value" | "error">
 ): Layer.Layer<Self, InvalidChannelOptionsError, App | Kafka> =>
   Layer.effect(
-    service,
+    service as unknown as Context.Key<Self, unknown>,
     make({ topics: [topicNameFor(service.key)], label: service.key, ...service.options, ...overrides }) as Effect.Effect<
       any,
       InvalidChannelOptionsError,

@@ -9,7 +9,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { App } from "./App.ts"
-import type * as Channel from "./Channel.ts"
 import type { InvalidChannelOptionsError } from "./Errors.ts"
 import * as Kafka from "./KafkaService.ts"
 import * as Topic from "./Topic.ts"
@@ -24,7 +23,7 @@ export { KafkaError } from "./KafkaService.ts"
 const mergeAll = (layers: ReadonlyArray<Layer.Layer<any, any, any>>) =>
   Layer.mergeAll(...(layers as [Layer.Layer<any, any, any>, ...Array<Layer.Layer<any, any, any>>]))
 
-type Provided<Services> = Services extends ReadonlyArray<Topic.ChannelService<infer Self, any>> ? Self : never
+type Provided<Services extends ReadonlyArray<Topic.ChannelService<any>>> = Layer.Success<Services[number]["layer"]>
 
 /**
  * Provides channel services (declared with `Channel.Service`) on the
@@ -34,8 +33,8 @@ type Provided<Services> = Services extends ReadonlyArray<Topic.ChannelService<in
  * using the services does not change.
  *
  * `topics` are topic options for every service (e.g. `{ partitions: 1 }`
- * where order across all messages matters); `kafka` overrides what the
- * config read.
+ * where order across all messages matters); `topicName` names each
+ * service's topic; `kafka` overrides what the config read.
  *
  * **Example**
  *
@@ -60,10 +59,12 @@ type Provided<Services> = Services extends ReadonlyArray<Topic.ChannelService<in
  * @since 0.1.0
  * @category layers
  */
-export const layerChannels = <const Services extends ReadonlyArray<Topic.ChannelService<any, Channel.Channel<any, any, any>>>>(
+export const layerChannels = <const Services extends ReadonlyArray<Topic.ChannelService<any>>>(
   services: Services,
   options?: {
     readonly topics?: Omit<Topic.Options, "schema" | "key" | "value" | "error" | "topics" | "pattern"> | undefined
+    /** The topic of each service, by service id (default {@link Topic.topicNameFor}). */
+    readonly topicName?: ((id: string) => string) | undefined
     readonly kafka?: Partial<Kafka.Options> | undefined
   }
 ): Layer.Layer<Provided<Services>, InvalidChannelOptionsError | Config.ConfigError, App> =>
@@ -71,7 +72,12 @@ export const layerChannels = <const Services extends ReadonlyArray<Topic.Channel
     Effect.map(Config.option(Config.String("KAFKA_BOOTSTRAP_SERVERS")), (servers) =>
       Option.isNone(servers)
         ? mergeAll(services.map((service) => service.layer))
-        : mergeAll(services.map((service) => Topic.layer(service, options?.topics))).pipe(
+        : mergeAll(services.map((service) =>
+          Topic.layer(service, {
+            topics: [(options?.topicName ?? Topic.topicNameFor)(service.key)],
+            ...options?.topics
+          })
+        )).pipe(
           Layer.provide(Kafka.layerConfig(options?.kafka))
         ))
   ) as Layer.Layer<Provided<Services>, InvalidChannelOptionsError | Config.ConfigError, App>

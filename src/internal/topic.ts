@@ -138,6 +138,10 @@ class PartitionTracker {
     this.topic = topic
     this.partition = partition
   }
+  /** The last offset tracked, to drop what the client fetches twice in one generation. */
+  get lastOffset(): bigint {
+    return this.entries.length === 0 ? -1n : this.entries[this.entries.length - 1].offset
+  }
   track(offset: bigint, leaderEpoch: number): Tracked {
     const tracked: Tracked = { tracker: this, offset, leaderEpoch, pending: 1, done: false }
     this.entries.push(tracked)
@@ -150,9 +154,10 @@ class PartitionTracker {
       this.committable = entry.offset + 1n
       this.leaderEpoch = entry.leaderEpoch
     }
+    // Keeps the last entry: `lastOffset` reads it.
     if (this.head > 1024 && this.head * 2 > entries.length) {
-      this.entries = entries.slice(this.head)
-      this.head = 0
+      this.entries = entries.slice(this.head - 1)
+      this.head = 1
     }
   }
 }
@@ -483,7 +488,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         Effect.ensuring(
           Exit.isSuccess(exit)
             ? Effect.andThen(Effect.andThen(Effect.sync(() => self.root.stats.sent++), future.succeed(exit.value)), runCallback(future))
-            : Effect.asVoid(future.fail(Cause.squash(exit.cause) as KafkaError)),
+            : Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause)))),
           Deferred.succeed(settled, undefined)
         ))
       return settled
@@ -909,6 +914,9 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 }
 
+const asKafkaError = (topic: string, error: unknown): KafkaError =>
+  error instanceof KafkaError ? error : new KafkaError({ operation: "produce", topic, cause: error })
+
 const runCallback = <K, V>(future: FutureMessage.FutureMessage<K, V>): Effect.Effect<void> =>
   Effect.suspend(() => {
     const after = future.message.callback?.(future)
@@ -1056,7 +1064,9 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
 /**
  * Reads the consumer's stream into the topic. Messages of an older group
  * generation are dropped: the new generation reads them again from the
- * committed offset. A consumer failure fails the subscribers, and the next
+ * committed offset. So are offsets this generation delivered already: the
+ * client re-reads from the committed offset when a join's offset refresh
+ * races a fetch. A consumer failure fails the subscribers, and the next
  * subscriber starts a new session.
  */
 const pump = (
@@ -1067,13 +1077,15 @@ const pump = (
   Stream.fromAsyncIterable(stream, (cause) => new KafkaError({ operation: "consume", topic: session.names.join(", "), cause })).pipe(
     Stream.runForEach((received) => {
       if (generationOf(received) !== session.generation) return Effect.void
-      const message = toMessage(received)
       const key = `${received.topic}:${received.partition}`
       let tracker = session.partitions.get(key)
       if (tracker === undefined) {
         tracker = new PartitionTracker(received.topic, received.partition)
         session.partitions.set(key, tracker)
+      } else if (received.offset <= tracker.lastOffset) {
+        return Effect.void
       }
+      const message = toMessage(received)
       trackedMessages.set(message, tracker.track(received.offset, received.leaderEpoch))
       return Effect.catch(topic.deliver(message), (error) =>
         isDecodeError(error)

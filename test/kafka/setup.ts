@@ -1,0 +1,65 @@
+/**
+ * Shared by the Kafka test files: where the broker is, whether it answers,
+ * and layers with fresh ids so that reruns never collide.
+ */
+import { Layer } from "effect"
+import { App } from "effect-faust"
+import { Kafka } from "effect-faust/kafka"
+import { execFileSync } from "node:child_process"
+import { connect } from "node:net"
+
+/** The broker the suite uses: `KAFKA_BOOTSTRAP_SERVERS`, else the one `npm run kafka:up` starts. */
+export const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
+
+const reachable = (server: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const [host, port] = [server.slice(0, server.lastIndexOf(":")), Number(server.slice(server.lastIndexOf(":") + 1))]
+    const socket = connect({ host, port })
+    socket.setTimeout(1_000)
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("timeout", () => {
+      socket.destroy()
+      resolve(false)
+    })
+    socket.once("error", () => resolve(false))
+  })
+
+/** Whether a broker answers; when none does, the suite is skipped with one line saying how to start one. */
+export const brokerAvailable = await reachable(bootstrapServers.split(",")[0].trim())
+
+if (!brokerAvailable) {
+  console.warn(
+    `Kafka suite skipped: no broker at ${bootstrapServers} — start one with \`npm run kafka:up\` or point KAFKA_BOOTSTRAP_SERVERS at one.`
+  )
+}
+
+/** Whether kcat is installed (Debian package `kcat`). */
+export const kcatAvailable = (() => {
+  try {
+    execFileSync("kcat", ["-V"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+let counter = 0
+
+/** A name no earlier run used: topics and groups are never shared between tests or runs. */
+export const unique = (prefix: string): string =>
+  `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`
+
+/** An app and its Kafka connection with fast commits and rebalances, for one test. */
+export const kafkaLayer = (options?: Partial<Kafka.Options> & { readonly appId?: string }) =>
+  Kafka.layer({
+    bootstrapServers,
+    commitInterval: "100 millis",
+    sessionTimeout: "6 seconds",
+    heartbeatInterval: "500 millis",
+    maxWaitTime: "100 millis",
+    topicPartitions: 1,
+    ...options
+  }).pipe(Layer.provideMerge(App.layer({ id: options?.appId ?? unique("app"), streamBufferMaxsize: 64 })))
