@@ -255,6 +255,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     context: TopicContext
   ): Effect.Effect<TopicImpl<K, V, E>> {
     return Effect.suspend(() => {
+      // The session needs the topic, which needs the RcRef: acquire reads it
+      // lazily, on the first subscription.
       let topic: TopicImpl<K, V, E> | undefined
       return RcRef.make({ acquire: Effect.suspend(() => acquireSession(topic!)) }).pipe(
         Scope.provide(context.kafka.scope),
@@ -465,14 +467,13 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * runs, then the returned deferred completes.
    */
   private enqueue(future: FutureMessage.FutureMessage<K, V>): Effect.Effect<Deferred.Deferred<void>, TransportError> {
-    const self = this
-    return Effect.gen(function*() {
+    return Effect.gen({ self: this }, function*() {
       const pending = future.message
-      const topic = pending.topic ?? (yield* self.produceTopicName)
-      yield* self.maybeDeclare
-      const key = yield* self.encode("key", pending.key, pending.keySerializer)
-      const value = yield* self.encode("value", pending.value, pending.valueSerializer)
-      const partition = pending.partition ?? (yield* self.partitionFor(topic, key))
+      const topic = pending.topic ?? (yield* this.produceTopicName)
+      yield* this.maybeDeclare
+      const key = yield* this.encode("key", pending.key, pending.keySerializer)
+      const value = yield* this.encode("value", pending.value, pending.valueSerializer)
+      const partition = pending.partition ?? (yield* this.partitionFor(topic, key))
       const timestamp = pending.timestamp ?? (yield* Clock.currentTimeMillis)
       const settled = yield* Deferred.make<void>()
       const record = {
@@ -482,12 +483,16 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         value,
         headers: Message.headersToList(pending.headers),
         timestamp,
-        acks: self.settings.acks
+        acks: this.settings.acks
       }
-      yield* self.context.kafka.publish(record, (exit) =>
+      const stats = this.root.stats
+      yield* this.context.kafka.publish(record, (exit) =>
         Effect.ensuring(
           Exit.isSuccess(exit)
-            ? Effect.andThen(Effect.andThen(Effect.sync(() => self.root.stats.sent++), future.succeed(exit.value)), runCallback(future))
+            ? Effect.sync(() => stats.sent++).pipe(
+              Effect.andThen(future.succeed(exit.value)),
+              Effect.andThen(runCallback(future))
+            )
             : Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause)))),
           Deferred.succeed(settled, undefined)
         ))
@@ -547,6 +552,11 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return Message.headersToList(headers)
   }
 
+  /**
+   * Publishes through the send buffer and waits for the broker's answer
+   * (`wait` is accepted for Faust's signature; `sendSoon` is the way not to
+   * wait).
+   */
   publishMessage(
     future: FutureMessage.FutureMessage<K, V>,
     _options?: { readonly wait?: boolean | undefined }
@@ -835,26 +845,25 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   /** Produces a ready event as it is: bytes pass through, other keys and values are encoded. */
   put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
-    const self = this
-    return Effect.gen(function*() {
-      const closed = self.closedError
+    return Effect.gen({ self: this }, function*() {
+      const closed = this.closedError
       if (closed !== undefined) return yield* closed
-      const topic = yield* self.produceTopicName
-      yield* self.maybeDeclare
-      const key = event.key instanceof Uint8Array ? event.key : yield* self.encode("key", event.key, undefined)
-      const value = event.value instanceof Uint8Array ? event.value : yield* self.encode("value", event.value, undefined)
-      const partition = yield* self.partitionFor(topic, key)
+      const topic = yield* this.produceTopicName
+      yield* this.maybeDeclare
+      const key = event.key instanceof Uint8Array ? event.key : yield* this.encode("key", event.key, undefined)
+      const value = event.value instanceof Uint8Array ? event.value : yield* this.encode("value", event.value, undefined)
+      const partition = yield* this.partitionFor(topic, key)
       const timestamp = yield* Clock.currentTimeMillis
-      yield* self.context.kafka.produce([{
+      yield* this.context.kafka.produce([{
         topic,
         partition,
         key,
         value,
         headers: event.headers,
         timestamp,
-        acks: self.settings.acks
+        acks: this.settings.acks
       }])
-      self.root.stats.sent++
+      this.root.stats.sent++
     })
   }
 

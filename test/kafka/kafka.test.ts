@@ -3,9 +3,10 @@
  * configuration, names, encoding, and failing fast when no broker answers.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Schema, Stream } from "effect"
-import { App, Channel, Codec, InvalidChannelOptionsError, Message, NotATopicError } from "effect-faust"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
+import { App, Channel, Codec, type Event, InvalidChannelOptionsError, Message, NotATopicError } from "effect-faust"
 import { Kafka, KafkaError, layerChannels, Topic } from "effect-faust/kafka"
+import { quiet } from "../helpers.ts"
 
 const AppTest = App.layer({ id: "kafka-unit" })
 const utf8 = new TextEncoder()
@@ -250,6 +251,30 @@ describe("Topic without a broker", () => {
       const wrong = yield* Effect.flip(topic.prepareValue({ amount: "x" as unknown as number, at }))
       assert.strictEqual(wrong._tag, "CodecError")
     }).pipe(Effect.provide(Unreachable)))
+})
+
+describe("Topic fan-out without a broker", () => {
+  it.effect("deliver decodes a message and offers it to every subscriber's queue; clones share the root", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: ["fan"], value: Schema.Number, onDecodeError: "skip" })
+      const subscriber = yield* topic.clone({ isIterator: true })
+      const queue = yield* Queue.bounded<Event.Event<unknown, number>, never>(4)
+      const fromQueue = yield* topic.cloneUsingQueue(queue as never)
+      assert.strictEqual(topic.subscriberCount, 2)
+      assert.isTrue(yield* subscriber.empty)
+      const message = (value: string, offset: number) =>
+        Message.make({ topic: "fan", partition: 0, offset, timestamp: 0, timestampType: 0, key: null, value: utf8.encode(value) })
+      yield* topic.deliver(message("41", 0))
+      yield* topic.deliver(message("oops", 1))
+      assert.isFalse(yield* subscriber.empty)
+      assert.strictEqual((yield* subscriber.get()).value, 41)
+      assert.strictEqual((yield* Queue.take(queue)).value, 41)
+      assert.deepStrictEqual(topic.decodeErrorCounts, { failed: 0, skipped: 1, deadLettered: 0 })
+      yield* fromQueue.onStopIteration
+      yield* subscriber.onStopIteration
+      assert.strictEqual(topic.subscriberCount, 0)
+      assert.deepStrictEqual(topic.prepareHeaders({ a: "1" }), [["a", "1"]])
+    }).pipe(Effect.provide(Unreachable), Effect.provide(quiet)))
 })
 
 class Lines extends Channel.Service<Lines>()("demo/Lines", { value: Schema.String }) {}

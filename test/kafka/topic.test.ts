@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Admin, ConfigResourceTypes } from "@platformatic/kafka"
-import { ConfigProvider, Deferred, Effect, Exit, Fiber, HashSet, Layer, Metric, Schema, Stream } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Fiber, HashSet, Layer, Metric, Queue, Schema, Stream } from "effect"
 import { Channel, ChannelClosedError, type Event } from "effect-faust"
 import { Kafka, KafkaError, layerChannels, Topic } from "effect-faust/kafka"
 import { execFile } from "node:child_process"
@@ -39,6 +39,25 @@ const eventually = (condition: () => boolean, millis = 20_000) =>
   Effect.suspend(function loop(): Effect.Effect<void> {
     return condition() ? Effect.void : Effect.andThen(Effect.sleep("20 millis"), loop)
   }).pipe(Effect.timeout(millis))
+
+/** Polls an effectful condition until it holds, failing after `millis`. */
+const eventuallyEffect = (condition: Effect.Effect<boolean>, millis = 20_000) =>
+  Effect.suspend(function loop(): Effect.Effect<void> {
+    return Effect.flatMap(condition, (holds) => holds ? Effect.void : Effect.andThen(Effect.sleep("50 millis"), loop))
+  }).pipe(Effect.timeout(millis))
+
+/** The offset the topic's group committed on partition 0 (-1 if none), read by an admin client. */
+const committedOffset = (topic: Topic.Topic<any, any>) =>
+  Effect.promise(async () => {
+    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
+    try {
+      const [group] = await admin.listConsumerGroupOffsets({ groups: [topic.groupId] })
+      const partition = group.topics.find((t) => t.name === topic.topics[0])?.partitions.find((p) => p.partitionIndex === 0)
+      return partition === undefined ? -1 : Number(partition.committedOffset)
+    } finally {
+      await admin.close()
+    }
+  })
 
 const run = (command: string, args: ReadonlyArray<string>, input?: string) =>
   Effect.callback<string, Error>((resume) => {
@@ -253,6 +272,31 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       yield* memory.send({ value: 1 })
       assert.isFalse(yield* Topic.ack(yield* memory.get()), "not a topic's event")
     }).pipe(Effect.provide(kafkaLayer())), 60_000)
+
+  it.live("commits the highest contiguous acknowledged offset: a subscriber holding an event holds the commit back", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("contiguous")], value: Schema.Number })
+      for (let i = 0; i < 5; i++) yield* topic.send({ value: i })
+      const committed = committedOffset(topic)
+      // a second subscriber that holds its copies until it acknowledges them
+      const holder = yield* topic.clone({ isIterator: true })
+      const seen: Array<number> = []
+      const reading = yield* topic.stream().pipe(Stream.runForEach((n) => Effect.sync(() => seen.push(n))), Effect.forkChild)
+      yield* eventually(() => seen.length === 5)
+      const held = yield* Effect.forEach([0, 1, 2, 3, 4], () => Queue.take(holder.queue))
+      assert.deepStrictEqual(held.map((event) => event.value), [0, 1, 2, 3, 4])
+      yield* Effect.forEach([held[2], held[3]], Topic.ack)
+      yield* Effect.sleep("500 millis")
+      assert.strictEqual(yield* committed, -1, "2 and 3 are acknowledged, 0 is not")
+      yield* Topic.ack(held[0])
+      yield* eventuallyEffect(Effect.map(committed, (offset) => offset === 1))
+      yield* Topic.ack(held[1])
+      yield* eventuallyEffect(Effect.map(committed, (offset) => offset === 4))
+      yield* Topic.ack(held[4])
+      yield* eventuallyEffect(Effect.map(committed, (offset) => offset === 5))
+      yield* holder.onStopIteration
+      yield* Fiber.interrupt(reading)
+    }).pipe(Effect.provide(kafkaLayer())), 30_000)
 
   it.live("decode error, fail (the default): the error reaches the stream typed; the bad offset is committed so a new stream goes on", () =>
     Effect.gen(function*() {
