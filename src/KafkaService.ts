@@ -166,7 +166,29 @@ export interface TopicSpec {
 }
 
 /**
- * The Kafka service.
+ * The Kafka service: what topics use to reach the broker, also usable
+ * directly (raw records, topic administration).
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect } from "effect"
+ * import { Kafka } from "effect-faust/kafka"
+ *
+ * const program = Effect.gen(function*() {
+ *   const kafka = yield* Kafka.Kafka
+ *   yield* kafka.createTopic({ topic: "audit", partitions: 1, replicas: 1, config: {} })
+ *   const [metadata] = yield* kafka.produce([{
+ *     topic: "audit",
+ *     partition: 0,
+ *     key: null,
+ *     value: new TextEncoder().encode("started"),
+ *     headers: [],
+ *     timestamp: Date.now()
+ *   }])
+ *   return metadata.offset
+ * })
+ * ```
  *
  * @since 0.1.0
  * @category services

@@ -246,7 +246,8 @@ export const topicNameFor = (id: string): string => id.replace(/[^a-zA-Z0-9._-]/
 /**
  * Provides a channel service (declared with `Channel.Service`) with a topic
  * made from the service's own options, named after its id (see
- * {@link topicNameFor}) unless `overrides` say otherwise.
+ * {@link topicNameFor}) unless `overrides` say otherwise. Like the service's
+ * own layer, it registers the channel's metrics while it lives.
  *
  * **Example**
  *
@@ -273,9 +274,7 @@ export const layer = <Self>(
 ): Layer.Layer<Self, InvalidChannelOptionsError, App | Kafka> =>
   Layer.effect(
     service as unknown as Context.Key<Self, unknown>,
-    make({ topics: [topicNameFor(service.key)], label: service.key, ...service.options, ...overrides }) as Effect.Effect<
-      any,
-      InvalidChannelOptionsError,
-      App | Kafka
-    >
+    make({ topics: [topicNameFor(service.key)], label: service.key, ...service.options, ...overrides }).pipe(
+      Effect.tap((topic) => topic.registerMetrics)
+    ) as Effect.Effect<any, InvalidChannelOptionsError, App | Kafka>
   )

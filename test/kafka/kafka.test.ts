@@ -3,7 +3,7 @@
  * configuration, names, encoding, and failing fast when no broker answers.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Duration, Effect, Exit, Layer, Queue, Schema, Stream } from "effect"
+import { ConfigProvider, Duration, Effect, Exit, Layer, Metric, Queue, Schema, Stream } from "effect"
 import { App, Channel, Codec, type Event, InvalidChannelOptionsError, Message, NotATopicError } from "effect-faust"
 import { Kafka, KafkaError, layerChannels, Topic } from "effect-faust/kafka"
 import { quiet } from "../helpers.ts"
@@ -296,7 +296,16 @@ describe("channel services on Kafka", () => {
       assert.strictEqual(topic.partitions, 2)
       const [value] = yield* counts.prepareValue(3)
       assert.strictEqual(text.decode(value as Uint8Array), "3")
-    }).pipe(Effect.provide(Topic.layer(Counts, { partitions: 2 })), Effect.provide(Unreachable)))
+      const snapshots = yield* Metric.snapshot
+      assert.isTrue(
+        snapshots.some((snapshot) => snapshot.id === "effect_faust_sent_total" && snapshot.attributes?.channel === "demo/Counts"),
+        "the layer registers the topic's metrics"
+      )
+    }).pipe(
+      Effect.provide(Topic.layer(Counts, { partitions: 2 })),
+      Effect.provide(Unreachable),
+      Effect.provide(Layer.succeed(Metric.MetricRegistry, new Map()))
+    ))
 
   it.effect("layerChannels: in memory without KAFKA_BOOTSTRAP_SERVERS, topics with it", () =>
     Effect.gen(function*() {
