@@ -1040,6 +1040,12 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
       )
     })
     consumer.on("consumer:group:rebalance", () => Queue.offerUnsafe(commitRequests, undefined))
+    // The client reports a group it could not rejoin as an "error" event
+    // (an unheard one would crash the process): it ends the session.
+    const lost = Deferred.makeUnsafe<never, KafkaError>()
+    consumer.on("error", (cause: unknown) => {
+      Deferred.doneUnsafe(lost, Effect.fail(new KafkaError({ operation: "consume", topic: names.join(", "), cause })))
+    })
     const stream = yield* Effect.acquireRelease(
       Effect.tryPromise({
         try: () =>
@@ -1066,7 +1072,7 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
         if (topic.root.session === session) topic.root.session = undefined
       })
     )
-    yield* Effect.forkScoped(pump(topic, session, stream))
+    yield* Effect.forkScoped(pump(topic, session, stream, lost))
     return session
   })
 
@@ -1081,7 +1087,8 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
 const pump = (
   topic: TopicImpl<any, any, any>,
   session: Session,
-  stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
+  stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>,
+  lost: Deferred.Deferred<never, KafkaError>
 ): Effect.Effect<void> =>
   Stream.fromAsyncIterable(stream, (cause) => new KafkaError({ operation: "consume", topic: session.names.join(", "), cause })).pipe(
     Stream.runForEach((received) => {
@@ -1101,6 +1108,7 @@ const pump = (
           ? Effect.void // the policy already failed the subscribers
           : Effect.sync(() => failSubscribers(topic, Cause.fail(error))))
     }),
+    Effect.raceFirst(Deferred.await(lost)),
     Effect.catch((error) =>
       Effect.andThen(
         RcRef.invalidate(topic.root.sessions),
