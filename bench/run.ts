@@ -97,7 +97,8 @@ const machine = {
   os: `${os.type()} ${os.release()} ${os.arch()}`,
   memory: `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
   commit: sh("git", ["rev-parse", "--short", "HEAD"]) || "unknown",
-  srcDirty: sh("git", ["status", "--porcelain", "--", "src"]) === "" ? "no" : "yes (uncommitted changes in src/)"
+  srcDirty: sh("git", ["status", "--porcelain", "--", "src"]) === "" ? "no" : "yes (uncommitted changes in src/)",
+  loadavgAtStart: os.loadavg().map((l) => l.toFixed(2)).join(" ")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -285,7 +286,7 @@ if (runFaust && smoke && !existsSync(path.join(here, "faust", ".venv"))) {
 const results: Results = {
   generatedAt: new Date().toISOString(),
   smoke,
-  machine,
+  machine: { ...machine, loadavgAtEnd: os.loadavg().map((l) => l.toFixed(2)).join(" ") },
   settings: { ...settings, capacity: 4096, faust: faustSettings, totalSeconds: Math.round((Date.now() - started) / 1000) },
   groups: runs,
   pairs,

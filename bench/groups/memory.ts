@@ -28,7 +28,8 @@ export interface MemoryResult {
   readonly note?: string | undefined
 }
 
-let sink: unknown = undefined
+/** Holds what is being measured, so nothing is collected before it is weighed. */
+const held: { value: unknown } = { value: undefined }
 
 const heap = (): number => {
   gc()
@@ -48,10 +49,10 @@ export const memory = async (subscribers: number, fibers: number, events: number
         const program = Effect.gen(function*() {
           // Held in a module variable while measured, then dropped, so nothing of this pass
           // survives into the next one (a fiber's result can outlive the fiber for a while).
-          sink = yield* body(count)
+          held.value = yield* body(count)
           const after = heap()
           bytes = (after - before) / count
-          sink = undefined
+          held.value = undefined
         })
         await (withApp ? runWithApp(program as any) : run(program as any))
       }
