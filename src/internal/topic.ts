@@ -97,6 +97,8 @@ interface Session {
   readonly names: ReadonlyArray<string>
   generation: number
   assignment: HashSet.HashSet<Message.TopicPartition>
+  /** The assignment as `topic:partition` keys, checked for every message. */
+  assigned: Set<string>
   /** Delivery tracking of the current generation, by `topic:partition`. */
   partitions: Map<string, PartitionTracker>
 }
@@ -1006,7 +1008,7 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     if (names.length === 0) {
       return yield* new KafkaError({ operation: "consume", cause: new Error(`no topic matches ${pattern}`) })
     }
-    const session: Session = { names, generation: -1, assignment: HashSet.empty(), partitions: new Map() }
+    const session: Session = { names, generation: -1, assignment: HashSet.empty(), assigned: new Set(), partitions: new Map() }
     const consumer = yield* Effect.acquireRelease(
       Effect.sync(() =>
         new Consumer({
@@ -1033,11 +1035,11 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
       for (const tracker of session.partitions.values()) tracker.revoked = true
       session.partitions = new Map()
       session.generation = generationId ?? -1
-      session.assignment = HashSet.fromIterable(
-        (assignments ?? []).filter((assignment) => names.includes(assignment.topic)).flatMap((assignment) =>
-          assignment.partitions.map((partition) => Message.TopicPartition.make(assignment.topic, partition))
-        )
+      const assigned = (assignments ?? []).filter((assignment) => names.includes(assignment.topic)).flatMap((assignment) =>
+        assignment.partitions.map((partition) => Message.TopicPartition.make(assignment.topic, partition))
       )
+      session.assignment = HashSet.fromIterable(assigned)
+      session.assigned = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`))
     })
     consumer.on("consumer:group:rebalance", () => Queue.offerUnsafe(commitRequests, undefined))
     // The client reports a group it could not rejoin as an "error" event
@@ -1078,11 +1080,12 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
 
 /**
  * Reads the consumer's stream into the topic. Messages of an older group
- * generation are dropped: the new generation reads them again from the
- * committed offset. So are offsets this generation delivered already: the
- * client re-reads from the committed offset when a join's offset refresh
- * races a fetch. A consumer failure fails the subscribers, and the next
- * subscriber starts a new session.
+ * generation, or of a partition no longer assigned (a fetch sent before a
+ * rebalance may answer after it), are dropped: their owner reads them again
+ * from the committed offset. So are offsets this generation delivered
+ * already: the client re-reads from the committed offset when a join's
+ * offset refresh races a fetch. A consumer failure fails the subscribers,
+ * and the next subscriber starts a new session.
  */
 const pump = (
   topic: TopicImpl<any, any, any>,
@@ -1092,8 +1095,8 @@ const pump = (
 ): Effect.Effect<void> =>
   Stream.fromAsyncIterable(stream, (cause) => new KafkaError({ operation: "consume", topic: session.names.join(", "), cause })).pipe(
     Stream.runForEach((received) => {
-      if (generationOf(received) !== session.generation) return Effect.void
       const key = `${received.topic}:${received.partition}`
+      if (generationOf(received) !== session.generation || !session.assigned.has(key)) return Effect.void
       let tracker = session.partitions.get(key)
       if (tracker === undefined) {
         tracker = new PartitionTracker(received.topic, received.partition)

@@ -394,7 +394,9 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       yield* eventually(() => received[0].length + received[1].length >= 40)
       yield* Effect.sleep("300 millis") // nothing more arrives: no duplicates
       const all = [...received[0], ...received[1]].map((event) => event.value).sort((x, y) => x - y)
-      assert.deepStrictEqual(all, Array.from({ length: 40 }, (_, i) => i))
+      const where = (events: ReadonlyArray<Event.Event<string, number>>) =>
+        events.map((event) => `${event.value}@${event.message.partition}/${event.message.offset}/g${event.message.generationId}`)
+      assert.deepStrictEqual(all, Array.from({ length: 40 }, (_, i) => i), JSON.stringify(received.map(where)))
       assert.isAbove(received[0].length, 0)
       assert.isAbove(received[1].length, 0)
       for (const [i, events] of received.entries()) {
