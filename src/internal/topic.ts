@@ -976,8 +976,10 @@ const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
   root.subscribers = next
   if (next.length > 0) {
     subscriber.ackLast()
-    for (let taken = Queue.takeUnsafe(subscriber.queue); taken !== undefined && Exit.isSuccess(taken); taken = Queue.takeUnsafe(subscriber.queue)) {
+    let taken = Queue.takeUnsafe(subscriber.queue)
+    while (taken !== undefined && Exit.isSuccess(taken)) {
       ack(taken.value)
+      taken = Queue.takeUnsafe(subscriber.queue)
     }
   }
   unregisterSubscriberMetrics(subscriber)
