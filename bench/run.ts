@@ -3,8 +3,9 @@
  * baseline, one child process per scenario group, then prints a table and
  * writes `bench/results.json` and `bench/results.svg`.
  *
- *   npm run bench                      full run (1 M messages, 5 rounds; ~6–8 minutes on 2 cores)
- *   npm run bench -- --smoke           CI smoke: tiny N, 1 round, no Faust; exits ≠ 0 if a scenario crashes
+ *   npm run bench                      full run (1 M messages, 5 rounds; Faust 3 rounds; ~6 minutes on 2 cores)
+ *   npm run bench -- --smoke           CI smoke: tiny N, 1 round, results in a temp dir; Faust only if
+ *                                      bench/faust/.venv already exists; exits ≠ 0 if a group crashes
  *   npm run bench -- --groups single,fanout --rounds 3
  *   npm run bench -- --no-faust        skip scenario 6
  *   npm run bench -- --cpu-prof DIR    also write a V8 CPU profile per group into DIR
@@ -58,7 +59,7 @@ if (values.n !== undefined) {
 }
 if (values.rounds !== undefined) settings.rounds = Number(values.rounds)
 const faustSettings = {
-  n: Number(values["faust-n"] ?? (smoke ? 1_000 : 200_000)),
+  n: Number(values["faust-n"] ?? (smoke ? 1_000 : 1_000_000)),
   rounds: Number(values["faust-rounds"] ?? (smoke ? 1 : 3))
 }
 const groups = values.groups === undefined ? [...GROUPS] : values.groups.split(",").map((g) => g.trim())
