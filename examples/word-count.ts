@@ -7,10 +7,16 @@
  *
  * Run: npm start            (on examples/data/streams.txt)
  *      npx tsx examples/word-count.ts path/to/file.txt 20
+ *
+ * The same program runs on Kafka topics when KAFKA_BOOTSTRAP_SERVERS is set
+ * (`npm run kafka:up`, then `KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 npm start`):
+ * only the layer providing `Lines` and `Words` changes.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Fiber, Layer, Schema, Stream } from "effect"
+import { Console, Effect, Fiber, Schema, Stream } from "effect"
 import { App, Channel } from "effect-faust"
+import { layerChannels, Topic } from "effect-faust/kafka"
+import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
@@ -29,8 +35,16 @@ export class Words extends Channel.Service<Words>()("word-count/Words", {
   value: Schema.Union([Word, End])
 }) {}
 
-/** Both channels, in memory. */
-export const WordCountChannels = Layer.mergeAll(Lines.layer, Words.layer)
+/**
+ * Both channels: in memory, or Kafka topics when KAFKA_BOOTSTRAP_SERVERS is
+ * set. One partition each, so that `End` stays behind every word; a topic
+ * suffix per run (WORD_COUNT_RUN, random by default), so that a run reads
+ * only its own records.
+ */
+export const WordCountChannels = layerChannels([Lines, Words], {
+  topics: { partitions: 1 },
+  topicName: (id) => `${Topic.topicNameFor(id)}-${process.env.WORD_COUNT_RUN ?? randomUUID()}`
+})
 
 const wordPattern = /[\p{L}\p{N}']+/gu
 
