@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import type { Headers, Message } from "./Message.ts"
 
 /**
@@ -20,7 +19,19 @@ export interface Event<out K, out V> {
   readonly message: Message
 }
 
-class EventImpl<K, V> extends Data.Class<Event<K, V>> {}
+// A plain class: effect's `Equal.equals` compares it structurally.
+class EventImpl<K, V> implements Event<K, V> {
+  readonly key: K | null
+  readonly value: V
+  readonly headers: Headers
+  readonly message: Message
+  constructor(key: K | null, value: V, headers: Headers, message: Message) {
+    this.key = key
+    this.value = value
+    this.headers = headers
+    this.message = message
+  }
+}
 
 /**
  * Builds an {@link Event}.
@@ -37,4 +48,5 @@ class EventImpl<K, V> extends Data.Class<Event<K, V>> {}
  * @since 0.1.0
  * @category constructors
  */
-export const make = <K, V>(fields: Event<K, V>): Event<K, V> => new EventImpl<K, V>(fields)
+export const make = <K, V>(fields: Event<K, V>): Event<K, V> =>
+  new EventImpl<K, V>(fields.key, fields.value, fields.headers, fields.message)

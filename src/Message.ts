@@ -4,7 +4,6 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 
 /**
  * A header value: bytes as Kafka carries them, or a string for convenience.
@@ -41,7 +40,19 @@ export interface TopicPartition {
   readonly partition: number
 }
 
-class TopicPartitionImpl extends Data.Class<TopicPartition> {}
+// Plain classes: effect's `Equal.equals` compares them structurally, and they
+// cost one allocation each on the hot paths.
+class TopicPartitionImpl implements TopicPartition {
+  readonly topic: string
+  readonly partition: number
+  constructor(topic: string, partition: number) {
+    this.topic = topic
+    this.partition = partition
+  }
+}
+
+// Consecutive messages nearly always share a partition: reuse the last pair.
+let lastTopicPartition = new TopicPartitionImpl("<anon>", -1)
 
 /**
  * Faust's `TP(topic, partition)`.
@@ -59,7 +70,12 @@ class TopicPartitionImpl extends Data.Class<TopicPartition> {}
  * @category constructors
  */
 export const TopicPartition = {
-  make: (topic: string, partition: number): TopicPartition => new TopicPartitionImpl({ topic, partition })
+  make: (topic: string, partition: number): TopicPartition => {
+    if (lastTopicPartition.topic !== topic || lastTopicPartition.partition !== partition) {
+      lastTopicPartition = new TopicPartitionImpl(topic, partition)
+    }
+    return lastTopicPartition
+  }
 }
 
 /**
@@ -86,7 +102,34 @@ export interface Message {
   readonly generationId: number | undefined
 }
 
-class MessageImpl extends Data.Class<Message> {}
+class MessageImpl implements Message {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: number
+  readonly timestamp: number
+  readonly timestampType: number
+  readonly headers: Headers
+  readonly key: unknown
+  readonly value: unknown
+  readonly tp: TopicPartition
+  readonly serializedKeySize: number
+  readonly serializedValueSize: number
+  readonly generationId: number | undefined
+  constructor(input: MessageInput) {
+    this.topic = input.topic
+    this.partition = input.partition
+    this.offset = input.offset
+    this.timestamp = input.timestamp
+    this.timestampType = input.timestampType
+    this.headers = input.headers ?? noHeaders
+    this.key = input.key
+    this.value = input.value
+    this.tp = TopicPartition.make(input.topic, input.partition)
+    this.serializedKeySize = byteSize(input.key)
+    this.serializedValueSize = byteSize(input.value)
+    this.generationId = input.generationId
+  }
+}
 
 /**
  * The fields a user supplies to build a {@link Message}.
@@ -128,21 +171,7 @@ const noHeaders: Headers = []
  * @since 0.1.0
  * @category constructors
  */
-export const make = (input: MessageInput): Message =>
-  new MessageImpl({
-    topic: input.topic,
-    partition: input.partition,
-    offset: input.offset,
-    timestamp: input.timestamp,
-    timestampType: input.timestampType,
-    headers: input.headers ?? noHeaders,
-    key: input.key,
-    value: input.value,
-    tp: TopicPartition.make(input.topic, input.partition),
-    serializedKeySize: byteSize(input.key),
-    serializedValueSize: byteSize(input.value),
-    generationId: input.generationId
-  })
+export const make = (input: MessageInput): Message => new MessageImpl(input)
 
 /**
  * Normalizes open headers (pairs or a record) to a fresh list of pairs.

@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-import * as Data from "effect/Data"
 import * as Message from "./Message.ts"
 
 /**
@@ -22,7 +21,23 @@ export interface RecordMetadata {
   readonly timestampType: number
 }
 
-class RecordMetadataImpl extends Data.Class<RecordMetadata> {}
+// A plain class: effect's `Equal.equals` compares it structurally.
+class RecordMetadataImpl implements RecordMetadata {
+  readonly topic: string
+  readonly partition: number
+  readonly topicPartition: Message.TopicPartition
+  readonly offset: number
+  readonly timestamp: number
+  readonly timestampType: number
+  constructor(fields: Omit<RecordMetadata, "topicPartition">) {
+    this.topic = fields.topic
+    this.partition = fields.partition
+    this.topicPartition = Message.TopicPartition.make(fields.topic, fields.partition)
+    this.offset = fields.offset
+    this.timestamp = fields.timestamp
+    this.timestampType = fields.timestampType
+  }
+}
 
 /**
  * Builds a {@link RecordMetadata}; `topicPartition` is derived.
@@ -38,12 +53,4 @@ class RecordMetadataImpl extends Data.Class<RecordMetadata> {}
  * @since 0.1.0
  * @category constructors
  */
-export const make = (fields: Omit<RecordMetadata, "topicPartition">): RecordMetadata =>
-  new RecordMetadataImpl({
-    topic: fields.topic,
-    partition: fields.partition,
-    topicPartition: Message.TopicPartition.make(fields.topic, fields.partition),
-    offset: fields.offset,
-    timestamp: fields.timestamp,
-    timestampType: fields.timestampType
-  })
+export const make = (fields: Omit<RecordMetadata, "topicPartition">): RecordMetadata => new RecordMetadataImpl(fields)
