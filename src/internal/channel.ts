@@ -33,6 +33,7 @@ import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
 import * as metrics from "./metrics.ts"
+import { SentEvent } from "./sentEvent.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Channel" as const
@@ -335,18 +336,7 @@ export class ChannelImpl<K, V, E> {
     partition: number,
     timestamp: number
   ): Event.Event<K, V> {
-    const list = headers === undefined ? noHeaders : Message.headersToList(headers)
-    const message = Message.make({
-      topic: anonTopic,
-      partition,
-      offset: -1,
-      timestamp,
-      timestampType: 1,
-      headers: list,
-      key,
-      value
-    })
-    return this.settings.app.createEvent(key, value, list, message)
+    return new SentEvent(key, value, headers === undefined ? noHeaders : Message.headersToList(headers), partition, timestamp)
   }
 
   sendSoon(_options: SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError> {
