@@ -430,11 +430,13 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
   const publish = (
     record: ProducerRecord,
     onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
-  ): Effect.Effect<void> => {
-    const pending: Pending = { record, onDone }
-    if (Queue.offerUnsafe(buffer, pending)) return Effect.void
-    return Effect.flatMap(Queue.offer(buffer, pending), (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
-  }
+  ): Effect.Effect<void> =>
+    // Suspended: the record joins the buffer when the effect runs, not when it is built.
+    Effect.suspend(() => {
+      const pending: Pending = { record, onDone }
+      if (Queue.offerUnsafe(buffer, pending)) return Effect.void
+      return Effect.flatMap(Queue.offer(buffer, pending), (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
+    })
 
   const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
 

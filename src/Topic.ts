@@ -14,10 +14,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
 import type * as Schema from "effect/Schema"
+import type * as Stream from "effect/Stream"
 import { App } from "./App.ts"
 import * as Channel from "./Channel.ts"
 import * as Codec from "./Codec.ts"
-import { InvalidChannelOptionsError } from "./Errors.ts"
+import { type DecodeError, InvalidChannelOptionsError, type TransportError } from "./Errors.ts"
 import type { Event } from "./Event.ts"
 import { Kafka } from "./KafkaService.ts"
 import type { ChannelImpl } from "./internal/channel.ts"
@@ -220,6 +221,41 @@ export const make = <const O extends Options>(options: O): Effect.Effect<FromOpt
  * @category acknowledgement
  */
 export const ack = (event: Event<any, any>): Effect.Effect<boolean> => Effect.sync(() => internal.ack(event))
+
+/**
+ * A topic's events that only {@link ack} acknowledges (Faust's
+ * `stream.noack()`): pulling the next event, or the stream ending, does not.
+ * Use it when events are handled concurrently or out of order, e.g. with
+ * `Stream.mapEffect(..., { concurrency })`, which pulls ahead of the events
+ * it is still handling: acknowledge each event when its handling is done,
+ * and the commits never pass an event that is not (offsets are committed up
+ * to the highest one below which every event was acknowledged). An event
+ * never acknowledged (its handler failed, or the stream stopped first) is
+ * read again by the next consumer. On an in-memory channel, it is
+ * `channel.events()`.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect, Stream } from "effect"
+ * import type { Channel } from "effect-faust"
+ * import { Topic } from "effect-faust/kafka"
+ *
+ * declare const orders: Channel.Channel<string, number>
+ * declare const handle: (qty: number) => Effect.Effect<void>
+ *
+ * const handled = Topic.noack(orders).pipe(
+ *   Stream.mapEffect((event) => Effect.andThen(handle(event.value), Topic.ack(event)), { concurrency: 8 })
+ * )
+ * ```
+ *
+ * @since 0.1.0
+ * @category acknowledgement
+ */
+export const noack = <K, V, E>(
+  channel: Channel.Channel<K, V, E>
+): Stream.Stream<Event<K, V>, E | DecodeError | TransportError> =>
+  channel instanceof internal.TopicImpl ? (channel as internal.TopicImpl<K, V, E>).eventsWith(true) : channel.events()
 
 /**
  * A channel service class, as `Channel.Service` declares it: its key, the

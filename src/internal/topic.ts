@@ -6,6 +6,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as HashSet from "effect/HashSet"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Option from "effect/Option"
@@ -39,6 +40,7 @@ import type * as RecordMetadata from "../RecordMetadata.ts"
 import type * as Topic from "../Topic.ts"
 import { TypeId as ChannelTypeId } from "./channel.ts"
 import type { ChannelImpl } from "./channel.ts"
+import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as metrics from "./metrics.ts"
 import { partitionForKey } from "./murmur2.ts"
 
@@ -82,6 +84,8 @@ interface Root {
   closed: Cause.Cause<unknown> | undefined
   /** Counters for the metrics; `stats.decodeErrors` are the decode-error counts. */
   readonly stats: metrics.Stats
+  /** Counters for the Kafka metrics (acknowledged, committed). */
+  readonly kafkaStats: kafkaMetrics.Stats
   /** Set while the topic's metrics are registered. */
   metrics: { readonly context: Context.Context<never>; nextSubscriber: number } | undefined
   declared: Deferred.Deferred<void, TransportError> | undefined
@@ -92,15 +96,52 @@ interface Root {
   readonly nextPartition: Map<string, number>
 }
 
+/** An offset to commit, and how far it moves its partition's commit (for the metrics). */
+interface CommitOffset {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly leaderEpoch: number
+  readonly tracker: PartitionTracker
+}
+
 /** One run of the topic's consumer, from the first subscriber to the last. */
 interface Session {
   readonly names: ReadonlyArray<string>
-  generation: number
+  /** The current assignment: empty while a rebalance runs (the eager protocol revokes everything first). */
   assignment: HashSet.HashSet<Message.TopicPartition>
-  /** The assignment as `topic:partition` keys, checked for every message. */
-  assigned: Set<string>
-  /** Delivery tracking of the current generation, by `topic:partition`. */
-  partitions: Map<string, PartitionTracker>
+  /** The generation whose messages are delivered; none, or a revoked one, while a rebalance runs. */
+  current: Generation | undefined
+  /** The last generation joined, until a rebalance starts. */
+  joined: { readonly id: number; readonly assignment: HashSet.HashSet<Message.TopicPartition> } | undefined
+  /** What revoked generations had acknowledged and not committed, committed before the next assignment is read. */
+  revoked: Array<CommitOffset>
+  /** Per `topic:partition`, the log end offset and the group's committed offset as last read (for the lag). */
+  readonly offsets: Map<string, { end: bigint; committed: bigint }>
+  /** Per `topic:partition`, the removal of its metric series. */
+  readonly partitionMetrics: Map<string, () => void>
+}
+
+/**
+ * One generation of the consumer group as this member sees it: the
+ * partitions assigned, the client stream fetching them (opened after the
+ * join, so it starts from the committed offsets), and delivery tracking.
+ */
+class Generation {
+  readonly id: number
+  readonly assignment: HashSet.HashSet<Message.TopicPartition>
+  readonly assigned: Set<string>
+  readonly stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
+  readonly partitions = new Map<string, PartitionTracker>()
+  /** Set when a rebalance starts or the session ends: nothing more is delivered, late acknowledgements do not count. */
+  revoked = false
+  pump: Fiber.Fiber<void> | undefined = undefined
+  constructor(id: number, assignment: HashSet.HashSet<Message.TopicPartition>, stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) {
+    this.id = id
+    this.assignment = assignment
+    this.assigned = new Set(Array.from(assignment, (tp) => `${tp.topic}:${tp.partition}`))
+    this.stream = stream
+  }
 }
 
 /**
@@ -119,26 +160,34 @@ interface Tracked {
 interface Delivery {
   readonly tracked: Tracked
   acked: boolean
+  /** The `noack` subscriber holding it, until acknowledged. */
+  holder: Set<Delivery> | undefined
 }
 
 /**
- * The messages of one partition in the order they arrived. Commits move to
- * just after the longest prefix that is done: the highest contiguous
- * acknowledged offset.
+ * The messages of one partition in one generation, in the order they
+ * arrived: the first is the group's committed offset (the generation's
+ * stream starts there). Commits move to just after the longest prefix that
+ * is done: the highest contiguous acknowledged offset.
  */
 class PartitionTracker {
   readonly topic: string
   readonly partition: number
+  readonly stats: kafkaMetrics.Stats
   entries: Array<Tracked> = []
   head = 0
+  /** Where this generation started reading. */
+  readonly base: bigint
   committable: bigint | undefined = undefined
   committed: bigint | undefined = undefined
   leaderEpoch = -1
-  /** Set when a rebalance starts a new generation: late acknowledgements no longer count. */
+  /** Set when its generation is revoked: its events are no longer delivered, its acknowledgements no longer count. */
   revoked = false
-  constructor(topic: string, partition: number) {
+  constructor(topic: string, partition: number, base: bigint, stats: kafkaMetrics.Stats) {
     this.topic = topic
     this.partition = partition
+    this.base = base
+    this.stats = stats
   }
   /** The last offset tracked, to drop what the client fetches twice in one generation. */
   get lastOffset(): bigint {
@@ -162,6 +211,12 @@ class PartitionTracker {
       this.head = 1
     }
   }
+  /** What to commit now, if the commit can move. */
+  toCommit(): CommitOffset | undefined {
+    const offset = this.committable
+    if (offset === undefined || offset === this.committed) return undefined
+    return { topic: this.topic, partition: this.partition, offset, leaderEpoch: this.leaderEpoch, tracker: this }
+  }
 }
 
 const trackedMessages = new WeakMap<Message.Message, Tracked>()
@@ -170,6 +225,7 @@ const deliveries = new WeakMap<Event.Event<any, any>, Delivery>()
 const release = (tracked: Tracked): void => {
   if (--tracked.pending === 0) {
     tracked.done = true
+    tracked.tracker.stats.acknowledged++
     tracked.tracker.advance()
   }
 }
@@ -177,6 +233,8 @@ const release = (tracked: Tracked): void => {
 const acknowledge = (delivery: Delivery): boolean => {
   if (delivery.acked) return false
   delivery.acked = true
+  delivery.holder?.delete(delivery)
+  delivery.holder = undefined
   release(delivery.tracked)
   return true
 }
@@ -185,6 +243,30 @@ const acknowledge = (delivery: Delivery): boolean => {
 export const ack = (event: Event.Event<any, any>): boolean => {
   const delivery = deliveries.get(event)
   return delivery !== undefined && acknowledge(delivery)
+}
+
+/** Whether an event belongs to a revoked generation: it is dropped, never delivered. */
+const isStale = (event: Event.Event<any, any>): boolean => {
+  const delivery = deliveries.get(event)
+  if (delivery === undefined || !delivery.tracked.tracker.revoked) return false
+  delivery.acked = true
+  return true
+}
+
+/**
+ * `sendSoon` records the broker refused (after the producer's retries), per
+ * Kafka service: a consumer session that sees this grow commits no more, as
+ * the events that produced them may be covered by its next commit.
+ */
+const failedSends = new WeakMap<Kafka["Service"], { count: number }>()
+
+const failedSendsOf = (kafka: Kafka["Service"]): { count: number } => {
+  let counter = failedSends.get(kafka)
+  if (counter === undefined) {
+    counter = { count: 0 }
+    failedSends.set(kafka, counter)
+  }
+  return counter
 }
 
 const isDecodeError = (u: unknown): u is DecodeError => u instanceof KeyDecodeError || u instanceof ValueDecodeError
@@ -232,6 +314,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   readonly isIterator: boolean
   /** The subscriber's event handed out last, acknowledged on the next pull. */
   last: Delivery | undefined = undefined
+  /** A `noack` subscriber's events handed out and not acknowledged yet. */
+  held: Set<Delivery> | undefined = undefined
   unregisterMetrics: (() => void) | undefined = undefined
 
   constructor(
@@ -267,6 +351,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
             subscribers: [],
             closed: undefined,
             stats: metrics.makeStats(),
+            kafkaStats: kafkaMetrics.makeStats(),
             metrics: undefined,
             declared: undefined,
             sessions,
@@ -386,11 +471,24 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * successfully; failing or being interrupted leaves it unacknowledged.
    */
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
+    return this.eventsWith(false)
+  }
+
+  /**
+   * The events, acknowledged on the next pull (Faust's rule), or with
+   * `manual` (Faust's `noack`) only by `Topic.ack`: for handlers that run
+   * concurrently or out of order, where a pull says nothing about the events
+   * before it.
+   */
+  eventsWith(manual: boolean): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
     return Stream.unwrap(Effect.gen({ self: this }, function*() {
       const subscriber = yield* Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration)
+      if (manual) subscriber.held = new Set()
       yield* RcRef.get(this.root.sessions)
-      yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void)
-      return Stream.fromPull(Effect.succeed(subscriber.pullOne))
+      if (!manual) {
+        yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void)
+      }
+      return Stream.fromPull(Effect.succeed(manual ? subscriber.pullHeld : subscriber.pullOne))
     })) as Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError>
   }
 
@@ -413,10 +511,35 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   private get pullOne(): Effect.Effect<readonly [Event.Event<K, V>], PullError<E>> {
     return Effect.suspend(() => {
       this.ackLast()
-      return Effect.map(Queue.takeUnsafe(this.queue) ?? Queue.take(this.queue), (event) => {
+      return Effect.map(this.takeFresh, (event) => {
         this.last = deliveries.get(event)
         return [event] as const
       })
+    })
+  }
+
+  private get pullHeld(): Effect.Effect<readonly [Event.Event<K, V>], PullError<E>> {
+    return Effect.map(this.takeFresh, (event) => {
+      const delivery = deliveries.get(event)
+      if (delivery !== undefined && !delivery.acked && this.held !== undefined) {
+        delivery.holder = this.held
+        this.held.add(delivery)
+      }
+      return [event] as const
+    })
+  }
+
+  /**
+   * The next event of the subscriber's queue, dropping those of revoked
+   * generations: a member never hands out an event of a partition it may no
+   * longer own (its new owner reads it from the committed offset).
+   */
+  private get takeFresh(): Effect.Effect<Event.Event<K, V>, PullError<E>> {
+    return Effect.suspend(() => {
+      let taken = Queue.takeUnsafe(this.queue)
+      while (taken !== undefined && Exit.isSuccess(taken) && isStale(taken.value)) taken = Queue.takeUnsafe(this.queue)
+      if (taken !== undefined) return taken
+      return Effect.flatMap(Queue.take(this.queue), (event) => isStale(event) ? this.takeFresh : Effect.succeed(event))
     })
   }
 
@@ -468,7 +591,10 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * buffer. When the broker answers, the future completes, then its callback
    * runs, then the returned deferred completes.
    */
-  private enqueue(future: FutureMessage.FutureMessage<K, V>): Effect.Effect<Deferred.Deferred<void>, TransportError> {
+  private enqueue(
+    future: FutureMessage.FutureMessage<K, V>,
+    detached = false
+  ): Effect.Effect<Deferred.Deferred<void>, TransportError> {
     return Effect.gen({ self: this }, function*() {
       const pending = future.message
       const topic = pending.topic ?? (yield* this.produceTopicName)
@@ -488,14 +614,18 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         acks: this.settings.acks
       }
       const stats = this.root.stats
-      yield* this.context.kafka.publish(record, (exit) =>
+      const kafka = this.context.kafka
+      yield* kafka.publish(record, (exit) =>
         Effect.ensuring(
           Exit.isSuccess(exit)
             ? Effect.sync(() => stats.sent++).pipe(
               Effect.andThen(future.succeed(exit.value)),
               Effect.andThen(runCallback(future))
             )
-            : Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause)))),
+            : Effect.sync(() => {
+              // Nobody waits for a sendSoon: the consumer sessions must know.
+              if (detached) failedSendsOf(kafka).count++
+            }).pipe(Effect.andThen(future.fail(asKafkaError(topic, Cause.squash(exit.cause)))), Effect.asVoid),
           Deferred.succeed(settled, undefined)
         ))
       return settled
@@ -533,7 +663,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return Effect.flatMap(this.futureFor(options), (future) => {
       const closed = this.closedError
       if (closed !== undefined) return Effect.as(future.fail(closed), future)
-      return Effect.as(this.enqueue(future), future)
+      return Effect.as(this.enqueue(future, true), future)
     })
   }
 
@@ -703,7 +833,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       Effect.forEach(subscribers, (subscriber, i) => {
         const copy = i === 0 ? event : createEvent(event.key, event.value, event.headers, event.message)
         if (tracked !== undefined) {
-          deliveries.set(copy, { tracked, acked: false })
+          deliveries.set(copy, { tracked, acked: false, holder: undefined })
           tracked.pending++
         }
         const taken = (offered: boolean) => {
@@ -792,7 +922,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     // event from the broker through a one-event subscription.
     const take: Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError> = this.isIterator
       ? Effect.catchIf(
-        Effect.tap(Queue.take(this.queue), (event) => Effect.sync(() => ack(event))),
+        Effect.tap(this.takeFresh, (event) => Effect.sync(() => ack(event))),
         Cause.isDone,
         closed
       ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError>
@@ -880,9 +1010,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
           const root = this.root
           if (root.metrics !== undefined) return undefined
           root.metrics = { context, nextSubscriber: 0 }
-          const remove = metrics.registerChannel(context, this.label, root.stats, () => root.subscribers.length, this.queue)
+          const removeChannel = metrics.registerChannel(context, this.label, root.stats, () => root.subscribers.length, this.queue)
+          const removeTopic = kafkaMetrics.registerTopic(context, this.label, root.kafkaStats)
           for (const subscriber of root.subscribers) registerSubscriberMetrics(subscriber)
-          return remove
+          if (root.session !== undefined) syncPartitionMetrics(this, root.session)
+          return () => {
+            removeChannel()
+            removeTopic()
+          }
         }),
         (remove) =>
           Effect.sync(() => {
@@ -890,6 +1025,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
             remove()
             for (const subscriber of this.root.subscribers) unregisterSubscriberMetrics(subscriber)
             this.root.metrics = undefined
+            if (this.root.session !== undefined) syncPartitionMetrics(this, this.root.session)
           })
       ))
   }
@@ -976,6 +1112,7 @@ const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
   root.subscribers = next
   if (next.length > 0) {
     subscriber.ackLast()
+    if (subscriber.held !== undefined) for (const delivery of Array.from(subscriber.held)) acknowledge(delivery)
     let taken = Queue.takeUnsafe(subscriber.queue)
     while (taken !== undefined && Exit.isSuccess(taken)) {
       ack(taken.value)
@@ -994,9 +1131,24 @@ const failSubscribers = (topic: TopicImpl<any, any, any>, cause: Cause.Cause<unk
 }
 
 /**
- * Starts a consumer session: declares the topics, joins the consumer group,
- * then pumps messages to the subscribers and commits the acknowledged
- * offsets every `commitInterval`, when a rebalance starts, and at the end.
+ * Starts a consumer session: declares the topics, joins the consumer group
+ * and runs one generation of the group at a time.
+ *
+ * Each generation (an assignment from a join) gets a client stream opened
+ * after the join, so it starts from the group's committed offsets: a fetch
+ * sent before a rebalance, or a position left from an earlier assignment,
+ * can neither skip nor repeat what the new assignment delivers, and a
+ * partition's first tracked offset is where its commits start. A rebalance
+ * revokes the current generation at once: nothing more of it is delivered,
+ * what subscribers still hold of it is dropped when reached (its new owner
+ * reads it again), and what it had acknowledged is committed before the next
+ * generation's stream reads the committed offsets.
+ *
+ * Acknowledged offsets are also committed every `commitInterval` and when
+ * the session ends. Each commit first waits for the send buffer, so that it
+ * never covers an event whose `sendSoon` records are unanswered; a refused
+ * `sendSoon` record stops the commits and fails the subscribers, whose next
+ * session reads those events again.
  */
 const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session, TransportError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -1010,7 +1162,19 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     if (names.length === 0) {
       return yield* new KafkaError({ operation: "consume", cause: new Error(`no topic matches ${pattern}`) })
     }
-    const session: Session = { names, generation: -1, assignment: HashSet.empty(), assigned: new Set(), partitions: new Map() }
+    const label = names.join(", ")
+    const scope = yield* Effect.scope
+    const session: Session = {
+      names,
+      assignment: HashSet.empty(),
+      current: undefined,
+      joined: undefined,
+      revoked: [],
+      offsets: new Map(),
+      partitionMetrics: new Map()
+    }
+    const sendFailures = failedSendsOf(kafka)
+    const sendFailuresAtStart = sendFailures.count
     const consumer = yield* Effect.acquireRelease(
       Effect.sync(() =>
         new Consumer({
@@ -1028,81 +1192,233 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
           maxWaitTime: settings.maxWaitTime
         })
       ),
-      (consumer) => Effect.promise(() => consumer.close().catch(() => undefined))
+      (consumer) => Effect.promise(() => consumer.close(true).catch(() => undefined))
     )
-    const commitRequests = yield* Queue.sliding<void>(1)
+    // The session fails (its subscribers get the error, the next subscriber
+    // starts a new session) when the client gives up on the group, a stream
+    // fails, or a sendSoon record is refused.
+    const failure = Deferred.makeUnsafe<never, KafkaError>()
+    const fail = (error: KafkaError): void => {
+      Deferred.doneUnsafe(failure, Exit.fail(error))
+    }
+    const joins = yield* Queue.sliding<void>(1)
+    // The eager protocol revokes every partition when a rebalance starts.
+    consumer.on("consumer:group:rebalance", () => {
+      revoke(topic, session)
+      session.joined = undefined
+    })
     consumer.on("consumer:group:join", ({ assignments, generationId }) => {
-      // A new generation re-reads every partition from its committed offset:
-      // what was tracked before no longer counts.
-      for (const tracker of session.partitions.values()) tracker.revoked = true
-      session.partitions = new Map()
-      session.generation = generationId ?? -1
+      revoke(topic, session)
       const assigned = (assignments ?? []).filter((assignment) => names.includes(assignment.topic)).flatMap((assignment) =>
         assignment.partitions.map((partition) => Message.TopicPartition.make(assignment.topic, partition))
       )
-      session.assignment = HashSet.fromIterable(assigned)
-      session.assigned = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`))
+      session.joined = { id: generationId ?? -1, assignment: HashSet.fromIterable(assigned) }
+      session.assignment = session.joined.assignment
+      Queue.offerUnsafe(joins, undefined)
     })
-    consumer.on("consumer:group:rebalance", () => Queue.offerUnsafe(commitRequests, undefined))
     // The client reports a group it could not rejoin as an "error" event
-    // (an unheard one would crash the process): it ends the session.
-    const lost = Deferred.makeUnsafe<never, KafkaError>()
-    consumer.on("error", (cause: unknown) => {
-      Deferred.doneUnsafe(lost, Effect.fail(new KafkaError({ operation: "consume", topic: names.join(", "), cause })))
-    })
-    const stream = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () =>
-          consumer.consume({
-            topics: [...names],
-            mode: "committed",
-            fallbackMode: settings.autoOffsetReset,
-            autocommit: false,
-            maxWaitTime: settings.maxWaitTime
-          }),
-        catch: (cause) => new KafkaError({ operation: "consume", topic: names.join(", "), cause })
-      }),
-      (stream) => Effect.promise(() => stream.close().catch(() => undefined))
-    )
+    // (an unheard one would crash the process).
+    consumer.on("error", (cause: unknown) => fail(new KafkaError({ operation: "consume", topic: label, cause })))
+
+    const streams = new Set<MessagesStream<Buffer, Buffer, Buffer, Buffer>>()
+    const openStream = Effect.tryPromise({
+      try: () =>
+        consumer.consume({
+          topics: [...names],
+          mode: "committed",
+          fallbackMode: settings.autoOffsetReset,
+          autocommit: false,
+          maxWaitTime: settings.maxWaitTime
+        }),
+      catch: (cause) => new KafkaError({ operation: "consume", topic: label, cause })
+    }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
+    const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
+      Effect.promise(() => {
+        streams.delete(stream)
+        return stream.close().catch(() => undefined)
+      })
+    // Runs after the session's own finalizer, before the consumer closes.
+    yield* Effect.addFinalizer(() => Effect.forEach(Array.from(streams), closeStream, { discard: true }))
+
     const lock = yield* Semaphore.make(1)
-    const commit = lock.withPermits(1)(commitAcknowledged(consumer, session))
-    yield* Effect.forkScoped(
-      Effect.forever(Effect.andThen(Effect.timeoutOption(Queue.take(commitRequests), settings.commitInterval), commit))
+    let poisoned = false
+    /**
+     * Commits what the current generation acknowledged, and what revoked
+     * ones did (unless a rebalance is running: those wait for its join, or
+     * `all`), after the send buffer has been answered.
+     */
+    const commit = (all: boolean): Effect.Effect<void> =>
+      lock.withPermits(1)(Effect.suspend(() => {
+        if (poisoned) return Effect.void
+        const pending = new Map<string, CommitOffset>()
+        const add = (offset: CommitOffset) => {
+          const key = `${offset.topic}:${offset.partition}`
+          const existing = pending.get(key)
+          if (existing === undefined || existing.offset < offset.offset) pending.set(key, offset)
+        }
+        const current = session.current
+        const rebalancing = current === undefined || current.revoked
+        if (all || !rebalancing) for (const offset of session.revoked.splice(0)) add(offset)
+        if (current !== undefined && !current.revoked) {
+          for (const tracker of current.partitions.values()) {
+            const offset = tracker.toCommit()
+            if (offset !== undefined) add(offset)
+          }
+        }
+        if (pending.size === 0) return Effect.void
+        const offsets = Array.from(pending.values())
+        return Effect.andThen(
+          kafka.flush,
+          Effect.suspend(() => {
+            if (sendFailures.count !== sendFailuresAtStart) {
+              poisoned = true
+              fail(
+                new KafkaError({
+                  operation: "commit",
+                  topic: label,
+                  cause: new Error(
+                    "a sendSoon record was refused by the broker; the events that produced it must be read again, so this consumer commits no more"
+                  )
+                })
+              )
+              return Effect.void
+            }
+            return Effect.tryPromise({
+              try: () =>
+                consumer.commit({
+                  offsets: offsets.map(({ leaderEpoch, offset, partition, topic }) => ({ topic, partition, offset, leaderEpoch }))
+                }),
+              catch: (cause) => new KafkaError({ operation: "commit", topic: label, cause })
+            }).pipe(
+              Effect.tap(() =>
+                Effect.sync(() => {
+                  const stats = topic.root.kafkaStats
+                  for (const { offset, tracker } of offsets) {
+                    const previous = tracker.committed ?? tracker.base
+                    if (offset > previous) stats.committed += Number(offset - previous)
+                    if (tracker.committed === undefined || tracker.committed < offset) tracker.committed = offset
+                  }
+                })
+              ),
+              // Committing again later is harmless; a failure only means more is read twice after a restart.
+              Effect.catch((error) => Effect.logWarning(error.message))
+            )
+          })
+        )
+      }))
+
+    /** Makes a generation of `stream`, delivered unless a rebalance started since `joined`. */
+    const install = (
+      stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>,
+      joined: Session["joined"]
+    ): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const generation = new Generation(joined?.id ?? -1, joined?.assignment ?? HashSet.empty(), stream)
+        if (joined === undefined || session.joined !== joined) generation.revoked = true
+        const previous = session.current
+        session.current = generation
+        if (previous !== undefined) {
+          if (previous.pump !== undefined) yield* Fiber.interrupt(previous.pump)
+          yield* closeStream(previous.stream)
+        }
+        generation.pump = yield* Effect.forkIn(pump(topic, session, generation, fail), scope)
+        syncPartitionMetrics(topic, session)
+      })
+
+    // The first stream joins the group (its join event has run when it is returned).
+    yield* install(yield* openStream, session.joined)
+
+    /**
+     * After each join: commit what the revoked generation acknowledged, then
+     * open the new generation's stream (before closing the old one, which
+     * keeps the topics subscribed: no extra rejoin).
+     */
+    const switcher = yield* Effect.forkIn(
+      Effect.forever(Effect.gen(function*() {
+        yield* Queue.take(joins)
+        const target = session.joined
+        const current = session.current
+        if (target === undefined || (current !== undefined && !current.revoked && current.id === target.id)) return
+        yield* commit(true)
+        yield* install(yield* openStream, target)
+      })).pipe(Effect.catch((error) => Effect.sync(() => fail(error)))),
+      scope
     )
-    yield* Effect.addFinalizer(() => commit)
-    topic.root.session = session
+    const committer = yield* Effect.forkIn(
+      Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), commit(false))),
+      scope
+    )
+    const lag = yield* Effect.forkIn(
+      Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), readOffsets(consumer, topic, session))),
+      scope
+    )
+    const watcher = yield* Effect.forkIn(
+      Effect.catch(Deferred.await(failure), (error) =>
+        Effect.gen(function*() {
+          revoke(topic, session)
+          session.joined = undefined
+          yield* RcRef.invalidate(topic.root.sessions)
+          failSubscribers(topic, Cause.fail(error))
+        })),
+      scope
+    )
     yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
+      Effect.gen(function*() {
+        for (const fiber of [watcher, switcher, committer, lag]) yield* Fiber.interrupt(fiber)
+        const current = session.current
+        if (current?.pump !== undefined) yield* Fiber.interrupt(current.pump)
+        revoke(topic, session)
+        session.joined = undefined
+        yield* commit(true)
         if (topic.root.session === session) topic.root.session = undefined
+        syncPartitionMetrics(topic, session)
       })
     )
-    yield* Effect.forkScoped(pump(topic, session, stream, lost))
+    topic.root.session = session
+    syncPartitionMetrics(topic, session)
     return session
   })
 
 /**
- * Reads the consumer's stream into the topic. Messages of an older group
- * generation, or of a partition no longer assigned (a fetch sent before a
- * rebalance may answer after it), are dropped: their owner reads them again
- * from the committed offset. So are offsets this generation delivered
- * already: the client re-reads from the committed offset when a join's
- * offset refresh races a fetch. A consumer failure fails the subscribers,
- * and the next subscriber starts a new session.
+ * Revokes the current generation: nothing more of it is delivered, and what
+ * it acknowledged is kept for the next commit.
+ */
+const revoke = (topic: TopicImpl<any, any, any>, session: Session): void => {
+  session.assignment = HashSet.empty()
+  const generation = session.current
+  if (generation === undefined || generation.revoked) return
+  generation.revoked = true
+  for (const tracker of generation.partitions.values()) {
+    tracker.revoked = true
+    const offset = tracker.toCommit()
+    if (offset !== undefined) session.revoked.push(offset)
+  }
+  syncPartitionMetrics(topic, session)
+}
+
+/**
+ * Reads one generation's stream into the topic. Messages of another group
+ * generation (the client tags each with the generation current when its
+ * fetch answered), of a partition not assigned, or fetched twice, are
+ * dropped. A stream that fails, or ends without this member closing it,
+ * fails the session.
  */
 const pump = (
   topic: TopicImpl<any, any, any>,
   session: Session,
-  stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>,
-  lost: Deferred.Deferred<never, KafkaError>
-): Effect.Effect<void> =>
-  Stream.fromAsyncIterable(stream, (cause) => new KafkaError({ operation: "consume", topic: session.names.join(", "), cause })).pipe(
+  generation: Generation,
+  fail: (error: KafkaError) => void
+): Effect.Effect<void> => {
+  const label = session.names.join(", ")
+  return Stream.fromAsyncIterable(generation.stream, (cause) => new KafkaError({ operation: "consume", topic: label, cause })).pipe(
     Stream.runForEach((received) => {
+      if (generation.revoked || generationOf(received) !== generation.id) return Effect.void
       const key = `${received.topic}:${received.partition}`
-      if (generationOf(received) !== session.generation || !session.assigned.has(key)) return Effect.void
-      let tracker = session.partitions.get(key)
+      if (!generation.assigned.has(key)) return Effect.void
+      let tracker = generation.partitions.get(key)
       if (tracker === undefined) {
-        tracker = new PartitionTracker(received.topic, received.partition)
-        session.partitions.set(key, tracker)
+        tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats)
+        generation.partitions.set(key, tracker)
       } else if (received.offset <= tracker.lastOffset) {
         return Effect.void
       }
@@ -1113,40 +1429,96 @@ const pump = (
           ? Effect.void // the policy already failed the subscribers
           : Effect.sync(() => failSubscribers(topic, Cause.fail(error))))
     }),
-    Effect.raceFirst(Deferred.await(lost)),
+    Effect.andThen(Effect.sync(() => {
+      if (session.current === generation) {
+        fail(new KafkaError({ operation: "consume", topic: label, cause: new Error("the consumer's stream ended") }))
+      }
+    })),
     Effect.catch((error) =>
-      Effect.andThen(
-        RcRef.invalidate(topic.root.sessions),
-        Effect.sync(() => failSubscribers(topic, Cause.fail(error)))
-      )
+      Effect.sync(() => {
+        if (session.current === generation) fail(error)
+      })
     )
   )
+}
 
-const commitAcknowledged = (consumer: Consumer<Buffer, Buffer, Buffer, Buffer>, session: Session): Effect.Effect<void> =>
+/**
+ * Reads the log end offsets and the group's committed offsets of the
+ * assigned partitions, for the lag gauges: only while the topic's metrics
+ * are registered, and a failure only leaves the last values.
+ */
+const readOffsets = (
+  consumer: Consumer<Buffer, Buffer, Buffer, Buffer>,
+  topic: TopicImpl<any, any, any>,
+  session: Session
+): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const trackers = Array.from(session.partitions.values()).filter((tracker) =>
-      !tracker.revoked && tracker.committable !== undefined && tracker.committable !== tracker.committed
-    )
-    if (trackers.length === 0) return Effect.void
-    const offsets = trackers.map((tracker) => ({
-      topic: tracker.topic,
-      partition: tracker.partition,
-      offset: tracker.committable!,
-      leaderEpoch: tracker.leaderEpoch
-    }))
-    return Effect.tryPromise({
-      try: () => consumer.commit({ offsets }),
-      catch: (cause) => new KafkaError({ operation: "commit", topic: session.names.join(", "), cause })
+    const generation = session.current
+    if (topic.root.metrics === undefined || generation === undefined || generation.revoked || generation.assigned.size === 0) {
+      return Effect.void
+    }
+    const byTopic = new Map<string, Array<number>>()
+    for (const tp of generation.assignment) byTopic.set(tp.topic, [...(byTopic.get(tp.topic) ?? []), tp.partition])
+    return Effect.tryPromise(async () => {
+      const ends = await consumer.listOffsets({ topics: [...byTopic.keys()] })
+      const committed = await consumer.listCommittedOffsets({
+        topics: Array.from(byTopic, ([topic, partitions]) => ({ topic, partitions }))
+      })
+      return { ends, committed }
     }).pipe(
-      Effect.tap(() =>
-        Effect.sync(() => {
-          for (let i = 0; i < trackers.length; i++) trackers[i].committed = offsets[i].offset
-        })
-      ),
-      // Committing again later is harmless; a failure only means more is read twice after a restart.
-      Effect.catch((error) => Effect.logWarning(error.message))
+      Effect.map(({ committed, ends }) => {
+        for (const [name, partitions] of byTopic) {
+          for (const partition of partitions) {
+            session.offsets.set(`${name}:${partition}`, {
+              end: ends.get(name)?.[partition] ?? -1n,
+              committed: committed.get(name)?.[partition] ?? -1n
+            })
+          }
+        }
+      }),
+      Effect.ignore
     )
   })
+
+/** The offset committed on a partition, as far as this member knows (-1: none). */
+const committedOffsetOf = (session: Session, key: string): bigint => {
+  const ours = session.current?.partitions.get(key)?.committed ?? -1n
+  const group = session.offsets.get(key)?.committed ?? -1n
+  return ours > group ? ours : group
+}
+
+/** Registers the partition series of the current assignment, removes the others. */
+const syncPartitionMetrics = (topic: TopicImpl<any, any, any>, session: Session): void => {
+  const registry = topic.root.metrics
+  const generation = session.current
+  const wanted = registry !== undefined && generation !== undefined && !generation.revoked && topic.root.session === session
+    ? generation.assignment
+    : HashSet.empty<Message.TopicPartition>()
+  const keys = new Set(Array.from(wanted, (tp) => `${tp.topic}:${tp.partition}`))
+  for (const [key, remove] of session.partitionMetrics) {
+    if (!keys.has(key)) {
+      remove()
+      session.partitionMetrics.delete(key)
+    }
+  }
+  if (registry === undefined) return
+  for (const tp of wanted) {
+    const key = `${tp.topic}:${tp.partition}`
+    if (session.partitionMetrics.has(key)) continue
+    session.partitionMetrics.set(
+      key,
+      kafkaMetrics.registerPartition(registry.context, topic.label, tp.topic, tp.partition, {
+        committedOffset: () => Number(committedOffsetOf(session, key)),
+        lag: () => {
+          const end = session.offsets.get(key)?.end ?? -1n
+          if (end < 0n) return 0
+          const committed = committedOffsetOf(session, key)
+          return Number(end - (committed < 0n ? 0n : committed))
+        }
+      })
+    )
+  }
+}
 
 /** Resolves topic options against the app and Kafka settings. @internal */
 export const resolveSettings = (
