@@ -1,9 +1,20 @@
-import { defineConfig } from "vitest/config"
+import { configDefaults, defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
-    hookTimeout: 120_000
+    hookTimeout: 120_000,
+    projects: [
+      {
+        extends: true,
+        test: { name: "memory", include: ["test/**/*.test.ts"], exclude: [...configDefaults.exclude, "test/kafka/**"] }
+      },
+      {
+        // The Kafka files share one broker, and broker-kill.test.ts stops it for a while:
+        // they run one file at a time (alongside the in-memory files, which need no broker).
+        extends: true,
+        test: { name: "kafka", include: ["test/kafka/**/*.test.ts"], fileParallelism: false }
+      }
+    ]
   }
 })

@@ -4,9 +4,10 @@
  * and what a member delivers around a rebalance. Fresh names per test.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, HashSet, Layer, Metric, Schema, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, HashSet, Layer, Metric, Schema, Stream } from "effect"
 import { Channel, type Event } from "effect-faust"
-import { Kafka, Topic } from "effect-faust/kafka"
+import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
+import { quiet } from "../helpers.ts"
 import { committedOffsets, eventually, eventuallyEffect, groupAssignments, observeCommits, Tally } from "./delivery.ts"
 import { brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
@@ -209,6 +210,46 @@ describe.skipIf(!brokerAvailable)("Topic commit rules", () => {
         const sent = timeline.indexOf(`sent:${value}`)
         assert.isTrue(sent !== -1 && sent < firstCommit, `sent:${value} before the commit: ${timeline.join(" ")}`)
       }
+    }), 60_000)
+
+  it.live("sendSoon: a record the broker refuses stops the commits; the stream fails with KafkaError and the next one reads those events again", () =>
+    Effect.gen(function*() {
+      const sourceName = unique("source")
+      const sinkName = unique("refused")
+      const groupId = unique("group")
+      yield* produce(sourceName, 3)
+      const refusing = Layer.effect(
+        Kafka.Kafka,
+        Effect.gen(function*() {
+          const kafka = yield* Kafka.Kafka
+          return Kafka.Kafka.of({
+            ...kafka,
+            publish: (record, onDone) =>
+              record.topic === sinkName
+                ? onDone(Exit.fail(new KafkaError({ operation: "produce", topic: sinkName, cause: new Error("refused") })))
+                : kafka.publish(record, onDone)
+          })
+        })
+      )
+      const handled: Array<number> = []
+      const error = yield* Effect.gen(function*() {
+        const source = yield* Topic.make({ topics: [sourceName], value: Schema.Number })
+        const sink = yield* Topic.make({ topics: [sinkName], value: Schema.Number })
+        return yield* source.events().pipe(
+          Stream.runForEach((event) => Effect.andThen(sink.sendSoon({ value: event.value }), Effect.sync(() => handled.push(event.value)))),
+          Effect.flip
+        )
+      }).pipe(Effect.provide(refusing), Effect.provide(kafkaLayer({ groupId })), Effect.provide(quiet))
+      assert.deepStrictEqual(handled, [0, 1, 2])
+      assert.instanceOf(error, KafkaError)
+      assert.strictEqual((error as KafkaError).operation, "commit")
+      assert.include(error.message, "sendSoon")
+      assert.deepStrictEqual(yield* committedOffsets(`${groupId}.${sourceName}`, sourceName), new Map())
+      const again = yield* Effect.gen(function*() {
+        const source = yield* Topic.make({ topics: [sourceName], value: Schema.Number })
+        return yield* source.stream().pipe(Stream.take(3), Stream.runCollect)
+      }).pipe(Effect.provide(kafkaLayer({ groupId })))
+      assert.deepStrictEqual(again, [0, 1, 2])
     }), 60_000)
 
   it.live("rebalance: what was buffered for a revoked partition is dropped; nothing of a partition no longer owned is delivered; activePartitions equals the assignment", () =>
