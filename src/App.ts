@@ -57,6 +57,17 @@ export class App extends Context.Service<App, {
 }>()("effect-faust/App") {}
 
 /**
+ * Faust's default `create_event`. Channels skip it (and build events more
+ * cheaply) when the app uses it; an app service with its own `createEvent`
+ * gets it called for every sent event.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultCreateEvent = <K, V>(key: K | null, value: V, headers: Headers, message: Message): Event.Event<K, V> =>
+  Event.make({ key, value, headers, message })
+
+/**
  * Validates the options and builds the app service.
  *
  * @since 0.1.0
@@ -90,7 +101,7 @@ export const make = Effect.fnUntraced(function*(
   return App.of({
     id: options.id,
     config,
-    createEvent: (key, value, headers, message) => Event.make({ key, value, headers, message })
+    createEvent: defaultCreateEvent
   })
 })
 

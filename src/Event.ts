@@ -4,7 +4,11 @@
  *
  * @since 0.1.0
  */
+import * as Equal from "effect/Equal"
+import * as Hash from "effect/Hash"
 import type { Headers, Message } from "./Message.ts"
+
+const TypeId = "~effect-faust/Event" as const
 
 /**
  * A decoded event. Immutable and compared structurally.
@@ -19,13 +23,45 @@ export interface Event<out K, out V> {
   readonly message: Message
 }
 
-// A plain class: effect's `Equal.equals` compares it structurally.
-class EventImpl<K, V> implements Event<K, V> {
+/**
+ * What every event class shares: equality on key, value, headers and message,
+ * whatever the class (an event built by `make` equals the same event from a
+ * send, whose message is built lazily).
+ *
+ * @internal
+ */
+export abstract class EventBase<K, V> implements Event<K, V>, Equal.Equal {
+  readonly [TypeId] = TypeId
+  abstract readonly key: K | null
+  abstract readonly value: V
+  abstract readonly headers: Headers
+  abstract readonly message: Message
+  [Equal.symbol](that: unknown): boolean {
+    return isEvent(that) &&
+      Equal.equals(this.key, that.key) &&
+      Equal.equals(this.value, that.value) &&
+      Equal.equals(this.headers, that.headers) &&
+      Equal.equals(this.message, that.message)
+  }
+  [Hash.symbol](): number {
+    return Hash.combine(Hash.hash(this.key))(Hash.hash(this.value))
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isEvent = (u: unknown): u is Event<unknown, unknown> =>
+  typeof u === "object" && u !== null && TypeId in u
+
+class EventImpl<K, V> extends EventBase<K, V> {
   readonly key: K | null
   readonly value: V
   readonly headers: Headers
   readonly message: Message
   constructor(key: K | null, value: V, headers: Headers, message: Message) {
+    super()
     this.key = key
     this.value = value
     this.headers = headers

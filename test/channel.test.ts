@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Context, Effect, Exit, Fiber, HashSet, Layer, Queue, Schema, Stream } from "effect"
+import { Cause, Context, Effect, Equal, Exit, Fiber, HashSet, Layer, Queue, Schema, Stream } from "effect"
+import { TestClock } from "effect/testing"
 import {
+  App,
   Channel,
   ChannelClosedError,
   Codec,
@@ -122,6 +124,50 @@ describe("send, get and stream", () => {
       assert.deepStrictEqual(event.headers, [["trace", "t1"]])
       assert.strictEqual(event.message.value, event.value)
     }).pipe(Effect.provide(AppTest)))
+
+  it.effect("timestamps come from the Clock (TestClock here), and a sent event equals the same Event.make", () =>
+    Effect.gen(function*() {
+      const channel = yield* Channel.make({ value: Schema.Number })
+      yield* TestClock.adjust("5 seconds")
+      const metadata = yield* channel.send({ value: 1, headers: { h: "v" } })
+      assert.strictEqual(metadata.timestamp, 5000)
+      yield* TestClock.adjust("1 second")
+      assert.strictEqual((yield* channel.send({ value: 2 })).timestamp, 6000)
+      const event = yield* channel.get()
+      assert.strictEqual(event.message.timestamp, 5000)
+      assert.strictEqual(event.message.topic, "<anon>")
+      assert.deepStrictEqual(event.message.headers, [["h", "v"]])
+      assert.isTrue(Event.isEvent(event))
+      const rebuilt = Event.make({ key: null, value: 1, headers: [["h", "v"]], message: event.message })
+      assert.isTrue(Equal.equals(event, rebuilt))
+      assert.isTrue(Equal.equals(rebuilt, event))
+      assert.isFalse(Equal.equals(event, yield* channel.get()))
+    }).pipe(Effect.provide(AppTest)))
+
+  it.live("with the live Clock, timestamps are the wall-clock time of the send", () =>
+    Effect.gen(function*() {
+      const channel = yield* Channel.make()
+      const before = Date.now()
+      const metadata = yield* channel.send({ value: 1 })
+      yield* Effect.sleep("5 millis")
+      const later = yield* channel.send({ value: 2 })
+      assert.isAtLeast(metadata.timestamp, before)
+      assert.isAtMost(metadata.timestamp, Date.now())
+      assert.isAbove(later.timestamp, metadata.timestamp)
+    }).pipe(Effect.provide(AppTest)))
+
+  it.effect("an app with its own createEvent gets it called for sent events", () =>
+    Effect.gen(function*() {
+      const base = yield* App.make({ id: "custom" })
+      const custom = Layer.succeed(App.App, {
+        ...base,
+        createEvent: (key, value, headers, message) =>
+          App.defaultCreateEvent(key, { wrapped: value } as typeof value, headers, message)
+      })
+      const channel = yield* Effect.provide(Channel.make(), custom)
+      yield* channel.send({ value: 1 })
+      assert.deepStrictEqual((yield* channel.get()).value, { wrapped: 1 })
+    }))
 
   it.effect("messages buffered with nobody subscribed go to the first subscriber, in order, before later ones", () =>
     Effect.gen(function*() {

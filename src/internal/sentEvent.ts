@@ -1,13 +1,12 @@
-import type { Event } from "../Event.ts"
+import { EventBase } from "../Event.ts"
 import * as Message from "../Message.ts"
 
 /**
  * The event an in-memory `send` creates. Its `Message` is built only when a
  * reader asks for it: most readers want the value, and a send then costs one
- * allocation instead of two. Equality stays structural (the cache is a
- * private field, invisible to `Equal.equals`).
+ * allocation instead of two.
  */
-export class SentEvent<K, V> implements Event<K, V> {
+export class SentEvent<K, V> extends EventBase<K, V> {
   readonly key: K | null
   readonly value: V
   readonly headers: Message.Headers
@@ -16,6 +15,7 @@ export class SentEvent<K, V> implements Event<K, V> {
   #message: Message.Message | undefined = undefined
 
   constructor(key: K | null, value: V, headers: Message.Headers, partition: number, timestamp: number) {
+    super()
     this.key = key
     this.value = value
     this.headers = headers
