@@ -31,7 +31,9 @@ export interface Event<out K, out V> {
  * @internal
  */
 export abstract class EventBase<K, V> implements Event<K, V>, Equal.Equal {
-  readonly [TypeId] = TypeId
+  get [TypeId](): typeof TypeId {
+    return TypeId
+  }
   abstract readonly key: K | null
   abstract readonly value: V
   abstract readonly headers: Headers
