@@ -49,6 +49,10 @@ describe("metrics", () => {
       yield* dropping.registerMetrics
       yield* dropping.send({ value: 1 })
       assert.strictEqual(yield* read("effect_faust_dropped_total", { channel: "d" }), 1)
+      const failing = yield* Channel.make({ label: "f", whenNoSubscribers: "fail" })
+      yield* failing.registerMetrics
+      yield* Effect.flip(failing.send({ value: 1 }))
+      assert.strictEqual(yield* read("effect_faust_sent_total", { channel: "f" }), 0, "a refused send is not counted")
     }).pipe(Effect.provide([AppTest, quiet, Isolated])))
 
   it.effect("the series go away when the scope closes; Channel.Service layers register them", () =>

@@ -230,28 +230,33 @@ export class ChannelImpl<K, V, E> {
         : HashSet.fromIterable(options.activePartitions),
       onDecodeError: options.onDecodeError ?? this.settings.onDecodeError
     }
-    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(maxsize), (queue) => {
-      const clone = new ChannelImpl<K, V, E>(settings, queue, options?.isIterator ?? false, this.hub)
-      if (clone.isIterator) subscribe(clone)
-      return clone
-    })
+    return Effect.map(
+      Queue.bounded<Event.Event<K, V>, QueueError<E>>(maxsize),
+      (queue) => this.attach(settings, queue, options?.isIterator ?? false)
+    )
   }
 
   /** A subscriber with this instance's settings (they are valid already). */
   private get iteratorClone(): Effect.Effect<ChannelImpl<K, V, E>> {
-    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.settings.maxsize), (queue) => {
-      const clone = new ChannelImpl<K, V, E>(this.settings, queue, true, this.hub)
-      subscribe(clone)
-      return clone
-    })
+    return Effect.map(
+      Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.settings.maxsize),
+      (queue) => this.attach(this.settings, queue, true)
+    )
   }
 
   cloneUsingQueue(queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>): Effect.Effect<ChannelImpl<K, V, E>> {
-    return Effect.sync(() => {
-      const clone = new ChannelImpl<K, V, E>(this.settings, queue, true, this.hub)
-      subscribe(clone)
-      return clone
-    })
+    return Effect.sync(() => this.attach(this.settings, queue, true))
+  }
+
+  /** A clone on the same hub; an iterator clone subscribes at once. */
+  private attach(
+    settings: Settings<K, V>,
+    queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
+    isIterator: boolean
+  ): ChannelImpl<K, V, E> {
+    const clone = new ChannelImpl<K, V, E>(settings, queue, isIterator, this.hub)
+    if (isIterator) subscribe(clone)
+    return clone
   }
 
   get onStopIteration(): Effect.Effect<void> {
@@ -300,9 +305,9 @@ export class ChannelImpl<K, V, E> {
   put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
     if (hub.closed !== undefined) return Exit.fail(new ChannelClosedError({ channel: this.label }))
-    hub.stats.sent++
     const subscribers = hub.subscribers
     if (subscribers.length === 0) return this.putWithoutSubscribers(event)
+    hub.stats.sent++
     for (let i = 0; i < subscribers.length; i++) {
       if (!Queue.offerUnsafe(subscribers[i].queue, event)) return offerFrom(subscribers, i, event)
     }
@@ -312,11 +317,13 @@ export class ChannelImpl<K, V, E> {
   private putWithoutSubscribers(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
     switch (this.settings.whenNoSubscribers) {
       case "drop":
+        this.hub.stats.sent++
         this.hub.stats.dropped++
         return Exit.void
       case "fail":
         return Exit.fail(new NoSubscribersError({ channel: this.label }))
       case "buffer": {
+        this.hub.stats.sent++
         const buffer = this.hub.buffer
         if (Queue.offerUnsafe(buffer, event)) return Exit.void
         return Effect.flatMap(Queue.offer(buffer, event), (offered) =>
@@ -357,11 +364,11 @@ export class ChannelImpl<K, V, E> {
   putAll(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
     if (hub.closed !== undefined) return Exit.fail(new ChannelClosedError({ channel: this.label }))
-    hub.stats.sent += events.length
     const subscribers = hub.subscribers
     if (subscribers.length === 0) {
       return Effect.forEach(events, (event) => this.putWithoutSubscribers(event), { discard: true })
     }
+    hub.stats.sent += events.length
     let pending: Array<Effect.Effect<unknown>> | undefined
     for (let i = 0; i < subscribers.length; i++) {
       const rest = Queue.offerAllUnsafe(subscribers[i].queue, events)
