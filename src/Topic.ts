@@ -4,7 +4,9 @@
  * by swapping a Layer. `send` produces and returns the broker's
  * `RecordMetadata`; `sendSoon` batches; `stream()` and `events()` consume
  * through a consumer group, acknowledging an event when the stream pulls the
- * next one (or by {@link ack}) and committing acknowledged offsets only.
+ * next one (or by {@link ack}; {@link noack} for concurrent handlers) and
+ * committing, per partition, only up to the highest offset below which every
+ * event was acknowledged, after the send buffer has been answered.
  *
  * @since 0.1.0
  */

@@ -9,6 +9,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, HashSet, Schema, Stream } from "effect"
 import { Topic } from "effect-faust/kafka"
+import { spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
 import { quiet } from "../helpers.ts"
 import { committedOffsets, eventually, groupAssignments, Tally } from "./delivery.ts"
 import { brokerAvailable, kafkaLayer, unique } from "./setup.ts"
@@ -23,6 +25,10 @@ const produce = (name: string, partitions: number, count: number, tally: Tally, 
       for (const id of ids) tally.sent.add(id)
     }
   }).pipe(Effect.provide(kafkaLayer()))
+
+/** tsx as a loader of this node process (its CLI would run the script in a grandchild, out of a SIGKILL's reach). */
+const tsx = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href
+const childScript = fileURLToPath(new URL("./consumer-process.ts", import.meta.url))
 
 class HandlerError {
   readonly _tag = "HandlerError"
@@ -122,6 +128,57 @@ describe.skipIf(!brokerAvailable)("Kafka delivery under faults", () => {
       assert.strictEqual(counts.duplicated, expected, "duplicates are the processed events past the commit")
       assert.strictEqual(counts.redelivered, expected)
     }).pipe(Effect.provide(quiet)), 180_000)
+
+  it.live("(b) a consumer process killed with SIGKILL mid-stream: a new one reads again exactly what its last periodic commit did not cover", () =>
+    Effect.gen(function*() {
+      const name = unique("killed-consumer")
+      const groupId = unique("group")
+      const tally = new Tally()
+      yield* produce(name, 2, 4_000, tally)
+      const processed: Array<readonly [number, number, number]> = []
+      const child = spawn(process.execPath, ["--import", tsx, childScript, name, groupId], { stdio: ["ignore", "pipe", "inherit"] })
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")))
+      let pending = ""
+      child.stdout.setEncoding("utf8")
+      child.stdout.on("data", (chunk: string) => {
+        const lines = (pending + chunk).split("\n")
+        pending = lines.pop()!
+        for (const line of lines) {
+          const [id, partition, offset] = line.split(" ").map(Number)
+          tally.receive(id, partition, offset)
+          processed.push([id, partition, offset])
+        }
+      })
+      const closed = Effect.callback<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) resume(Effect.void)
+        else child.once("close", () => resume(Effect.void))
+      })
+      yield* eventually(() => tally.count >= 1_500, 120_000, "1500 events handled by the child")
+      child.kill("SIGKILL")
+      yield* closed
+      assert.strictEqual(child.signalCode, "SIGKILL")
+      assert.isBelow(tally.count, 4_000, "killed mid-stream")
+      yield* Effect.sleep("500 millis") // a commit the child sent before dying has landed
+      const committed = yield* committedOffsets(`${groupId}.${name}`, name)
+      assert.isAbove(committed.size, 0, "the child committed periodically")
+      const again = processed.filter(([, partition, offset]) => offset >= (committed.get(partition) ?? 0)).map(([id]) => id)
+      const second = yield* Effect.gen(function*() {
+        const topic = yield* Topic.make({ topics: [name], value: Schema.Number })
+        yield* topic.events().pipe(
+          Stream.runForEach((event) => Effect.sync(() => tally.receive(event.value, event.message.partition, event.message.offset)))
+        )
+      }).pipe(Effect.provide(kafkaLayer({ groupId })), Effect.forkChild)
+      yield* eventually(
+        () => tally.complete && again.every((id) => tally.deliveries.get(id)!.length >= 2),
+        60_000,
+        "every event, and the uncommitted ones again",
+        () => JSON.stringify(tally.counts())
+      )
+      yield* Fiber.interrupt(second)
+      const counts = tally.report("(b) consumer process killed with SIGKILL")
+      assert.strictEqual(counts.lost, 0)
+      assert.strictEqual(counts.duplicated, again.length, "duplicates are the handled events past the last commit")
+    }).pipe(Effect.scoped, Effect.provide(quiet)), 180_000)
 
   it.live("(c) group members join and leave while 10^5 messages flow: nothing lost, none delivered by a member not owning its partition", () =>
     Effect.gen(function*() {
