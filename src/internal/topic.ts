@@ -96,7 +96,7 @@ interface Root {
   readonly nextPartition: Map<string, number>
 }
 
-/** An offset to commit, and how far it moves its partition's commit (for the metrics). */
+/** An offset to commit, with the tracker it comes from (its `committed` moves when the commit lands). */
 interface CommitOffset {
   readonly topic: string
   readonly partition: number
@@ -166,8 +166,8 @@ interface Delivery {
 
 /**
  * The messages of one partition in one generation, in the order they
- * arrived: the first is the group's committed offset (the generation's
- * stream starts there). Commits move to just after the longest prefix that
+ * arrived: the generation's stream starts at the group's committed offset,
+ * so the first one is the first record at or after it. Commits move to just after the longest prefix that
  * is done: the highest contiguous acknowledged offset.
  */
 class PartitionTracker {

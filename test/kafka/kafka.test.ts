@@ -89,6 +89,20 @@ describe("Kafka layer", () => {
 })
 
 describe("a broker that does not answer", () => {
+  it.live("publish adds the record when its effect runs, once per run, not when it is built", () =>
+    Effect.gen(function*() {
+      const kafka = yield* Kafka.Kafka
+      const answers: Array<string> = []
+      const record = { topic: "nowhere", partition: 0, key: null, value: utf8.encode("x"), headers: [], timestamp: 0 }
+      const publish = kafka.publish(record, (exit) => Effect.sync(() => answers.push(exit._tag)))
+      yield* kafka.flush
+      assert.deepStrictEqual(answers, [], "built, not run: nothing was sent")
+      yield* publish
+      yield* publish
+      yield* kafka.flush
+      assert.deepStrictEqual(answers, ["Failure", "Failure"])
+    }).pipe(Effect.provide(Unreachable)), 20_000)
+
   it.live("send fails with a typed KafkaError within a bounded time", () =>
     Effect.gen(function*() {
       const topic = yield* Topic.make({ topics: ["nowhere"], value: Schema.String })
