@@ -3,18 +3,20 @@
  *
  *   node --expose-gc bench/child.ts --group single --n 1000000 --rounds 5 --out FILE
  *
- * Writes `{ group, pairs, memory }` as JSON to `--out` (or stdout).
+ * Writes `{ group, pairs, memory }` as JSON to `--out` (or stdout), plus
+ * `skipped` (why) when the group could not run (`kafka` without a broker).
  */
 import { writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { batch } from "./groups/batch.ts"
 import { deliver } from "./groups/deliver.ts"
+import { brokerUnavailable, kafka } from "./groups/kafka.ts"
 import { memory, type MemoryResult } from "./groups/memory.ts"
 import { fanout, single } from "./groups/send.ts"
 import { wordcount } from "./groups/wordcount.ts"
 import { type GroupOptions, type Pair, type PairResult, progress, runPair } from "./lib/harness.ts"
 
-export const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "memory"] as const
+export const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "memory", "kafka"] as const
 export type Group = (typeof GROUPS)[number]
 
 const { values } = parseArgs({
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     subscribers: { type: "string", default: "10000" },
     fibers: { type: "string", default: "2000" },
     events: { type: "string", default: "200000" },
+    "kafka-n": { type: "string", default: "100000" },
     smoke: { type: "boolean", default: false },
     out: { type: "string" }
   }
@@ -39,10 +42,12 @@ if (!GROUPS.includes(group)) {
   process.exit(2)
 }
 const n = Number(values.n)
+const kafkaN = Number(values["kafka-n"])
 const options: GroupOptions = {
   n,
   rounds: Number(values.rounds),
-  warmupN: Number(values.warmup),
+  // Kafka: a tenth of a run warms up each side (every run also connects before its timer starts).
+  warmupN: group === "kafka" ? Math.max(1, Math.round(kafkaN / 10)) : Number(values.warmup),
   latencyN: Number(values["latency-n"]),
   smoke: values.smoke
 }
@@ -60,20 +65,24 @@ const pairsOf = (g: Group): Array<Pair> => {
     case "wordcount":
       return wordcount(n)
     case "memory":
+    case "kafka":
       return []
   }
 }
 
 const pairs: Array<PairResult> = []
 let memoryResults: Array<MemoryResult> = []
+let skipped: string | undefined
 if (group === "memory") {
   memoryResults = await memory(Number(values.subscribers), Number(values.fibers), Number(values.events))
+} else if (group === "kafka" && (skipped = await brokerUnavailable()) !== undefined) {
+  progress(`kafka: skipped: ${skipped}`)
 } else {
-  for (const pair of pairsOf(group)) {
+  for (const pair of group === "kafka" ? await kafka(kafkaN) : pairsOf(group)) {
     progress(`${pair.id}: ${pair.candidate.label} vs ${pair.baseline.label}, n=${pair.n}, ${options.rounds} rounds`)
     pairs.push(await runPair(pair, options))
   }
 }
-const json = JSON.stringify({ group, pairs, memory: memoryResults }, null, 2)
+const json = JSON.stringify({ group, pairs, memory: memoryResults, ...(skipped === undefined ? {} : { skipped }) }, null, 2)
 if (values.out === undefined) process.stdout.write(json + "\n")
 else writeFileSync(values.out, json)

@@ -8,6 +8,9 @@
  *                                      bench/faust/.venv already exists; exits ≠ 0 if a group crashes
  *   npm run bench -- --groups single,fanout --rounds 3
  *   npm run bench -- --no-faust        skip scenario 6
+ *   npm run bench -- --groups kafka --kafka-n 200000
+ *                                      scenario 7 (Kafka; skipped, with the reason, when no broker answers at
+ *                                      KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092); 100 000 records, --smoke 2 000
  *   npm run bench -- --cpu-prof DIR    also write a V8 CPU profile per group into DIR
  *
  * Progress goes to stderr; the table to stdout.
@@ -33,7 +36,7 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
-const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "memory"] as const
+const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "memory", "kafka"] as const
 
 const { values } = parseArgs({
   options: {
@@ -43,6 +46,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     "no-faust": { type: "boolean", default: false },
     "faust-n": { type: "string" },
+    "kafka-n": { type: "string" },
     "faust-rounds": { type: "string" },
     "cpu-prof": { type: "string" },
     "out-dir": { type: "string" }
@@ -51,13 +55,24 @@ const { values } = parseArgs({
 
 const smoke = values.smoke
 const settings = smoke
-  ? { n: 5_000, n16: 2_000, rounds: 1, warmup: 1_000, latencyN: 2_000, subscribers: 200, fibers: 50, events: 2_000 }
-  : { n: 1_000_000, n16: 250_000, rounds: 5, warmup: 200_000, latencyN: 100_000, subscribers: 10_000, fibers: 2_000, events: 200_000 }
+  ? { n: 5_000, n16: 2_000, rounds: 1, warmup: 1_000, latencyN: 2_000, subscribers: 200, fibers: 50, events: 2_000, kafkaN: 2_000 }
+  : {
+    n: 1_000_000,
+    n16: 250_000,
+    rounds: 5,
+    warmup: 200_000,
+    latencyN: 100_000,
+    subscribers: 10_000,
+    fibers: 2_000,
+    events: 200_000,
+    kafkaN: 100_000
+  }
 if (values.n !== undefined) {
   settings.n = Number(values.n)
   settings.n16 = Math.min(settings.n16, settings.n)
 }
 if (values.rounds !== undefined) settings.rounds = Number(values.rounds)
+if (values["kafka-n"] !== undefined) settings.kafkaN = Number(values["kafka-n"])
 const faustSettings = {
   n: Number(values["faust-n"] ?? (smoke ? 1_000 : 1_000_000)),
   rounds: Number(values["faust-rounds"] ?? (smoke ? 1 : 3))
@@ -127,6 +142,7 @@ const runChild = (group: string): Promise<{ run: GroupRun; pairs: Array<PairResu
     "--subscribers", String(settings.subscribers),
     "--fibers", String(settings.fibers),
     "--events", String(settings.events),
+    "--kafka-n", String(settings.kafkaN),
     "--out", out,
     ...(smoke ? ["--smoke"] : [])
   ]
@@ -143,8 +159,13 @@ const runChild = (group: string): Promise<{ run: GroupRun; pairs: Array<PairResu
       const seconds = (Date.now() - started) / 1000
       if (code === 0 && existsSync(out)) {
         const parsed = JSON.parse(readFileSync(out, "utf8"))
-        log(`group ${group}: done in ${seconds.toFixed(0)}s`)
-        resolve({ run: { group, ok: true, seconds }, pairs: parsed.pairs, memory: parsed.memory })
+        const skipped = parsed.skipped as string | undefined
+        log(`group ${group}: ${skipped === undefined ? "done" : `skipped (${skipped})`} in ${seconds.toFixed(0)}s`)
+        resolve({
+          run: { group, ok: true, seconds, ...(skipped === undefined ? {} : { skipped }) },
+          pairs: parsed.pairs,
+          memory: parsed.memory
+        })
       } else {
         const error = signal !== null ? `killed by ${signal}` : `exited with code ${code}`
         log(`group ${group}: FAILED (${error})`)

@@ -40,6 +40,8 @@ export interface GroupRun {
   readonly ok: boolean
   readonly seconds: number
   readonly error?: string | undefined
+  /** Why the group did not run (it is not a failure: `kafka` without a broker). */
+  readonly skipped?: string | undefined
 }
 
 export interface Results {
@@ -70,7 +72,10 @@ const verdict = (t: { readonly text: string; readonly met: boolean } | undefined
   t === undefined ? "" : `${t.text} ${t.met ? "✅" : "❌"}`
 const bytes = (b: number) => (b >= 1024 ? `${(b / 1024).toFixed(2)} KiB` : `${b.toFixed(0)} B`)
 
-/** The throughput table: one row per pair, plus the Faust comparisons. */
+const scenarioOf = (group: string): string =>
+  ({ single: "1", fanout: "2", batch: "3", deliver: "4", wordcount: "5", kafka: "7" } as Record<string, string>)[group] ?? ""
+
+/** The throughput table: one row per pair, skipped or crashed groups, plus the Faust comparisons. */
 export const throughputTable = (results: Results): string => {
   const rows: Array<Array<string>> = [[
     "#",
@@ -96,6 +101,10 @@ export const throughputTable = (results: Results): string => {
     for (const extra of p.extras) {
       rows.push(["", "", "", `${rate(extra.median)} — ${extra.label}`, ratioText(p.candidate.median / extra.median), "", "", ""])
     }
+  }
+  for (const g of results.groups) {
+    if (g.skipped !== undefined) rows.push([scenarioOf(g.group), `group ${g.group}`, "", `skipped: ${g.skipped}`, "", "", "", ""])
+    else if (!g.ok && g.group !== "faust") rows.push([scenarioOf(g.group), `group ${g.group}`, "", `crashed: ${g.error ?? "?"}`, "", "", "", ""])
   }
   const f = results.faust
   if (f.ran) {
@@ -157,6 +166,11 @@ export const svgChart = (results: Results): string => {
       target: p.target?.ratio
     })
   }
+  for (const g of results.groups) {
+    if (g.skipped !== undefined) {
+      bars.push({ label: `${scenarioOf(g.group)}. group ${g.group}`.replace(/^\. /, ""), sublabel: `skipped: ${g.skipped}`, ratio: NaN })
+    }
+  }
   if (results.faust.ran) {
     for (const c of results.faust.comparisons) {
       bars.push({ label: `6. ${c.title}`, sublabel: "vs Faust's in-memory channel", ratio: c.ratio, target: c.target?.ratio })
@@ -205,7 +219,7 @@ export const svgChart = (results: Results): string => {
     out.push(`<text x="${left - 10}" y="${y + 16}" text-anchor="end" font-weight="600">${xml(b.label)}</text>`)
     out.push(`<text x="${left - 10}" y="${y + 32}" text-anchor="end" fill="#666" font-size="11">${xml(clip(b.sublabel, 60))}</text>`)
     if (!Number.isFinite(b.ratio) || b.ratio <= 0) {
-      out.push(`<text x="${x(1) + 6}" y="${y + 22}" fill="#a00">no result</text>`)
+      out.push(`<text x="${x(1) + 6}" y="${y + 22}" fill="#a00">${b.sublabel.startsWith("skipped") ? "skipped" : "no result"}</text>`)
       return
     }
     const x1 = x(1)

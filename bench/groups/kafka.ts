@@ -1,0 +1,295 @@
+/**
+ * Scenario 7 (issue 5): Kafka throughput through `Topic` against the raw
+ * `@platformatic/kafka` client it is built on, on the same broker in the
+ * same run.
+ *
+ * - produce: N keyed records (small JSON values) through `Topic.sendSoon`
+ *   (every future awaited at the end), against a raw `Producer.send` loop
+ *   of the same records in batches of the Kafka layer's `maxBatchSize`
+ *   (1000), one request in flight, `acks: ALL`, idempotent — what the
+ *   topic's send buffer does. `Topic.send` one at a time and `sendAll`
+ *   (values only: it takes no keys) are reported beside it.
+ * - consume: N records of a pre-filled topic through `Topic.stream()`
+ *   (a fresh consumer group each run, from earliest; values JSON-decoded
+ *   and checked by a Schema), against a raw `Consumer.consume` stream with
+ *   the same group settings (`mode: "committed"`, `fallbackMode:
+ *   "earliest"`, same `maxWaitTime`, `autocommit: false`), key and value
+ *   `JSON.parse`d. Timed from the first record received to the N-th (the
+ *   group join, ~the same on both sides, is not counted).
+ *
+ * Every run uses fresh topic names and group ids. With no broker at
+ * `KAFKA_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092) the group is skipped.
+ */
+import { Consumer, ProduceAcks, Producer } from "@platformatic/kafka"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { connect } from "node:net"
+import { App, CAPACITY, type FutureMessage } from "../lib/app.ts"
+import { type Case, now, type Pair } from "../lib/harness.ts"
+import { Kafka, Topic } from "../../src/kafka.ts"
+
+export const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
+const brokers = bootstrapServers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
+
+/** Records per produce request on both sides: the Kafka layer's default `maxBatchSize`. */
+export const BATCH = 1000
+/** How long a fetch waits for records, on both sides: the Kafka layer's default. */
+const MAX_WAIT_TIME = 500
+
+let counter = 0
+const unique = (prefix: string): string =>
+  `bench-${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}-${Math.random().toString(36).slice(2, 6)}`
+
+/** Resolves with why the broker cannot be used, or `undefined` when it answers. */
+export const brokerUnavailable = (): Promise<string | undefined> =>
+  new Promise((resolve) => {
+    const server = brokers[0] ?? ""
+    const at = server.lastIndexOf(":")
+    const socket = connect({ host: server.slice(0, at), port: Number(server.slice(at + 1)) })
+    const no = (why: string) => {
+      socket.destroy()
+      resolve(`no Kafka broker answers at ${bootstrapServers} (${why}); start one with \`npm run kafka:up\``)
+    }
+    socket.setTimeout(2_000)
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(undefined)
+    })
+    socket.once("timeout", () => no("timeout"))
+    socket.once("error", (e) => no((e as NodeJS.ErrnoException).code ?? e.message))
+  })
+
+// ---------------------------------------------------------------------------------------------
+// the records
+
+const Value = Schema.Struct({ id: Schema.Number, user: Schema.String, qty: Schema.Number, ok: Schema.Boolean })
+type Value = typeof Value.Type
+
+const keyOf = (i: number): string => `k${i % 1000}`
+const valueOf = (i: number): Value => ({ id: i, user: `user-${i % 97}`, qty: i % 10, ok: (i & 1) === 0 })
+
+const clientBase = () => ({
+  clientId: unique("client"),
+  bootstrapBrokers: [...brokers],
+  connectTimeout: 5_000,
+  requestTimeout: 30_000,
+  retries: 3,
+  retryDelay: 250
+})
+
+const rawProducer = () => new Producer({ ...clientBase(), idempotent: true, retries: 3 })
+
+const createTopic = async (name: string, partitions: number): Promise<void> => {
+  const { Admin } = await import("@platformatic/kafka")
+  const admin = new Admin(clientBase())
+  try {
+    await admin.createTopics({ topics: [name], partitions, replicas: 1 })
+  } finally {
+    await admin.close()
+  }
+}
+
+/** The raw producer loop, also used to pre-fill the consume topic. */
+const rawProduce = async (producer: Producer, topic: string, from: number, n: number, batch = BATCH): Promise<void> => {
+  for (let i = from; i < from + n; i += batch) {
+    const size = Math.min(batch, from + n - i)
+    const messages = new Array(size)
+    for (let j = 0; j < size; j++) {
+      messages[j] = {
+        topic,
+        partition: 0,
+        key: Buffer.from(JSON.stringify(keyOf(i + j))),
+        value: Buffer.from(JSON.stringify(valueOf(i + j)))
+      }
+    }
+    const result = await producer.send({ acks: ProduceAcks.ALL, idempotent: true, messages })
+    if (result.offsets === undefined || result.offsets.length === 0) throw new Error("no offsets from the broker")
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// effect-faust side
+
+const kafkaLayer = () =>
+  Kafka.layer({ bootstrapServers, maxWaitTime: MAX_WAIT_TIME, maxBatchSize: BATCH, topicPartitions: 1 }).pipe(
+    Layer.provideMerge(App.layer({ id: unique("app"), streamBufferMaxsize: CAPACITY }))
+  )
+
+const makeTopic = (name: string) =>
+  Topic.make({ topics: [name], key: Schema.String, value: Value, partitions: 1, groupId: unique("group") })
+
+const runTopic = <A, E>(effect: Effect.Effect<A, E, App.App | Kafka.Kafka>): Promise<A> =>
+  Effect.runPromise(Effect.provide(effect, kafkaLayer()) as Effect.Effect<A, E>)
+
+/** One warm-up send to declare the topic and connect, outside the timed part. */
+const warm = (topic: Topic.Topic<string, Value>) => topic.send({ key: "warm", value: valueOf(-1) })
+
+type ProduceMode = "sendSoon" | "send" | "sendAll"
+
+const topicProduce = (mode: ProduceMode, topicName: () => string): Case => ({
+  label: mode === "sendSoon"
+    ? "Topic.sendSoon × N, then await every future"
+    : mode === "send"
+    ? "Topic.send one at a time (waits for each ack)"
+    : `Topic.sendAll(${BATCH} values, no keys)`,
+  run: (n) =>
+    runTopic(Effect.gen(function*() {
+      const topic = yield* makeTopic(topicName())
+      yield* warm(topic)
+      const start = now()
+      if (mode === "sendSoon") {
+        const futures = new Array<FutureMessage.FutureMessage<string, Value>>(n)
+        for (let i = 0; i < n; i++) futures[i] = yield* topic.sendSoon({ key: keyOf(i), value: valueOf(i) })
+        for (let i = 0; i < n; i++) yield* futures[i].await
+      } else if (mode === "send") {
+        for (let i = 0; i < n; i++) yield* topic.send({ key: keyOf(i), value: valueOf(i) })
+      } else {
+        for (let i = 0; i < n; i += BATCH) {
+          const size = Math.min(BATCH, n - i)
+          const values = new Array<Value>(size)
+          for (let j = 0; j < size; j++) values[j] = valueOf(i + j)
+          yield* topic.sendAll(values)
+        }
+      }
+      return { elapsedMs: now() - start }
+    }))
+})
+
+const topicConsume = (topicName: () => string): Case => ({
+  label: "Topic.stream() (new group, from earliest)",
+  run: (n) =>
+    runTopic(Effect.gen(function*() {
+      const topic = yield* makeTopic(topicName())
+      let start = 0
+      let count = 0
+      let sum = 0
+      yield* topic.stream().pipe(
+        Stream.take(n),
+        Stream.runForEachArray((values) => {
+          if (count === 0) start = now()
+          for (let i = 0; i < values.length; i++) sum += values[i].qty
+          count += values.length
+          return Effect.void
+        })
+      )
+      const elapsedMs = now() - start
+      if (count !== n || sum < 0) throw new Error(`read ${count} of ${n}`)
+      return { elapsedMs }
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// raw @platformatic/kafka side
+
+const rawProduceCase = (topicName: () => string, batch = BATCH): Case => ({
+  label: batch === 1
+    ? "raw Producer.send one record at a time, acks ALL, idempotent"
+    : `raw Producer.send(${batch} records), acks ALL, idempotent`,
+  run: async (n) => {
+    const producer = rawProducer()
+    try {
+      const topic = topicName()
+      await createTopic(topic, 1)
+      await rawProduce(producer, topic, -1, 1, batch) // connect, outside the timed part
+      const start = now()
+      await rawProduce(producer, topic, 0, n, batch)
+      return { elapsedMs: now() - start }
+    } finally {
+      await producer.close()
+    }
+  }
+})
+
+const rawConsumeCase = (topicName: () => string): Case => ({
+  label: "raw Consumer.consume() stream (new group, from earliest)",
+  run: async (n) => {
+    const consumer = new Consumer({
+      ...clientBase(),
+      groupId: unique("group"),
+      autocommit: false,
+      sessionTimeout: 10_000,
+      rebalanceTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      maxWaitTime: MAX_WAIT_TIME
+    })
+    try {
+      const stream = await consumer.consume({
+        topics: [topicName()],
+        mode: "committed",
+        fallbackMode: "earliest",
+        autocommit: false,
+        maxWaitTime: MAX_WAIT_TIME
+      })
+      let start = 0
+      let count = 0
+      let sum = 0
+      for await (const message of stream) {
+        if (count === 0) start = now()
+        const key = JSON.parse(message.key!.toString("utf8")) as string
+        const value = JSON.parse(message.value!.toString("utf8")) as Value
+        sum += value.qty + (key.length > 0 ? 0 : 1)
+        if (++count >= n) break
+      }
+      const elapsedMs = now() - start
+      await stream.close().catch(() => undefined)
+      if (count !== n || sum < 0) throw new Error(`read ${count} of ${n}`)
+      return { elapsedMs }
+    } finally {
+      await consumer.close(true).catch(() => undefined)
+    }
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+
+/** The pairs, after pre-filling the consume topic with `n` records. */
+export const kafka = async (n: number): Promise<Array<Pair>> => {
+  const produceTopic = () => unique("produce")
+  const consumeTopic = unique("consume")
+  await createTopic(consumeTopic, 1)
+  const producer = rawProducer()
+  try {
+    await rawProduce(producer, consumeTopic, 0, n)
+  } finally {
+    await producer.close()
+  }
+  const sendN = Math.max(1, Math.min(n, Math.round(n / 50)))
+  const note = `broker ${bootstrapServers}, 1 partition, fresh topics and groups per run`
+  return [
+    {
+      id: "s7-kafka-produce",
+      scenario: 7,
+      title: "Kafka produce (keyed JSON records)",
+      n,
+      candidate: topicProduce("sendSoon", produceTopic),
+      baseline: rawProduceCase(produceTopic),
+      extras: [topicProduce("sendAll", produceTopic)],
+      latency: false,
+      target: { ratio: 0.9, text: "≥ 0.9× raw client" },
+      note
+    },
+    {
+      id: "s7-kafka-send",
+      scenario: 7,
+      title: "Kafka produce, Topic.send one at a time",
+      n: sendN,
+      candidate: topicProduce("send", produceTopic),
+      baseline: rawProduceCase(produceTopic, 1),
+      latency: false,
+      note: `${sendN} records per run: each send waits for its ack, so one record per request on both sides`
+    },
+    {
+      id: "s7-kafka-consume",
+      scenario: 7,
+      title: "Kafka consume (consumer group, from earliest)",
+      n,
+      candidate: topicConsume(() => consumeTopic),
+      baseline: rawConsumeCase(() => consumeTopic),
+      latency: false,
+      target: { ratio: 0.9, text: "≥ 0.9× raw client" },
+      note
+    }
+  ]
+}
