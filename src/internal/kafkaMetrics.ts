@@ -1,5 +1,6 @@
 import type * as Context from "effect/Context"
 import * as Metric from "effect/Metric"
+import { counterHooks, gaugeHooks } from "./metrics.ts"
 
 /**
  * The metrics a topic adds to the channel series (see `metrics.ts`): like
@@ -28,17 +29,6 @@ export interface Stats {
 
 export const makeStats = (): Stats => ({ acknowledged: 0, committed: 0 })
 
-const counterHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.CounterState<number>> => ({
-  get: () => ({ count: read(), incremental: false }),
-  update: () => {},
-  modify: () => {}
-})
-
-const gaugeHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.GaugeState<number>> => ({
-  get: () => ({ value: read() }),
-  update: () => {},
-  modify: () => {}
-})
 
 /** Registers the topic-wide series; returns a function removing them. */
 export const registerTopic = (context: Context.Context<never>, label: string, stats: Stats): () => void => {

@@ -41,13 +41,15 @@ export const makeStats = (): Stats => ({
   decodeErrors: { failed: 0, skipped: 0, deadLettered: 0 }
 })
 
-const counterHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.CounterState<number>> => ({
+/** Hooks of a registered counter whose value is read from elsewhere. */
+export const counterHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.CounterState<number>> => ({
   get: () => ({ count: read(), incremental: false }),
   update: () => {},
   modify: () => {}
 })
 
-const gaugeHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.GaugeState<number>> => ({
+/** Hooks of a registered gauge whose value is read from elsewhere. */
+export const gaugeHooks = (read: () => number): Metric.Metric.Hooks<number, Metric.GaugeState<number>> => ({
   get: () => ({ value: read() }),
   update: () => {},
   modify: () => {}
