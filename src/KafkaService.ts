@@ -319,6 +319,9 @@ const durationOptions = [
 
 type DurationOption = (typeof durationOptions)[number]
 
+/** How long a topic's partition count is reused: the client's own `metadataMaxAge` default. */
+const METADATA_MAX_AGE = 5_000
+
 /** A record in the send buffer, or a flush marker. */
 type Pending =
   | {
@@ -439,6 +442,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
     })
 
   const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
+  const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
 
   return Kafka.of({
     settings,
@@ -454,13 +458,21 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
     flush: Effect.flatMap(Deferred.make<void>(), (flushed) =>
       Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)),
     partitionCount: (topic) =>
-      Effect.tryPromise({
-        try: () => producer.metadata({ topics: [topic] }),
-        catch: metadataError(topic)
-      }).pipe(Effect.flatMap((metadata) => {
-        const count = metadata.topics.get(topic)?.partitionsCount
-        return count === undefined ? Effect.fail(metadataError(topic)(new Error("unknown topic"))) : Effect.succeed(count)
-      })),
+      Effect.suspend(() => {
+        // Asked once per record sent: answered from memory while fresh, as
+        // the client's own metadata cache would, without a promise per record.
+        const cached = partitionCounts.get(topic)
+        if (cached !== undefined && cached.expires > Date.now()) return Effect.succeed(cached.count)
+        return Effect.tryPromise({
+          try: () => producer.metadata({ topics: [topic] }),
+          catch: metadataError(topic)
+        }).pipe(Effect.flatMap((metadata) => {
+          const count = metadata.topics.get(topic)?.partitionsCount
+          if (count === undefined) return Effect.fail(metadataError(topic)(new Error("unknown topic")))
+          partitionCounts.set(topic, { count, expires: Date.now() + METADATA_MAX_AGE })
+          return Effect.succeed(count)
+        }))
+      }),
     createTopic: (spec) =>
       Effect.tryPromise({
         try: () =>

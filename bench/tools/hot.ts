@@ -5,15 +5,20 @@
  *   npx tsx bench/tools/profile.ts /tmp/prof/*.cpuprofile
  *
  * Arguments: pair id, `candidate` | `baseline` | extra index, messages, repeats.
+ * Kafka pairs (`s7-kafka-produce`, `s7-kafka-send`, `s7-kafka-consume`) need a broker.
  */
 import { batch } from "../groups/batch.ts"
 import { deliver } from "../groups/deliver.ts"
+import { kafka } from "../groups/kafka.ts"
 import { fanout, single } from "../groups/send.ts"
 import { wordcount } from "../groups/wordcount.ts"
 
 const [id = "s1-send-1", which = "candidate", nArg = "1000000", repeatArg = "5"] = process.argv.slice(2)
 const n = Number(nArg)
-const pairs = [...single(n), ...fanout(n, n), ...batch(n), ...deliver(n), ...wordcount(n)]
+// The Kafka pairs (s7-*) need a broker and pre-fill a topic first.
+const pairs = id.startsWith("s7-")
+  ? await kafka(n)
+  : [...single(n), ...fanout(n, n), ...batch(n), ...deliver(n), ...wordcount(n)]
 const pair = pairs.find((p) => p.id === id)
 if (pair === undefined) {
   console.error(`no pair ${id}; pairs: ${pairs.map((p) => p.id).join(", ")}`)

@@ -821,6 +821,20 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 
   /**
+   * `deliver` without an effect when it can: decodes and offers the message
+   * to every subscriber at once, and returns `undefined` when that is done;
+   * otherwise (spans, a decode error, a full queue) the effect that does the rest.
+   */
+  deliverNow(message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> | undefined {
+    if (this.base.settings.spans) return this.deliver(message)
+    const decoded = this.base.decodeUnsafe(message)
+    if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
+    this.root.stats.delivered++
+    const fanned = this.fanOut(decoded, trackedMessages.get(message))
+    return fanned === Effect.void ? undefined : fanned
+  }
+
+  /**
    * Offers the event to each subscriber (a copy each, so that each can
    * acknowledge its own), waiting on full queues. A message no subscriber
    * took stays unacknowledged, so it is read again by the next session.
@@ -829,24 +843,48 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     const subscribers = this.isIterator ? [this] : this.root.subscribers
     const createEvent = this.context.app.createEvent
     let accepted = 0
-    return Effect.as(
-      Effect.forEach(subscribers, (subscriber, i) => {
-        const copy = i === 0 ? event : createEvent(event.key, event.value, event.headers, event.message)
-        if (tracked !== undefined) {
-          deliveries.set(copy, { tracked, acked: false, holder: undefined })
-          tracked.pending++
-        }
-        const taken = (offered: boolean) => {
-          if (offered) accepted++
-          else if (tracked !== undefined) tracked.pending--
-        }
-        if (Queue.offerUnsafe(subscriber.queue, copy)) return Effect.sync(() => taken(true))
-        return Effect.map(Queue.offer(subscriber.queue, copy), taken)
-      }, { discard: true }),
-      undefined
-    ).pipe(Effect.ensuring(Effect.sync(() => {
+    const copyFor = (i: number): Event.Event<K, V> => {
+      const copy = i === 0 ? event : createEvent(event.key, event.value, event.headers, event.message)
+      if (tracked !== undefined) {
+        deliveries.set(copy, { tracked, acked: false, holder: undefined })
+        tracked.pending++
+      }
+      return copy
+    }
+    const settle = () => {
       if (tracked !== undefined && accepted > 0) release(tracked)
-    })))
+    }
+    // Fast path: every queue has room, nothing to wait for (no effect per subscriber).
+    let i = 0
+    for (; i < subscribers.length; i++) {
+      const copy = copyFor(i)
+      if (!Queue.offerUnsafe(subscribers[i].queue, copy)) {
+        return Effect.ensuring(this.fanOutFrom(subscribers, i, copy, tracked, copyFor, () => accepted++), Effect.sync(settle))
+      }
+      accepted++
+    }
+    settle()
+    return Effect.void
+  }
+
+  /** The slow path of `fanOut`: waits on the full queue of subscriber `from`, then offers to the rest. */
+  private fanOutFrom(
+    subscribers: ReadonlyArray<TopicImpl<K, V, E>>,
+    from: number,
+    first: Event.Event<K, V>,
+    tracked: Tracked | undefined,
+    copyFor: (i: number) => Event.Event<K, V>,
+    accept: () => void
+  ): Effect.Effect<void> {
+    return Effect.forEach(subscribers.slice(from), (subscriber, j) => {
+      const copy = j === 0 ? first : copyFor(from + j)
+      const taken = (offered: boolean) => {
+        if (offered) accept()
+        else if (tracked !== undefined) tracked.pending--
+      }
+      if (j > 0 && Queue.offerUnsafe(subscriber.queue, copy)) return Effect.sync(() => taken(true))
+      return Effect.map(Queue.offer(subscriber.queue, copy), taken)
+    }, { discard: true })
   }
 
   private handleDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
@@ -1424,7 +1462,9 @@ const pump = (
       }
       const message = toMessage(received)
       trackedMessages.set(message, tracker.track(received.offset, received.leaderEpoch))
-      return Effect.catch(topic.deliver(message), (error) =>
+      const delivered = topic.deliverNow(message)
+      if (delivered === undefined) return Effect.void
+      return Effect.catch(delivered, (error) =>
         isDecodeError(error)
           ? Effect.void // the policy already failed the subscribers
           : Effect.sync(() => failSubscribers(topic, Cause.fail(error))))
