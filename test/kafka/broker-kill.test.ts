@@ -18,8 +18,8 @@ import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.t
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const pidFile = `${process.env.KAFKA_DIR ?? `${root}.kafka`}/kafka.pid`
-/** Only the broker our scripts started can be killed and started again. */
-const killable = brokerAvailable && process.env.KAFKA_BOOTSTRAP_SERVERS === undefined && existsSync(pidFile)
+/** Only the broker our scripts started (its pid file, its listener) can be killed and started again. */
+const killable = brokerAvailable && bootstrapServers === "127.0.0.1:9092" && existsSync(pidFile)
 
 const [host, port] = [bootstrapServers.slice(0, bootstrapServers.lastIndexOf(":")), Number(bootstrapServers.slice(bootstrapServers.lastIndexOf(":") + 1))]
 
