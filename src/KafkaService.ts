@@ -204,6 +204,16 @@ export class Kafka extends Context.Service<Kafka, {
     record: ProducerRecord,
     onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
   ) => Effect.Effect<void>
+  /**
+   * Adds records to the send buffer (waiting while it is full) as
+   * {@link publish} does, with one completion for all of them: `onDone`
+   * runs once every record has been answered, with each record's exit in
+   * order. Optional: without it, callers use {@link publish} per record.
+   */
+  readonly publishAll?: (
+    records: ReadonlyArray<ProducerRecord>,
+    onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
+  ) => Effect.Effect<void>
   /** Sends records through the buffer and waits for their metadata, in order. */
   readonly produce: (
     records: ReadonlyArray<ProducerRecord>
@@ -212,6 +222,11 @@ export class Kafka extends Context.Service<Kafka, {
   readonly flush: Effect.Effect<void>
   /** The number of partitions of a topic (from cached metadata). */
   readonly partitionCount: (topic: string) => Effect.Effect<number, KafkaError>
+  /**
+   * The number of partitions of a topic if {@link partitionCount} has it
+   * cached and fresh, else `undefined`: the per-record fast path. Optional.
+   */
+  readonly partitionCountUnsafe?: (topic: string) => number | undefined
   /** Creates a topic; `false` if it existed already. */
   readonly createTopic: (spec: TopicSpec) => Effect.Effect<boolean, KafkaError>
   /** The names of the cluster's topics (internal ones excluded). */
@@ -322,13 +337,31 @@ type DurationOption = (typeof durationOptions)[number]
 /** How long a topic's partition count is reused: the client's own `metadataMaxAge` default. */
 const METADATA_MAX_AGE = 5_000
 
-/** A record in the send buffer, or a flush marker. */
+/** Records published together with one completion (`publishAll`). */
+interface Group {
+  readonly exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>
+  remaining: number
+  readonly onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
+}
+
+/** A record in the send buffer (alone, or one of a group), or a flush marker. */
 type Pending =
   | {
     readonly record: ProducerRecord
     readonly onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
   }
+  | { readonly record: ProducerRecord; readonly group: Group; readonly index: number }
   | { readonly flushed: Deferred.Deferred<void> }
+
+/** Records an exit of a group member; the group's completion once all are in, else `undefined`. */
+const settleMember = (
+  pending: { readonly group: Group; readonly index: number },
+  exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>
+): Effect.Effect<void> | undefined => {
+  const group = pending.group
+  group.exits[pending.index] = exit
+  return --group.remaining === 0 ? group.onDone(group.exits) : undefined
+}
 
 /**
  * Builds the service in the current scope: the producer and admin clients
@@ -409,7 +442,13 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
         const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
         const exit = yield* Effect.exit(sendBatch(items.map((pending) => pending.record), index === 0))
         for (let i = 0; i < items.length; i++) {
-          yield* items[i].onDone(Exit.isSuccess(exit) ? Exit.succeed(exit.value[i]) : Exit.failCause(exit.cause))
+          const item = items[i]
+          const result = Exit.isSuccess(exit) ? Exit.succeed(exit.value[i]) : Exit.failCause(exit.cause)
+          if ("onDone" in item) yield* item.onDone(result)
+          else {
+            const done = settleMember(item, result)
+            if (done !== undefined) yield* done
+          }
         }
       }
       for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
@@ -441,6 +480,27 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
       return Effect.flatMap(Queue.offer(buffer, pending), (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
     })
 
+  const publishAll = (
+    records: ReadonlyArray<ProducerRecord>,
+    onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
+  ): Effect.Effect<void> =>
+    Effect.suspend(() => {
+      if (records.length === 0) return onDone([])
+      const group: Group = { exits: new Array(records.length), remaining: records.length, onDone }
+      const pendings: Array<Pending> = records.map((record, index) => ({ record, group, index }))
+      const remaining = Queue.offerAllUnsafe(buffer, pendings)
+      if (remaining.length === 0) return Effect.void
+      // What did not fit waits for room, in order; a shut buffer refuses it.
+      return Effect.flatMap(Queue.offerAll(buffer, remaining), (refused) =>
+        Effect.suspend(() => {
+          let done: Effect.Effect<void> | undefined
+          for (const pending of refused as Array<Extract<Pending, { group: Group }>>) {
+            done = settleMember(pending, Exit.fail(shutDown(pending.record))) ?? done
+          }
+          return done ?? Effect.void
+        }))
+    })
+
   const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
   const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
 
@@ -448,6 +508,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
     settings,
     scope,
     publish,
+    publishAll,
     produce: (records) =>
       Effect.flatMap(
         Effect.forEach(records, (record) =>
@@ -457,6 +518,10 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
       ),
     flush: Effect.flatMap(Deferred.make<void>(), (flushed) =>
       Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)),
+    partitionCountUnsafe: (topic) => {
+      const cached = partitionCounts.get(topic)
+      return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined
+    },
     partitionCount: (topic) =>
       Effect.suspend(() => {
         // Asked once per record sent: answered from memory while fresh, as

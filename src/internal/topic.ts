@@ -33,7 +33,7 @@ import {
 } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import * as FutureMessage from "../FutureMessage.ts"
-import { Kafka, KafkaError } from "../KafkaService.ts"
+import { Kafka, KafkaError, type ProducerRecord as KafkaProducerRecord } from "../KafkaService.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import type * as RecordMetadata from "../RecordMetadata.ts"
@@ -89,6 +89,8 @@ interface Root {
   /** Set while the topic's metrics are registered. */
   metrics: { readonly context: Context.Context<never>; nextSubscriber: number } | undefined
   declared: Deferred.Deferred<void, TransportError> | undefined
+  /** Set once a declare succeeded: senders skip `maybeDeclare`. */
+  declaredOk: boolean
   /** The consumer session, running while anyone streams the topic. */
   readonly sessions: RcRef.RcRef<Session, TransportError>
   session: Session | undefined
@@ -354,6 +356,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
             kafkaStats: kafkaMetrics.makeStats(),
             metrics: undefined,
             declared: undefined,
+            declaredOk: false,
             sessions,
             session: undefined,
             nextPartition: new Map()
@@ -589,12 +592,65 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * The common path of `send`, `sendSoon`, `sendAll` and `publishMessage`:
    * encodes the message, picks its partition and adds it to the Kafka send
    * buffer. When the broker answers, the future completes, then its callback
-   * runs, then the returned deferred completes.
+   * runs, then the returned deferred completes (`detached`: nobody waits for
+   * it, and there is none).
+   *
+   * Once the topic is declared and its partition count is cached, the record
+   * is built without an effect per step (see `recordUnsafe`).
    */
   private enqueue(
     future: FutureMessage.FutureMessage<K, V>,
     detached = false
-  ): Effect.Effect<Deferred.Deferred<void>, TransportError> {
+  ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
+    return Effect.clockWith((clock) => {
+      const record = this.recordUnsafe(future.message, clock)
+      if (record === undefined) return this.enqueueSlow(future, detached)
+      if (record instanceof CodecError) return Effect.andThen(future.fail(record), Effect.fail(record))
+      return this.publishRecord(future, record, detached)
+    })
+  }
+
+  /** The topic name to produce to when it is known without an effect. */
+  private get singleTopicName(): string | undefined {
+    const { pattern, topics } = this.settings
+    return pattern === undefined && topics.length === 1 ? topics[0] : undefined
+  }
+
+  /**
+   * The record of a pending message, built synchronously, in `enqueue`'s
+   * order (name, declare, key, value, partition, timestamp); `undefined`
+   * when a step needs an effect (no single name, not declared yet, no cached
+   * partition count).
+   */
+  private recordUnsafe(pending: FutureMessage.PendingMessage<K, V>, clock: Clock.Clock): KafkaProducerRecord | CodecError | undefined {
+    const topic = pending.topic ?? this.singleTopicName
+    if (topic === undefined || !this.root.declaredOk) return undefined
+    const key = this.encodeUnsafe("key", pending.key, pending.keySerializer)
+    if (key instanceof CodecError) return key
+    const value = this.encodeUnsafe("value", pending.value, pending.valueSerializer)
+    if (value instanceof CodecError) return value
+    let partition = pending.partition
+    if (partition === undefined) {
+      const count = this.context.kafka.partitionCountUnsafe?.(topic)
+      if (count === undefined) return undefined
+      partition = this.partitionOf(topic, key, count)
+    }
+    return {
+      topic,
+      partition,
+      key,
+      value,
+      headers: Message.headersToList(pending.headers),
+      timestamp: pending.timestamp ?? clock.currentTimeMillisUnsafe(),
+      acks: this.settings.acks
+    }
+  }
+
+  /** `enqueue` one effect at a time: declares, reads the partition count. */
+  private enqueueSlow(
+    future: FutureMessage.FutureMessage<K, V>,
+    detached: boolean
+  ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
     return Effect.gen({ self: this }, function*() {
       const pending = future.message
       const topic = pending.topic ?? (yield* this.produceTopicName)
@@ -603,7 +659,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       const value = yield* this.encode("value", pending.value, pending.valueSerializer)
       const partition = pending.partition ?? (yield* this.partitionFor(topic, key))
       const timestamp = pending.timestamp ?? (yield* Clock.currentTimeMillis)
-      const settled = yield* Deferred.make<void>()
       const record = {
         topic,
         partition,
@@ -613,23 +668,36 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         timestamp,
         acks: this.settings.acks
       }
-      const stats = this.root.stats
-      const kafka = this.context.kafka
-      yield* kafka.publish(record, (exit) =>
-        Effect.ensuring(
-          Exit.isSuccess(exit)
-            ? Effect.sync(() => stats.sent++).pipe(
-              Effect.andThen(future.succeed(exit.value)),
-              Effect.andThen(runCallback(future))
-            )
-            : Effect.sync(() => {
-              // Nobody waits for a sendSoon: the consumer sessions must know.
-              if (detached) failedSendsOf(kafka).count++
-            }).pipe(Effect.andThen(future.fail(asKafkaError(topic, Cause.squash(exit.cause)))), Effect.asVoid),
-          Deferred.succeed(settled, undefined)
-        ))
-      return settled
+      return yield* this.publishRecord(future, record, detached)
     }).pipe(Effect.tapError((error) => future.fail(error)))
+  }
+
+  /** Adds the record to the send buffer; see `enqueue`. */
+  private publishRecord(
+    future: FutureMessage.FutureMessage<K, V>,
+    record: KafkaProducerRecord,
+    detached: boolean
+  ): Effect.Effect<Deferred.Deferred<void> | undefined> {
+    const settled = detached ? undefined : Deferred.makeUnsafe<void>()
+    const stats = this.root.stats
+    const kafka = this.context.kafka
+    const topic = record.topic
+    const onDone = (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>): Effect.Effect<void> => {
+      const done = Exit.isSuccess(exit)
+        ? Effect.suspend(() => {
+          stats.sent++
+          return future.message.callback === undefined
+            ? Effect.asVoid(future.succeed(exit.value))
+            : Effect.andThen(future.succeed(exit.value), runCallback(future))
+        })
+        : Effect.suspend(() => {
+          // Nobody waits for a sendSoon: the consumer sessions must know.
+          if (detached) failedSendsOf(kafka).count++
+          return Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause))))
+        })
+      return settled === undefined ? done : Effect.ensuring(done, Deferred.succeed(settled, undefined))
+    }
+    return Effect.as(kafka.publish(record, onDone), settled)
   }
 
   send(options: Channel.SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
@@ -641,7 +709,55 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return { attributes: { "channel.label": this.label, "messaging.destination.name": this.settings.topics.join(",") } }
   }
 
+  /**
+   * Encodes every value in a plain loop (same timestamp, no key, partitions
+   * round-robin) and hands them to the send buffer as one group with one
+   * completion; fails with the first record's error, in order. A value that
+   * does not encode fails the call after the values before it were handed
+   * over (as sending them one by one would).
+   */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
+    const publishAll = this.context.kafka.publishAll
+    if (publishAll === undefined) return this.sendEach(values)
+    return Effect.gen({ self: this }, function*() {
+      const closed = this.closedError
+      if (closed !== undefined) return yield* closed
+      const timestamp = yield* Clock.currentTimeMillis
+      const list = Array.from(values)
+      if (list.length === 0) return
+      const topic = yield* this.produceTopicName
+      yield* this.maybeDeclare
+      const records: Array<KafkaProducerRecord & { partition: number }> = []
+      let failure: CodecError | undefined
+      for (const value of list) {
+        const bytes = this.encodeUnsafe("value", value, undefined)
+        if (bytes instanceof CodecError) {
+          failure = bytes
+          break
+        }
+        records.push({ topic, partition: 0, key: null, value: bytes, headers: [], timestamp, acks: this.settings.acks })
+      }
+      if (records.length === 0) return yield* failure!
+      const count = yield* this.context.kafka.partitionCount(topic)
+      for (const record of records) record.partition = this.partitionOf(topic, null, count)
+      const stats = this.root.stats
+      const settled = Deferred.makeUnsafe<void, KafkaError>()
+      yield* publishAll(records, (exits) =>
+        Effect.suspend(() => {
+          let first: KafkaError | undefined
+          for (const exit of exits) {
+            if (Exit.isSuccess(exit)) stats.sent++
+            else if (first === undefined) first = asKafkaError(topic, Cause.squash(exit.cause))
+          }
+          return Effect.asVoid(first === undefined ? Deferred.succeed(settled, undefined) : Deferred.fail(settled, first))
+        }))
+      if (failure !== undefined) return yield* failure
+      yield* Deferred.await(settled)
+    })
+  }
+
+  /** `sendAll` one `enqueue` per value, for a Kafka service without `publishAll`. */
+  private sendEach(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
     return Effect.gen({ self: this }, function*() {
       const closed = this.closedError
       if (closed !== undefined) return yield* closed
@@ -651,7 +767,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       for (const value of values) {
         const future = yield* this.futureFor({ value, timestamp })
         futures.push(future)
-        settled.push(yield* this.enqueue(future))
+        const done = yield* this.enqueue(future)
+        if (done !== undefined) settled.push(done)
       }
       yield* Effect.forEach(settled, Deferred.await, { discard: true })
       yield* Effect.forEach(futures, (future) => future.await, { discard: true })
@@ -695,7 +812,10 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
     const closed = this.closedError
     if (closed !== undefined) return Effect.andThen(future.fail(closed), Effect.fail(closed))
-    return Effect.flatMap(this.enqueue(future), (settled) => Effect.andThen(Deferred.await(settled), future.await))
+    return Effect.flatMap(
+      this.enqueue(future),
+      (settled) => settled === undefined ? future.await : Effect.andThen(Deferred.await(settled), future.await)
+    )
   }
 
   /**
@@ -703,23 +823,28 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * Python producers agree; keyless records go round-robin.
    */
   private partitionFor(topic: string, key: Uint8Array | null): Effect.Effect<number, KafkaError> {
-    return Effect.map(this.context.kafka.partitionCount(topic), (count) => {
-      if (key !== null) return partitionForKey(key, count)
-      const next = this.root.nextPartition.get(topic) ?? 0
-      this.root.nextPartition.set(topic, next + 1)
-      return next % count
-    })
+    return Effect.map(this.context.kafka.partitionCount(topic), (count) => this.partitionOf(topic, key, count))
+  }
+
+  /** `partitionFor` with the partition count known. */
+  private partitionOf(topic: string, key: Uint8Array | null, count: number): number {
+    if (key !== null) return partitionForKey(key, count)
+    const next = this.root.nextPartition.get(topic) ?? 0
+    this.root.nextPartition.set(topic, next + 1)
+    return next % count
   }
 
   get maybeDeclare(): Effect.Effect<void, TransportError> {
     return Effect.suspend(() => {
       const root = this.root
+      if (root.declaredOk) return Effect.void
       if (root.declared !== undefined) return Deferred.await(root.declared)
       const declared = Deferred.makeUnsafe<void, TransportError>()
       root.declared = declared
       return Effect.flatMap(Effect.exit(this.declare), (exit) => {
         // A failed declare (a broker down) is tried again by the next caller.
         if (Exit.isFailure(exit)) root.declared = undefined
+        else root.declaredOk = true
         return Effect.andThen(Deferred.done(declared, exit), exit)
       })
     })
@@ -771,27 +896,35 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   /** Schema, then codec: the reverse of `decode`. `null` stays `null` (no key, or a tombstone). */
   encode(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Effect.Effect<Uint8Array | null, CodecError> {
     return Effect.suspend(() => {
-      if (input === null || input === undefined) return Effect.succeed(null)
-      const settings = this.base.settings
-      const schema = kind === "key" ? settings.schema.key : settings.schema.value
-      let encoded: unknown = input
-      if (schema !== undefined) {
-        const result = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>)(input)
-        if (Result.isFailure(result)) {
-          return Effect.fail(new CodecError({ codec: "schema", operation: "dumps", cause: result.failure }))
-        }
-        encoded = result.success
-      }
-      let codec = kind === "key" ? settings.keyCodec : settings.valueCodec
-      if (serializer !== undefined) {
-        const resolved = Codec.resolve(this.context.registry, serializer)
-        if (Result.isFailure(resolved)) {
-          return Effect.fail(new CodecError({ codec: String(serializer), operation: "dumps", cause: resolved.failure }))
-        }
-        codec = resolved.success
-      }
-      return Codec.dumps(codec, encoded)
+      const encoded = this.encodeUnsafe(kind, input, serializer)
+      return encoded instanceof CodecError ? Effect.fail(encoded) : Effect.succeed(encoded)
     })
+  }
+
+  /** `encode` without an effect: the bytes, or the error. */
+  encodeUnsafe(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Uint8Array | null | CodecError {
+    if (input === null || input === undefined) return null
+    const settings = this.base.settings
+    const schema = kind === "key" ? settings.schema.key : settings.schema.value
+    let encoded: unknown = input
+    if (schema !== undefined) {
+      const result = encoderOf(schema)(input)
+      if (Result.isFailure(result)) return new CodecError({ codec: "schema", operation: "dumps", cause: result.failure })
+      encoded = result.success
+    }
+    let codec = kind === "key" ? settings.keyCodec : settings.valueCodec
+    if (serializer !== undefined) {
+      const resolved = Codec.resolve(this.context.registry, serializer)
+      if (Result.isFailure(resolved)) {
+        return new CodecError({ codec: String(serializer), operation: "dumps", cause: resolved.failure })
+      }
+      codec = resolved.success
+    }
+    try {
+      return codec.dumps(encoded)
+    } catch (cause) {
+      return new CodecError({ codec: codec.name, operation: "dumps", cause })
+    }
   }
 
   // ---------------------------------------------------------------------------
@@ -1097,6 +1230,18 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   [NodeInspectSymbol]() {
     return this.toJSON()
   }
+}
+
+/** The Schema encoder of each key or value schema, made once. */
+const encoders = new WeakMap<object, (input: unknown) => Result.Result<unknown, Schema.SchemaError>>()
+
+const encoderOf = (schema: unknown): (input: unknown) => Result.Result<unknown, Schema.SchemaError> => {
+  let encoder = encoders.get(schema as object)
+  if (encoder === undefined) {
+    encoder = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>) as (input: unknown) => Result.Result<unknown, Schema.SchemaError>
+    encoders.set(schema as object, encoder)
+  }
+  return encoder
 }
 
 const asKafkaError = (topic: string, error: unknown): KafkaError =>

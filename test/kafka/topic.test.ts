@@ -132,6 +132,27 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       assert.deepStrictEqual(values, ["a", "b", "c", "d", "raw", "e"])
     }).pipe(Effect.provide(kafkaLayer())), 30_000)
 
+  it.live("sendAll: one group per call, round-robin partitions; a value that does not encode fails after those before it", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("all")], value: Schema.Number, partitions: 2 })
+      yield* topic.sendAll([1, 2, 3, 4])
+      const error = yield* Effect.flip(topic.sendAll([5, "bad" as unknown as number, 7]))
+      assert.strictEqual(error._tag, "CodecError")
+      // Without `publishAll` (a service made elsewhere), one record at a time, the same way.
+      const kafka = yield* Kafka.Kafka
+      const { publishAll: _, ...rest } = kafka
+      const each = yield* Topic.make({ topics: [topic.topics[0]], value: Schema.Number }).pipe(
+        Effect.provideService(Kafka.Kafka, Kafka.Kafka.of(rest))
+      )
+      yield* each.sendAll([8, 9])
+      const events = yield* topic.events().pipe(Stream.take(7), Stream.runCollect)
+      assert.deepStrictEqual(events.map((event) => event.value).sort((a, b) => a - b), [1, 2, 3, 4, 5, 8, 9])
+      const byPartition = (p: number) => events.filter((event) => event.message.partition === p).length
+      assert.strictEqual(byPartition(0) + byPartition(1), 7)
+      assert.isAbove(byPartition(0), 0)
+      assert.isAbove(byPartition(1), 0)
+    }).pipe(Effect.provide(kafkaLayer())), 30_000)
+
   it.live("sendSoon buffers and batches; the future resolves on the ack; shutdown flushes the buffer", () =>
     Effect.gen(function*() {
       const name = unique("soon")
