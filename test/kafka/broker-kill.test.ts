@@ -10,33 +10,15 @@ import { Duration, Effect, Fiber, Schedule, Schema, Stream } from "effect"
 import { Topic } from "effect-faust/kafka"
 import { execFile } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
-import { connect } from "node:net"
 import { fileURLToPath } from "node:url"
 import { quiet } from "../helpers.ts"
 import { eventually, Tally } from "./delivery.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
+import { bootstrapServers, brokerAvailable, kafkaLayer, reachable, unique } from "./setup.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const pidFile = `${process.env.KAFKA_DIR ?? `${root}.kafka`}/kafka.pid`
 /** Only the broker our scripts started (its pid file, its listener) can be killed and started again. */
 const killable = brokerAvailable && bootstrapServers === "127.0.0.1:9092" && existsSync(pidFile)
-
-const [host, port] = [bootstrapServers.slice(0, bootstrapServers.lastIndexOf(":")), Number(bootstrapServers.slice(bootstrapServers.lastIndexOf(":") + 1))]
-
-const answers = (): Promise<boolean> =>
-  new Promise((resolve) => {
-    const socket = connect({ host, port })
-    socket.setTimeout(500)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once("timeout", () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once("error", () => resolve(false))
-  })
 
 /** `npm run kafka:up`: starts the broker unless it runs (idempotent), and waits until it answers metadata requests. */
 const kafkaUp = Effect.callback<void, Error>((resume) => {
@@ -49,7 +31,7 @@ const killBroker = Effect.gen(function*() {
   const pid = Number(readFileSync(pidFile, "utf8").trim())
   process.kill(pid, "SIGKILL")
   yield* Effect.suspend(function loop(): Effect.Effect<void> {
-    return Effect.flatMap(Effect.promise(answers), (up) => up ? Effect.andThen(Effect.sleep("100 millis"), loop) : Effect.void)
+    return Effect.flatMap(Effect.promise(() => reachable(bootstrapServers)), (up) => up ? Effect.andThen(Effect.sleep("100 millis"), loop) : Effect.void)
   }).pipe(Effect.timeout("30 seconds"))
   return pid
 })

@@ -11,7 +11,8 @@ import { connect } from "node:net"
 /** The broker the suite uses: `KAFKA_BOOTSTRAP_SERVERS`, else the one `npm run kafka:up` starts. */
 export const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
 
-const reachable = (server: string): Promise<boolean> =>
+/** Whether something accepts a TCP connection at `host:port` within a second. */
+export const reachable = (server: string): Promise<boolean> =>
   new Promise((resolve) => {
     const [host, port] = [server.slice(0, server.lastIndexOf(":")), Number(server.slice(server.lastIndexOf(":") + 1))]
     const socket = connect({ host, port })
