@@ -1,5 +1,4 @@
 import type * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
 import * as CauseM from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -87,7 +86,7 @@ interface Hub {
   closed: Cause.Cause<unknown> | undefined
   readonly stats: metrics.Stats
   /** Set while the channel's metrics are registered (see `registerMetrics`). */
-  metrics: { readonly context: Context.Context<never>; nextSubscriber: number } | undefined
+  metrics: metrics.Registry | undefined
   declared: Deferred.Deferred<void> | undefined
   readonly buffer: Queue.Queue<Event.Event<any, any>, any>
 }
@@ -467,17 +466,14 @@ export class ChannelImpl<K, V, E> {
           if (hub.metrics !== undefined) return undefined
           hub.metrics = { context, nextSubscriber: 0 }
           const remove = metrics.registerChannel(context, this.label, hub.stats, () => hub.subscribers.length, hub.buffer)
-          for (const subscriber of hub.subscribers) registerSubscriberMetrics(subscriber)
+          for (const subscriber of hub.subscribers) metrics.trackSubscriber(hub.metrics, subscriber)
           return remove
         }),
         (remove) =>
           Effect.sync(() => {
             if (remove === undefined) return
             remove()
-            for (const subscriber of this.hub.subscribers) {
-              subscriber.unregisterMetrics?.()
-              subscriber.unregisterMetrics = undefined
-            }
+            for (const subscriber of this.hub.subscribers) metrics.untrackSubscriber(subscriber)
             this.hub.metrics = undefined
           })
       ))
@@ -801,18 +797,7 @@ const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
     subscriber.drainFrom = hub.buffer
   }
   hub.subscribers = [...hub.subscribers, subscriber]
-  registerSubscriberMetrics(subscriber)
-}
-
-const registerSubscriberMetrics = (subscriber: ChannelImpl<any, any, any>): void => {
-  const registry = subscriber.hub.metrics
-  if (registry === undefined) return
-  subscriber.unregisterMetrics = metrics.registerSubscriber(
-    registry.context,
-    subscriber.label,
-    registry.nextSubscriber++,
-    subscriber.queue
-  )
+  metrics.trackSubscriber(hub.metrics, subscriber)
 }
 
 /**
@@ -827,7 +812,6 @@ const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
   next.splice(index, 1)
   hub.subscribers = next
   subscriber.stopDraining()
-  subscriber.unregisterMetrics?.()
-  subscriber.unregisterMetrics = undefined
+  metrics.untrackSubscriber(subscriber)
   Queue.shutdownUnsafe(subscriber.queue)
 }

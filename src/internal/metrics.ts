@@ -85,17 +85,32 @@ export const registerChannel = (
   return () => registrations.forEach((registration) => registration.remove())
 }
 
-/** Registers the queue-depth series of one subscriber; returns its removal. */
-export const registerSubscriber = (
-  context: Context.Context<never>,
-  label: string,
-  id: number,
-  queue: Queue.Queue<any, any>
-): () => void => {
+/** Where a channel's series are registered, while they are. */
+export interface Registry {
+  readonly context: Context.Context<never>
+  nextSubscriber: number
+}
+
+/** What a subscriber (of a channel or a topic) carries for its queue-depth series. */
+export interface Metered {
+  readonly label: string
+  readonly queue: Queue.Queue<any, any>
+  unregisterMetrics: (() => void) | undefined
+}
+
+/** Registers the queue-depth series of one subscriber, when its channel's metrics are registered. */
+export const trackSubscriber = (registry: Registry | undefined, subscriber: Metered): void => {
+  if (registry === undefined) return
   const registration = Metric.registerUnsafe(
-    Metric.withAttributes(queueDepth, { channel: label, queue: `subscriber-${id}` }),
-    context,
-    gaugeHooks(() => Queue.sizeUnsafe(queue))
+    Metric.withAttributes(queueDepth, { channel: subscriber.label, queue: `subscriber-${registry.nextSubscriber++}` }),
+    registry.context,
+    gaugeHooks(() => Queue.sizeUnsafe(subscriber.queue))
   )
-  return () => registration.remove()
+  subscriber.unregisterMetrics = () => registration.remove()
+}
+
+/** Removes the queue-depth series of one subscriber, if it has one. */
+export const untrackSubscriber = (subscriber: Metered): void => {
+  subscriber.unregisterMetrics?.()
+  subscriber.unregisterMetrics = undefined
 }

@@ -1,7 +1,6 @@
 import { Consumer, type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
-import type * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -87,7 +86,7 @@ interface Root {
   /** Counters for the Kafka metrics (acknowledged, committed). */
   readonly kafkaStats: kafkaMetrics.Stats
   /** Set while the topic's metrics are registered. */
-  metrics: { readonly context: Context.Context<never>; nextSubscriber: number } | undefined
+  metrics: metrics.Registry | undefined
   declared: Deferred.Deferred<void, TransportError> | undefined
   /** Set once a declare succeeded: senders skip `maybeDeclare`. */
   declaredOk: boolean
@@ -1183,7 +1182,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
           root.metrics = { context, nextSubscriber: 0 }
           const removeChannel = metrics.registerChannel(context, this.label, root.stats, () => root.subscribers.length, this.queue)
           const removeTopic = kafkaMetrics.registerTopic(context, this.label, root.kafkaStats)
-          for (const subscriber of root.subscribers) registerSubscriberMetrics(subscriber)
+          for (const subscriber of root.subscribers) metrics.trackSubscriber(root.metrics, subscriber)
           if (root.session !== undefined) syncPartitionMetrics(this, root.session)
           return () => {
             removeChannel()
@@ -1194,7 +1193,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
           Effect.sync(() => {
             if (remove === undefined) return
             remove()
-            for (const subscriber of this.root.subscribers) unregisterSubscriberMetrics(subscriber)
+            for (const subscriber of this.root.subscribers) metrics.untrackSubscriber(subscriber)
             this.root.metrics = undefined
             if (this.root.session !== undefined) syncPartitionMetrics(this, this.root.session)
           })
@@ -1261,23 +1260,7 @@ const subscribe = (subscriber: TopicImpl<any, any, any>): void => {
   const root = subscriber.root
   if (root.closed !== undefined) Queue.failCauseUnsafe(subscriber.queue, root.closed)
   root.subscribers = [...root.subscribers, subscriber]
-  registerSubscriberMetrics(subscriber)
-}
-
-const registerSubscriberMetrics = (subscriber: TopicImpl<any, any, any>): void => {
-  const registry = subscriber.root.metrics
-  if (registry === undefined) return
-  subscriber.unregisterMetrics = metrics.registerSubscriber(
-    registry.context,
-    subscriber.label,
-    registry.nextSubscriber++,
-    subscriber.queue
-  )
-}
-
-const unregisterSubscriberMetrics = (subscriber: TopicImpl<any, any, any>): void => {
-  subscriber.unregisterMetrics?.()
-  subscriber.unregisterMetrics = undefined
+  metrics.trackSubscriber(root.metrics, subscriber)
 }
 
 /**
@@ -1302,7 +1285,7 @@ const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
       taken = Queue.takeUnsafe(subscriber.queue)
     }
   }
-  unregisterSubscriberMetrics(subscriber)
+  metrics.untrackSubscriber(subscriber)
   Queue.shutdownUnsafe(subscriber.queue)
 }
 
