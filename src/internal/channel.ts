@@ -518,8 +518,14 @@ export class ChannelImpl<K, V, E> {
   // ---------------------------------------------------------------------------
   // receiving
 
-  /** Decodes a raw message: codec, then Schema. Returns the event or the typed error. */
-  decodeUnsafe(message: Message.Message): Event.Event<K, V> | DecodeError {
+  /**
+   * Decodes a raw message: codec, then Schema. Returns the event (built by
+   * `createEvent`, the app's by default) or the typed error.
+   */
+  decodeUnsafe(
+    message: Message.Message,
+    createEvent: App["Service"]["createEvent"] = this.settings.app.createEvent
+  ): Event.Event<K, V> | DecodeError {
     const settings = this.settings
     let key: unknown = message.key
     if (key !== null && key !== undefined) {
@@ -576,7 +582,7 @@ export class ChannelImpl<K, V, E> {
         value = decoded.success
       }
     }
-    return settings.app.createEvent(key as K | null, value as V, message.headers, message)
+    return createEvent(key as K | null, value as V, message.headers, message)
   }
 
   decode(

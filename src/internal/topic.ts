@@ -17,7 +17,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import * as Stream from "effect/Stream"
-import { App } from "../App.ts"
+import { App, defaultCreateEvent } from "../App.ts"
 import type * as Channel from "../Channel.ts"
 import * as Codec from "../Codec.ts"
 import {
@@ -30,6 +30,7 @@ import {
   type TransportError,
   ValueDecodeError
 } from "../Errors.ts"
+import { EventBase } from "../Event.ts"
 import type * as Event from "../Event.ts"
 import * as FutureMessage from "../FutureMessage.ts"
 import { Kafka, KafkaError, type ProducerRecord as KafkaProducerRecord } from "../KafkaService.ts"
@@ -147,13 +148,17 @@ class Generation {
 
 /**
  * A received message on its way through the subscribers: `pending` counts
- * the subscribers that still hold it, plus one while it is being delivered.
+ * the copies not yet acknowledged or refused, plus one until every copy is
+ * made. It is done when nothing is pending and some subscriber (or the
+ * decode-error policy) handled it: a message every subscriber refused (their
+ * queues shut down) stays undone, so it is read again.
  */
 interface Tracked {
   readonly tracker: PartitionTracker
   readonly offset: bigint
   readonly leaderEpoch: number
   pending: number
+  handled: boolean
   done: boolean
 }
 
@@ -195,7 +200,7 @@ class PartitionTracker {
     return this.entries.length === 0 ? -1n : this.entries[this.entries.length - 1].offset
   }
   track(offset: bigint, leaderEpoch: number): Tracked {
-    const tracked: Tracked = { tracker: this, offset, leaderEpoch, pending: 1, done: false }
+    const tracked: Tracked = { tracker: this, offset, leaderEpoch, pending: 1, handled: false, done: false }
     this.entries.push(tracked)
     return tracked
   }
@@ -220,11 +225,45 @@ class PartitionTracker {
   }
 }
 
+/** The tracking of a message whose decoding failed, for the decode-error policy (called with the message alone). */
 const trackedMessages = new WeakMap<Message.Message, Tracked>()
+/** Deliveries of events built by an app's own `createEvent`; the default events carry theirs. */
 const deliveries = new WeakMap<Event.Event<any, any>, Delivery>()
 
+/**
+ * A topic's event when the app builds default events: it carries its
+ * delivery, which saves a WeakMap entry per event and per subscriber.
+ */
+class TopicEvent<K, V> extends EventBase<K, V> {
+  readonly key: K | null
+  readonly value: V
+  readonly headers: Message.Headers
+  readonly message: Message.Message
+  delivery: Delivery | undefined
+  constructor(key: K | null, value: V, headers: Message.Headers, message: Message.Message) {
+    super()
+    this.key = key
+    this.value = value
+    this.headers = headers
+    this.message = message
+    this.delivery = undefined
+  }
+}
+
+const makeTopicEvent = <K, V>(key: K | null, value: V, headers: Message.Headers, message: Message.Message): Event.Event<K, V> =>
+  new TopicEvent(key, value, headers, message)
+
+const deliveryOf = (event: Event.Event<any, any>): Delivery | undefined =>
+  event instanceof TopicEvent ? event.delivery : deliveries.get(event)
+
+const setDelivery = (event: Event.Event<any, any>, delivery: Delivery): void => {
+  if (event instanceof TopicEvent) event.delivery = delivery
+  else deliveries.set(event, delivery)
+}
+
+/** One pending copy (or the hold while copies are made) is over: acknowledged, refused, or all made. */
 const release = (tracked: Tracked): void => {
-  if (--tracked.pending === 0) {
+  if (--tracked.pending === 0 && tracked.handled) {
     tracked.done = true
     tracked.tracker.stats.acknowledged++
     tracked.tracker.advance()
@@ -236,19 +275,20 @@ const acknowledge = (delivery: Delivery): boolean => {
   delivery.acked = true
   delivery.holder?.delete(delivery)
   delivery.holder = undefined
+  delivery.tracked.handled = true
   release(delivery.tracked)
   return true
 }
 
 /** Acknowledges one subscriber's event; `false` if it was not a topic's or was acknowledged already. @internal */
 export const ack = (event: Event.Event<any, any>): boolean => {
-  const delivery = deliveries.get(event)
+  const delivery = deliveryOf(event)
   return delivery !== undefined && acknowledge(delivery)
 }
 
 /** Whether an event belongs to a revoked generation: it is dropped, never delivered. */
 const isStale = (event: Event.Event<any, any>): boolean => {
-  const delivery = deliveries.get(event)
+  const delivery = deliveryOf(event)
   if (delivery === undefined || !delivery.tracked.tracker.revoked) return false
   delivery.acked = true
   return true
@@ -274,6 +314,9 @@ const isDecodeError = (u: unknown): u is DecodeError => u instanceof KeyDecodeEr
 
 const bytesOf = (buffer: Uint8Array): Uint8Array => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 
+/** Shared by every message without headers (headers are read-only). */
+const noHeaders: Message.Headers = []
+
 const toMessage = (m: KafkaMessage): Message.Message =>
   Message.make({
     topic: m.topic,
@@ -281,7 +324,7 @@ const toMessage = (m: KafkaMessage): Message.Message =>
     offset: Number(m.offset),
     timestamp: Number(m.timestamp),
     timestampType: 0,
-    headers: m.headerEntries.map(([name, value]) => [
+    headers: m.headerEntries.length === 0 ? noHeaders : m.headerEntries.map(([name, value]) => [
       name.toString("utf8"),
       value === undefined || value === null ? new Uint8Array(0) : bytesOf(value)
     ]),
@@ -513,22 +556,34 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   private get pullOne(): Effect.Effect<readonly [Event.Event<K, V>], PullError<E>> {
     return Effect.suspend(() => {
       this.ackLast()
-      return Effect.map(this.takeFresh, (event) => {
-        this.last = deliveries.get(event)
-        return [event] as const
-      })
+      // Without an effect per event while the queue has some.
+      const taken = this.takeFreshUnsafe()
+      if (taken === undefined) return Effect.map(this.takeFresh, (event) => this.handOut(event))
+      return Exit.isSuccess(taken) ? Exit.succeed(this.handOut(taken.value)) : taken as Exit.Exit<never, PullError<E>>
     })
+  }
+
+  private handOut(event: Event.Event<K, V>): readonly [Event.Event<K, V>] {
+    this.last = deliveryOf(event)
+    return [event]
   }
 
   private get pullHeld(): Effect.Effect<readonly [Event.Event<K, V>], PullError<E>> {
     return Effect.map(this.takeFresh, (event) => {
-      const delivery = deliveries.get(event)
+      const delivery = deliveryOf(event)
       if (delivery !== undefined && !delivery.acked && this.held !== undefined) {
         delivery.holder = this.held
         this.held.add(delivery)
       }
       return [event] as const
     })
+  }
+
+  /** The next event of the subscriber's queue if it has one, dropping those of revoked generations. */
+  private takeFreshUnsafe(): Exit.Exit<Event.Event<K, V>, PullError<E>> | undefined {
+    let taken = Queue.takeUnsafe(this.queue)
+    while (taken !== undefined && Exit.isSuccess(taken) && isStale(taken.value)) taken = Queue.takeUnsafe(this.queue)
+    return taken
   }
 
   /**
@@ -538,8 +593,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    */
   private get takeFresh(): Effect.Effect<Event.Event<K, V>, PullError<E>> {
     return Effect.suspend(() => {
-      let taken = Queue.takeUnsafe(this.queue)
-      while (taken !== undefined && Exit.isSuccess(taken) && isStale(taken.value)) taken = Queue.takeUnsafe(this.queue)
+      const taken = this.takeFreshUnsafe()
       if (taken !== undefined) return taken
       return Effect.flatMap(Queue.take(this.queue), (event) => isStale(event) ? this.takeFresh : Effect.succeed(event))
     })
@@ -943,79 +997,130 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * to every subscriber; decode errors go through the policy.
    */
   deliver(message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+    return this.deliverTracked(message, undefined)
+  }
+
+  private deliverTracked(
+    message: Message.Message,
+    tracked: Tracked | undefined
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     const deliver = Effect.suspend(() => {
-      const decoded = this.base.decodeUnsafe(message)
-      if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
+      const decoded = this.base.decodeUnsafe(message, this.eventFactory)
+      if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
       this.root.stats.delivered++
-      return this.fanOut(decoded, trackedMessages.get(message))
+      return this.fanOut(decoded, tracked)
     })
     return this.base.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
   }
 
   /**
-   * `deliver` without an effect when it can: decodes and offers the message
-   * to every subscriber at once, and returns `undefined` when that is done;
-   * otherwise (spans, a decode error, a full queue) the effect that does the rest.
+   * `deliver` of a message the consumer tracks, without an effect when it
+   * can: decodes and offers the message to every subscriber at once, and
+   * returns `undefined` when that is done; otherwise (spans, a decode error,
+   * a full queue) the effect that does the rest.
    */
-  deliverNow(message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> | undefined {
-    if (this.base.settings.spans) return this.deliver(message)
-    const decoded = this.base.decodeUnsafe(message)
-    if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
+  deliverNow(message: Message.Message, tracked: Tracked): Effect.Effect<void, DecodeError | FutureMessage.PublishError> | undefined {
+    if (this.base.settings.spans) return this.deliverTracked(message, tracked)
+    const decoded = this.base.decodeUnsafe(message, this.eventFactory)
+    if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
     this.root.stats.delivered++
-    const fanned = this.fanOut(decoded, trackedMessages.get(message))
+    const fanned = this.fanOut(decoded, tracked)
     return fanned === Effect.void ? undefined : fanned
+  }
+
+  /** The app's event constructor; for the default one, events that carry their delivery. */
+  get eventFactory(): App["Service"]["createEvent"] {
+    const createEvent = this.context.app.createEvent
+    return createEvent === defaultCreateEvent ? makeTopicEvent : createEvent
+  }
+
+  decodeFailed(
+    error: DecodeError,
+    message: Message.Message,
+    tracked: Tracked | undefined
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+    // The policy is Faust's public hook, called with the message alone.
+    if (tracked !== undefined) trackedMessages.set(message, tracked)
+    return this.handleDecodeError(error, message)
   }
 
   /**
    * Offers the event to each subscriber (a copy each, so that each can
-   * acknowledge its own), waiting on full queues. A message no subscriber
-   * took stays unacknowledged, so it is read again by the next session.
+   * acknowledge its own), waiting on full queues. Every copy is counted
+   * before the first is offered, so one acknowledged early cannot complete
+   * the message while others are still to be offered.
    */
   private fanOut(event: Event.Event<K, V>, tracked: Tracked | undefined): Effect.Effect<void> {
     const subscribers = this.isIterator ? [this] : this.root.subscribers
-    const createEvent = this.context.app.createEvent
-    let accepted = 0
-    const copyFor = (i: number): Event.Event<K, V> => {
-      const copy = i === 0 ? event : createEvent(event.key, event.value, event.headers, event.message)
-      if (tracked !== undefined) {
-        deliveries.set(copy, { tracked, acked: false, holder: undefined })
-        tracked.pending++
+    const n = subscribers.length
+    if (n === 0) return Effect.void
+    let copies: Array<Event.Event<K, V>> | undefined
+    if (n > 1) {
+      copies = [event]
+      for (let i = 1; i < n; i++) copies.push(this.eventFactory(event.key, event.value, event.headers, event.message))
+    }
+    if (tracked !== undefined) {
+      if (copies === undefined) this.track(event, tracked)
+      else for (const copy of copies) this.track(copy, tracked)
+      release(tracked)
+    }
+    // Fast path: every queue has room, nothing to wait for (no effect, no closure).
+    for (let i = 0; i < n; i++) {
+      if (!Queue.offerUnsafe(subscribers[i].queue, copies === undefined ? event : copies[i])) {
+        return this.fanOutFrom(subscribers, i, copies ?? [event], tracked)
       }
-      return copy
     }
-    const settle = () => {
-      if (tracked !== undefined && accepted > 0) release(tracked)
-    }
-    // Fast path: every queue has room, nothing to wait for (no effect per subscriber).
-    let i = 0
-    for (; i < subscribers.length; i++) {
-      const copy = copyFor(i)
-      if (!Queue.offerUnsafe(subscribers[i].queue, copy)) {
-        return Effect.ensuring(this.fanOutFrom(subscribers, i, copy, tracked, copyFor, () => accepted++), Effect.sync(settle))
-      }
-      accepted++
-    }
-    settle()
     return Effect.void
+  }
+
+  private track(event: Event.Event<K, V>, tracked: Tracked): void {
+    setDelivery(event, { tracked, acked: false, holder: undefined })
+    tracked.pending++
+  }
+
+  /**
+   * `fanOut` of a run of decoded events of tracked messages, in order: one
+   * `offerAll` per subscriber, so a full queue makes the consumer wait once
+   * for the run rather than once per event. `undefined` when every queue
+   * took every event; otherwise the effect that waits for room.
+   */
+  fanOutAll(events: Array<Event.Event<K, V>>, tracked: Array<Tracked>): Effect.Effect<void> | undefined {
+    const subscribers = this.root.subscribers
+    const n = events.length
+    this.root.stats.delivered += n
+    if (subscribers.length === 0) return undefined
+    const copies = subscribers.map((_, s) =>
+      s === 0 ? events : events.map((event) => this.eventFactory(event.key, event.value, event.headers, event.message))
+    )
+    for (const run of copies) for (let j = 0; j < n; j++) this.track(run[j], tracked[j])
+    for (let j = 0; j < n; j++) release(tracked[j])
+    let waits: Array<Effect.Effect<void>> | undefined
+    for (let s = 0; s < subscribers.length; s++) {
+      const queue = subscribers[s].queue
+      const rest = Queue.offerAllUnsafe(queue, copies[s])
+      if (rest.length === 0) continue
+      ;(waits ??= []).push(Effect.map(Queue.offerAll(queue, rest), (refused) => {
+        // what a queue shut down while waiting did not take: the suffix of the run
+        for (let j = n - refused.length; j < n; j++) release(tracked[j])
+      }))
+    }
+    return waits === undefined ? undefined : Effect.all(waits, { discard: true })
   }
 
   /** The slow path of `fanOut`: waits on the full queue of subscriber `from`, then offers to the rest. */
   private fanOutFrom(
     subscribers: ReadonlyArray<TopicImpl<K, V, E>>,
     from: number,
-    first: Event.Event<K, V>,
-    tracked: Tracked | undefined,
-    copyFor: (i: number) => Event.Event<K, V>,
-    accept: () => void
+    copies: ReadonlyArray<Event.Event<K, V>>,
+    tracked: Tracked | undefined
   ): Effect.Effect<void> {
+    const refused = (offered: boolean) => {
+      if (!offered && tracked !== undefined) release(tracked)
+    }
     return Effect.forEach(subscribers.slice(from), (subscriber, j) => {
-      const copy = j === 0 ? first : copyFor(from + j)
-      const taken = (offered: boolean) => {
-        if (offered) accept()
-        else if (tracked !== undefined) tracked.pending--
-      }
-      if (j > 0 && Queue.offerUnsafe(subscriber.queue, copy)) return Effect.sync(() => taken(true))
-      return Effect.map(Queue.offer(subscriber.queue, copy), taken)
+      const copy = copies[from + j]
+      if (j > 0 && Queue.offerUnsafe(subscriber.queue, copy)) return Effect.void
+      return Effect.map(Queue.offer(subscriber.queue, copy), refused)
     }, { discard: true })
   }
 
@@ -1043,8 +1148,11 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     const policy = this.base.settings.onDecodeError
     const counts = this.root.stats.decodeErrors
     const tracked = trackedMessages.get(message)
+    trackedMessages.delete(message)
     const settle = Effect.sync(() => {
-      if (tracked !== undefined) release(tracked)
+      if (tracked === undefined) return
+      tracked.handled = true
+      release(tracked)
     })
     const annotations = { channel: this.label, topic: message.topic, partition: message.partition, offset: message.offset }
     if (policy === "fail") {
@@ -1576,27 +1684,72 @@ const pump = (
   fail: (error: KafkaError) => void
 ): Effect.Effect<void> => {
   const label = session.names.join(", ")
-  return Stream.fromAsyncIterable(generation.stream, (cause) => new KafkaError({ operation: "consume", topic: label, cause })).pipe(
-    Stream.runForEach((received) => {
-      if (generation.revoked || generationOf(received) !== generation.id) return Effect.void
-      const key = `${received.topic}:${received.partition}`
-      if (!generation.assigned.has(key)) return Effect.void
-      let tracker = generation.partitions.get(key)
-      if (tracker === undefined) {
-        tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats)
-        generation.partitions.set(key, tracker)
-      } else if (received.offset <= tracker.lastOffset) {
-        return Effect.void
-      }
+  // The tracker of the last message's partition: a fetched batch is mostly one partition's run.
+  let last: PartitionTracker | undefined = undefined
+  const trackerOf = (received: KafkaMessage): PartitionTracker | undefined => {
+    if (last !== undefined && last.partition === received.partition && last.topic === received.topic) return last
+    const key = `${received.topic}:${received.partition}`
+    if (!generation.assigned.has(key)) return undefined
+    let tracker = generation.partitions.get(key)
+    if (tracker === undefined) {
+      tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats)
+      generation.partitions.set(key, tracker)
+    }
+    return last = tracker
+  }
+  const failed = (delivered: Effect.Effect<void, DecodeError | FutureMessage.PublishError>): Effect.Effect<void> =>
+    Effect.catch(delivered, (error) =>
+      isDecodeError(error)
+        ? Effect.void // the policy already failed the subscribers
+        : Effect.sync(() => failSubscribers(topic, Cause.fail(error))))
+  const reader = readerOf(generation.stream)
+  const createEvent = topic.eventFactory
+  const decode = topic.base
+  const spans = decode.settings.spans
+  /**
+   * Delivers a fetched batch from `from` on: decodes the messages of this
+   * generation's partitions (dropping those fetched twice) and hands each run
+   * of decoded events to the subscribers at once; a decode error goes
+   * through the policy between two runs, so the order holds.
+   */
+  const handleFrom = (batch: ReadonlyArray<KafkaMessage>, from: number): Effect.Effect<void, unknown> => {
+    const events: Array<Event.Event<any, any>> = []
+    const tracked: Array<Tracked> = []
+    for (let i = from; i < batch.length; i++) {
+      const received = batch[i]
+      if (generation.revoked || generationOf(received) !== generation.id) continue
+      const tracker = trackerOf(received)
+      // not assigned, or fetched twice in one generation
+      if (tracker === undefined || received.offset <= tracker.lastOffset) continue
       const message = toMessage(received)
-      trackedMessages.set(message, tracker.track(received.offset, received.leaderEpoch))
-      const delivered = topic.deliverNow(message)
-      if (delivered === undefined) return Effect.void
-      return Effect.catch(delivered, (error) =>
-        isDecodeError(error)
-          ? Effect.void // the policy already failed the subscribers
-          : Effect.sync(() => failSubscribers(topic, Cause.fail(error))))
-    }),
+      const entry = tracker.track(received.offset, received.leaderEpoch)
+      if (spans) {
+        const delivered = topic.deliverNow(message, entry)
+        if (delivered !== undefined) return Effect.andThen(failed(delivered), Effect.suspend(() => handleFrom(batch, i + 1)))
+        continue
+      }
+      const decoded = decode.decodeUnsafe(message, createEvent)
+      if (!isDecodeError(decoded)) {
+        events.push(decoded)
+        tracked.push(entry)
+        continue
+      }
+      const rest = Effect.suspend(() =>
+        Effect.andThen(failed(topic.decodeFailed(decoded, message, entry)), Effect.suspend(() => handleFrom(batch, i + 1)))
+      )
+      const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
+      return waiting === undefined ? rest : Effect.andThen(waiting, rest)
+    }
+    const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
+    return waiting === undefined ? loop : Effect.andThen(waiting, loop)
+  }
+  const loop: Effect.Effect<void, unknown> = Effect.flatMap(
+    reader.next,
+    (batch) => batch === undefined ? Effect.void : handleFrom(batch, 0)
+  )
+  return loop.pipe(
+    Effect.mapError((cause) => new KafkaError({ operation: "consume", topic: label, cause })),
+    Effect.ensuring(Effect.sync(reader.done)),
     Effect.andThen(Effect.sync(() => {
       if (session.current === generation) {
         fail(new KafkaError({ operation: "consume", topic: label, cause: new Error("the consumer's stream ended") }))
@@ -1608,6 +1761,99 @@ const pump = (
       })
     )
   )
+}
+
+/** At most this many messages are read from a client stream at once. */
+const READ_BATCH = 1024
+
+/**
+ * Reads a client stream in batches: `next` is what the stream has buffered
+ * (waiting for some), `undefined` once it ended, or fails with its error (a
+ * stream closed before its end fails, as its async iterator would). `done`
+ * stops reading: a stream left while a batch was being handled is destroyed
+ * (as the async iterator's `return` does); one left while waiting is left
+ * for its `close`.
+ */
+const readerOf = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>): {
+  readonly next: Effect.Effect<ReadonlyArray<KafkaMessage> | undefined, unknown>
+  readonly done: () => void
+} => {
+  let error: unknown = undefined
+  let errored = false
+  let ended = false
+  let closed = false
+  let waiting = false
+  let wake: (() => void) | undefined
+  const notify = () => {
+    const resume = wake
+    wake = undefined
+    resume?.()
+  }
+  const onError = (cause: unknown) => {
+    if (!errored) {
+      errored = true
+      error = cause
+    }
+    notify()
+  }
+  const onEnd = () => {
+    ended = true
+    notify()
+  }
+  const onClose = () => {
+    closed = true
+    notify()
+  }
+  stream.on("readable", notify)
+  stream.on("error", onError)
+  stream.on("end", onEnd)
+  stream.on("close", onClose)
+  const next = Effect.callback<ReadonlyArray<KafkaMessage> | undefined, unknown>((resume) => {
+    const attempt = (): boolean => {
+      if (errored) {
+        resume(Effect.fail(error))
+        return true
+      }
+      const batch: Array<KafkaMessage> = []
+      let message: KafkaMessage | null
+      while (batch.length < READ_BATCH && (message = stream.read()) !== null) batch.push(message)
+      if (batch.length > 0) {
+        resume(Effect.succeed(batch))
+        return true
+      }
+      if (ended) {
+        resume(Effect.succeed(undefined))
+        return true
+      }
+      if (closed || stream.destroyed) {
+        resume(Effect.fail(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" })))
+        return true
+      }
+      return false
+    }
+    waiting = true
+    if (attempt()) {
+      waiting = false
+      return
+    }
+    const retry = () => {
+      if (attempt()) waiting = false
+      else wake = retry
+    }
+    wake = retry
+    return Effect.sync(() => {
+      wake = undefined
+    })
+  })
+  const done = () => {
+    wake = undefined
+    stream.off("readable", notify)
+    stream.off("end", onEnd)
+    stream.off("close", onClose)
+    // The error listener stays: an error emitted later must not go unheard.
+    if (!waiting && !stream.destroyed) stream.destroy()
+  }
+  return { next, done }
 }
 
 /**

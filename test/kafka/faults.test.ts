@@ -180,13 +180,14 @@ describe.skipIf(!brokerAvailable)("Kafka delivery under faults", () => {
       assert.strictEqual(counts.duplicated, again.length, "duplicates are the handled events past the last commit")
     }).pipe(Effect.scoped, Effect.provide(quiet)), 180_000)
 
-  it.live("(c) group members join and leave while 10^5 messages flow: nothing lost, none delivered by a member not owning its partition", () =>
+  it.live("(c) group members join and leave while 10^5 messages flow: nothing lost; an event handled while its partition was being revoked is read again by the new owner", () =>
     Effect.gen(function*() {
       const name = unique("members")
       const groupId = unique("group")
       const total = 100_000
       const tally = new Tally()
-      const foreign: Array<string> = []
+      // events whose handler ran when the member no longer owned their partition
+      const foreign: Array<number> = []
       const topics = new Map<number, Topic.Topic<unknown, number>>()
       const member = (index: number, ready: Deferred.Deferred<void>) =>
         Effect.gen(function*() {
@@ -198,7 +199,7 @@ describe.skipIf(!brokerAvailable)("Kafka delivery under faults", () => {
               Effect.sync(() => {
                 const owned = topic.activePartitions
                 if (owned === undefined || !HashSet.has(owned, event.message.tp)) {
-                  foreign.push(`member ${index}: ${event.message.partition}/${event.message.offset}`)
+                  foreign.push(event.value)
                 }
                 tally.receive(event.value, event.message.partition, event.message.offset)
               })
@@ -232,7 +233,11 @@ describe.skipIf(!brokerAvailable)("Kafka delivery under faults", () => {
       const counts = tally.report("(c) 10^5 messages, members joining and leaving")
       assert.strictEqual(counts.sent, total)
       assert.strictEqual(counts.lost, 0)
-      assert.deepStrictEqual(foreign.slice(0, 5), [])
+      // A member hands out only events of partitions it owns, but one handed out just before a
+      // revocation may still be in its handler when the revocation lands (the eager protocol does not
+      // wait for handlers): its acknowledgement no longer counts, so the new owner reads it again.
+      console.log(`[delivery] (c) handled while their partition was being revoked: ${foreign.length}`)
+      for (const id of foreign) assert.isAtLeast(tally.deliveries.get(id)!.length, 2, `${id} read again by its new owner`)
       // rebalances may deliver again what was handled and not yet committed; the producer never duplicates
       assert.strictEqual(counts.producedTwice, 0)
       assert.strictEqual(counts.duplicated, counts.redelivered)
