@@ -5,11 +5,11 @@
  *
  * @since 0.1.0
  */
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import type { Serializer } from "./Codec.ts"
 import type { ChannelClosedError, NoSubscribersError, TransportError } from "./Errors.ts"
 import type { OpenHeaders } from "./Message.ts"
+import { FutureMessageImpl, TypeId } from "./internal/futureMessage.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
 
 /**
@@ -76,8 +76,6 @@ export const PendingMessage = {
   })
 }
 
-const TypeId = "~effect-faust/FutureMessage" as const
-
 /**
  * A promise that a {@link PendingMessage} will be published.
  *
@@ -95,27 +93,6 @@ export interface FutureMessage<K, V> {
   readonly succeed: (metadata: RecordMetadata) => Effect.Effect<boolean>
   /** Fails the future (Faust's `set_exception`); `false` if it was already done. */
   readonly fail: (error: PublishError) => Effect.Effect<boolean>
-}
-
-class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
-  readonly [TypeId] = TypeId
-  readonly deferred = Deferred.makeUnsafe<RecordMetadata, PublishError>()
-  readonly message: PendingMessage<K, V>
-  constructor(message: PendingMessage<K, V>) {
-    this.message = message
-  }
-  get await() {
-    return Deferred.await(this.deferred)
-  }
-  get isDone() {
-    return Deferred.isDoneUnsafe(this.deferred)
-  }
-  succeed(metadata: RecordMetadata) {
-    return Deferred.succeed(this.deferred, metadata)
-  }
-  fail(error: PublishError) {
-    return Deferred.fail(this.deferred, error)
-  }
 }
 
 /**

@@ -401,14 +401,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
         producer.send({
           acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
           idempotent: acks,
-          messages: records.map((record) => ({
-            topic: record.topic,
-            partition: record.partition,
-            ...(record.key === null ? {} : { key: toBuffer(record.key) }),
-            ...(record.value === null ? {} : { value: toBuffer(record.value) }),
-            headers: new Map(record.headers.map(([name, value]) => [Buffer.from(name), toBuffer(value)])),
-            timestamp: BigInt(record.timestamp)
-          }))
+          messages: records.map(toClientMessage)
         }),
       catch: (cause) =>
         new KafkaError({ operation: "produce", cause, ...(sameTopic(records) ? { topic: records[0].topic } : {}) })
@@ -431,6 +424,11 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
       })
     }))
 
+  /**
+   * Sends a batch and hands each record's result to its completion, in a
+   * plain loop: a completion that finishes synchronously returns
+   * `Effect.void`, and only the others are run (in order) afterwards.
+   */
   const complete = (batch: ReadonlyArray<Pending>) =>
     Effect.gen(function*() {
       const groups = [
@@ -441,15 +439,14 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
         if (group.length === 0) continue
         const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
         const exit = yield* Effect.exit(sendBatch(items.map((pending) => pending.record), index === 0))
+        let after: Array<Effect.Effect<void>> | undefined
         for (let i = 0; i < items.length; i++) {
           const item = items[i]
           const result = Exit.isSuccess(exit) ? Exit.succeed(exit.value[i]) : Exit.failCause(exit.cause)
-          if ("onDone" in item) yield* item.onDone(result)
-          else {
-            const done = settleMember(item, result)
-            if (done !== undefined) yield* done
-          }
+          const done = "onDone" in item ? item.onDone(result) : settleMember(item, result)
+          if (done !== undefined && done !== Effect.void) (after ??= []).push(done)
         }
+        if (after !== undefined) for (const done of after) yield* done
       }
       for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
     })
@@ -641,6 +638,24 @@ export const layerConfig = (
   overrides?: Partial<Options>
 ): Layer.Layer<Kafka, InvalidChannelOptionsError | Config.ConfigError, App> =>
   Layer.unwrap(Effect.map(config, (options) => layer({ ...options, ...definedOnly(overrides ?? {}) })))
+
+type ClientMessage = Parameters<Producer["send"]>[0]["messages"][number]
+
+/**
+ * A record as the client sends it: every message of one shape (the client
+ * writes an `undefined` key, value or headers as absent), no headers map
+ * when there are none.
+ */
+const toClientMessage = (record: ProducerRecord): ClientMessage => ({
+  topic: record.topic,
+  partition: record.partition,
+  key: record.key === null ? undefined : toBuffer(record.key),
+  value: record.value === null ? undefined : toBuffer(record.value),
+  headers: record.headers.length === 0
+    ? undefined
+    : new Map(record.headers.map(([name, value]) => [Buffer.from(name), toBuffer(value)])),
+  timestamp: BigInt(record.timestamp)
+} as ClientMessage)
 
 const toBuffer = (bytes: Uint8Array | string): Buffer =>
   typeof bytes === "string"

@@ -33,6 +33,7 @@ import {
 import { EventBase } from "../Event.ts"
 import type * as Event from "../Event.ts"
 import * as FutureMessage from "../FutureMessage.ts"
+import { doneUnsafe, FutureMessageImpl } from "./futureMessage.ts"
 import { Kafka, KafkaError, type ProducerRecord as KafkaProducerRecord } from "../KafkaService.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
@@ -622,7 +623,11 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 
   private futureFor(options: Channel.AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>> {
-    return FutureMessage.make(
+    return Effect.sync(() => this.futureUnsafe(options))
+  }
+
+  private futureUnsafe(options: Channel.AsFutureMessageOptions<K, V>): FutureMessage.FutureMessage<K, V> {
+    return new FutureMessageImpl(
       FutureMessage.PendingMessage.make<K, V>({
         channel: this,
         key: options.key ?? null,
@@ -732,25 +737,33 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     detached: boolean
   ): Effect.Effect<Deferred.Deferred<void> | undefined> {
     const settled = detached ? undefined : Deferred.makeUnsafe<void>()
+    return Effect.as(this.context.kafka.publish(record, this.completion(future, record.topic, settled, detached)), settled)
+  }
+
+  /** What runs when the broker answers a record: see `enqueue`. */
+  private completion(
+    future: FutureMessage.FutureMessage<K, V>,
+    topic: string,
+    settled: Deferred.Deferred<void> | undefined,
+    detached: boolean
+  ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
     const stats = this.root.stats
     const kafka = this.context.kafka
-    const topic = record.topic
-    const onDone = (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>): Effect.Effect<void> => {
-      const done = Exit.isSuccess(exit)
-        ? Effect.suspend(() => {
-          stats.sent++
-          return future.message.callback === undefined
-            ? Effect.asVoid(future.succeed(exit.value))
-            : Effect.andThen(future.succeed(exit.value), runCallback(future))
-        })
-        : Effect.suspend(() => {
-          // Nobody waits for a sendSoon: the consumer sessions must know.
-          if (detached) failedSendsOf(kafka).count++
-          return Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause))))
-        })
-      return settled === undefined ? done : Effect.ensuring(done, Deferred.succeed(settled, undefined))
+    return (exit) => {
+      if (Exit.isSuccess(exit)) {
+        stats.sent++
+        // A sendSoon without a callback completes here, without an effect.
+        if (settled === undefined && future.message.callback === undefined && doneUnsafe(future, exit)) return Effect.void
+        const done = future.message.callback === undefined
+          ? Effect.asVoid(future.succeed(exit.value))
+          : Effect.andThen(future.succeed(exit.value), runCallback(future))
+        return settled === undefined ? done : Effect.ensuring(done, Deferred.succeed(settled, undefined))
+      }
+      // Nobody waits for a sendSoon: the consumer sessions must know.
+      if (detached) failedSendsOf(kafka).count++
+      const failed = Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause))))
+      return settled === undefined ? failed : Effect.ensuring(failed, Deferred.succeed(settled, undefined))
     }
-    return Effect.as(kafka.publish(record, onDone), settled)
   }
 
   send(options: Channel.SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
@@ -828,12 +841,19 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     })
   }
 
-  /** Adds the message to the send buffer; the future completes when the broker acknowledges it. */
+  /**
+   * Adds the message to the send buffer; the future completes when the
+   * broker acknowledges it. Once the topic is declared, the record is built
+   * without an effect per step (see `recordUnsafe`).
+   */
   sendSoon(options: Channel.SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, TransportError> {
-    return Effect.flatMap(this.futureFor(options), (future) => {
+    return Effect.withFiber((fiber) => {
+      const future = this.futureUnsafe(options)
       const closed = this.closedError
       if (closed !== undefined) return Effect.as(future.fail(closed), future)
-      return Effect.as(this.enqueue(future, true), future)
+      const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock))
+      if (record === undefined || record instanceof CodecError) return Effect.as(this.enqueue(future, true), future)
+      return Effect.as(this.publishRecord(future, record, true), future)
     })
   }
 

@@ -1,0 +1,43 @@
+import * as Deferred from "effect/Deferred"
+import type * as Exit from "effect/Exit"
+import type { FutureMessage, PendingMessage, PublishError } from "../FutureMessage.ts"
+import type { RecordMetadata } from "../RecordMetadata.ts"
+
+/** @internal */
+export const TypeId = "~effect-faust/FutureMessage" as const
+
+/** @internal */
+export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
+  readonly [TypeId] = TypeId
+  readonly deferred = Deferred.makeUnsafe<RecordMetadata, PublishError>()
+  readonly message: PendingMessage<K, V>
+  constructor(message: PendingMessage<K, V>) {
+    this.message = message
+  }
+  get await() {
+    return Deferred.await(this.deferred)
+  }
+  get isDone() {
+    return Deferred.isDoneUnsafe(this.deferred)
+  }
+  succeed(metadata: RecordMetadata) {
+    return Deferred.succeed(this.deferred, metadata)
+  }
+  fail(error: PublishError) {
+    return Deferred.fail(this.deferred, error)
+  }
+}
+
+/**
+ * Completes a future built by `FutureMessage.make` at once, without an
+ * effect (the send buffer completes a batch of futures in a loop): `true` if
+ * it did, `false` for another implementation, which the caller completes
+ * with `succeed` / `fail`.
+ *
+ * @internal
+ */
+export const doneUnsafe = <K, V>(future: FutureMessage<K, V>, exit: Exit.Exit<RecordMetadata, PublishError>): boolean => {
+  if (!(future instanceof FutureMessageImpl)) return false
+  Deferred.doneUnsafe(future.deferred, exit)
+  return true
+}
