@@ -167,6 +167,9 @@ describe("send, get and stream", () => {
       const channel = yield* Effect.provide(Channel.make(), custom)
       yield* channel.send({ value: 1 })
       assert.deepStrictEqual((yield* channel.get()).value, { wrapped: 1 })
+      yield* channel.sendAll([2, 3])
+      assert.deepStrictEqual((yield* channel.get()).value, { wrapped: 2 })
+      assert.deepStrictEqual((yield* channel.get()).value, { wrapped: 3 })
     }))
 
   it.effect("messages buffered with nobody subscribed go to the first subscriber, in order, before later ones", () =>
@@ -241,7 +244,14 @@ describe("send, get and stream", () => {
       assert.deepStrictEqual(yield* Fiber.join(b), expected)
       const buffered = yield* Channel.make({ value: Schema.Number, maxsize: 3 })
       yield* buffered.sendAll([7, 8])
-      assert.strictEqual((yield* buffered.get()).value, 7)
+      const first = yield* buffered.get()
+      assert.strictEqual(first.value, 7)
+      assert.strictEqual(first.key, null)
+      assert.strictEqual(first.message.partition, -1)
+      // any iterable, not only arrays
+      yield* buffered.sendAll(new Set([9]))
+      assert.strictEqual((yield* buffered.get()).value, 8)
+      assert.strictEqual((yield* buffered.get()).value, 9)
     }).pipe(Effect.provide(AppTest)))
 
   it.effect("put offers a ready event to subscribers", () =>

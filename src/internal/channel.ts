@@ -354,8 +354,15 @@ export class ChannelImpl<K, V, E> {
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
     return Effect.withFiber((fiber) => {
       const timestamp = currentTimeMillis(fiber)
-      const events: Array<Event.Event<K, V>> = []
-      for (const value of values) events.push(this.eventFor(null, value, undefined, -1, timestamp))
+      if (this.settings.app.createEvent !== defaultCreateEvent || !Array.isArray(values)) {
+        const events: Array<Event.Event<K, V>> = []
+        for (const value of values) events.push(this.eventFor(null, value, undefined, -1, timestamp))
+        return this.putAll(events)
+      }
+      // An array of values, default events: one loop without the iterator protocol or per-value checks.
+      const list = values as ReadonlyArray<V>
+      const events = new Array<Event.Event<K, V>>(list.length)
+      for (let i = 0; i < list.length; i++) events[i] = new SentEvent(null, list[i], noHeaders, -1, timestamp)
       return this.putAll(events)
     })
   }
