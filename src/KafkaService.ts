@@ -23,6 +23,8 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { App } from "./App.ts"
 import { InvalidChannelOptionsError } from "./Errors.ts"
+import * as groupPublish from "./internal/groupPublish.ts"
+import type { PublishAll } from "./internal/groupPublish.ts"
 import type { Headers } from "./Message.ts"
 import * as RecordMetadata from "./RecordMetadata.ts"
 
@@ -204,16 +206,6 @@ export class Kafka extends Context.Service<Kafka, {
     record: ProducerRecord,
     onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
   ) => Effect.Effect<void>
-  /**
-   * Adds records to the send buffer (waiting while it is full) as
-   * {@link publish} does, with one completion for all of them: `onDone`
-   * runs once every record has been answered, with each record's exit in
-   * order. Optional: without it, callers use {@link publish} per record.
-   */
-  readonly publishAll?: (
-    records: ReadonlyArray<ProducerRecord>,
-    onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
-  ) => Effect.Effect<void>
   /** Sends records through the buffer and waits for their metadata, in order. */
   readonly produce: (
     records: ReadonlyArray<ProducerRecord>
@@ -337,7 +329,7 @@ type DurationOption = (typeof durationOptions)[number]
 /** How long a topic's partition count is reused: the client's own `metadataMaxAge` default. */
 const METADATA_MAX_AGE = 5_000
 
-/** Records published together with one completion (`publishAll`). */
+/** Records published together with one completion (see `internal/groupPublish.ts`). */
 interface Group {
   readonly exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>
   remaining: number
@@ -477,10 +469,7 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
       return Effect.flatMap(Queue.offer(buffer, pending), (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
     })
 
-  const publishAll = (
-    records: ReadonlyArray<ProducerRecord>,
-    onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
-  ): Effect.Effect<void> =>
+  const publishAll: PublishAll = (records, onDone) =>
     Effect.suspend(() => {
       if (records.length === 0) return onDone([])
       const group: Group = { exits: new Array(records.length), remaining: records.length, onDone }
@@ -498,6 +487,8 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
         }))
     })
 
+  groupPublish.register(publish, publishAll)
+
   const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
   const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
 
@@ -505,7 +496,6 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
     settings,
     scope,
     publish,
-    publishAll,
     produce: (records) =>
       Effect.flatMap(
         Effect.forEach(records, (record) =>

@@ -34,6 +34,7 @@ import { EventBase } from "../Event.ts"
 import type * as Event from "../Event.ts"
 import * as FutureMessage from "../FutureMessage.ts"
 import { doneUnsafe, FutureMessageImpl } from "./futureMessage.ts"
+import { publishAllOf } from "./groupPublish.ts"
 import { Kafka, KafkaError, type ProducerRecord as KafkaProducerRecord } from "../KafkaService.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
@@ -783,7 +784,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * over (as sending them one by one would).
    */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
-    const publishAll = this.context.kafka.publishAll
+    const publishAll = publishAllOf(this.context.kafka.publish)
     if (publishAll === undefined) return this.sendEach(values)
     return Effect.gen({ self: this }, function*() {
       const closed = this.closedError
@@ -822,7 +823,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     })
   }
 
-  /** `sendAll` one `enqueue` per value, for a Kafka service without `publishAll`. */
+  /** `sendAll` one `enqueue` per value, for a Kafka service whose `publish` has no group publisher. */
   private sendEach(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
     return Effect.gen({ self: this }, function*() {
       const closed = this.closedError

@@ -138,13 +138,20 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       yield* topic.sendAll([1, 2, 3, 4])
       const error = yield* Effect.flip(topic.sendAll([5, "bad" as unknown as number, 7]))
       assert.strictEqual(error._tag, "CodecError")
-      // Without `publishAll` (a service made elsewhere), one record at a time, the same way.
+      // A service whose `publish` is wrapped: sendAll goes through the wrapper, record by record.
       const kafka = yield* Kafka.Kafka
-      const { publishAll: _, ...rest } = kafka
+      const wrapped: Array<unknown> = []
       const each = yield* Topic.make({ topics: [topic.topics[0]], value: Schema.Number }).pipe(
-        Effect.provideService(Kafka.Kafka, Kafka.Kafka.of(rest))
+        Effect.provideService(
+          Kafka.Kafka,
+          Kafka.Kafka.of({
+            ...kafka,
+            publish: (record, onDone) => Effect.andThen(Effect.sync(() => wrapped.push(record.value)), kafka.publish(record, onDone))
+          })
+        )
       )
       yield* each.sendAll([8, 9])
+      assert.deepStrictEqual(wrapped.map((bytes) => new TextDecoder().decode(bytes as Uint8Array)), ["8", "9"])
       const events = yield* topic.events().pipe(Stream.take(7), Stream.runCollect)
       assert.deepStrictEqual(events.map((event) => event.value).sort((a, b) => a - b), [1, 2, 3, 4, 5, 8, 9])
       const byPartition = (p: number) => events.filter((event) => event.message.partition === p).length
