@@ -19,6 +19,10 @@ const TypeId = "~effect-faust/Codec" as const
  * A named pair of functions between values and bytes. `dumps` and `loads` may
  * throw; use {@link dumps} and {@link loads} to get a typed {@link CodecError}.
  *
+ * The bytes the built-in codecs return may be a view into Node's shared
+ * buffer pool: read them through `byteOffset` / `byteLength`, as any
+ * `Uint8Array`, and copy them before transferring or detaching their buffer.
+ *
  * @since 0.1.0
  * @category models
  */

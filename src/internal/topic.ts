@@ -241,14 +241,21 @@ class TopicEvent<K, V> extends EventBase<K, V> {
   readonly value: V
   readonly headers: Message.Headers
   readonly message: Message.Message
-  delivery: Delivery | undefined
+  // Private: not serialized, not logged with the event (it points into the consumer's tracking).
+  #delivery: Delivery | undefined
   constructor(key: K | null, value: V, headers: Message.Headers, message: Message.Message) {
     super()
     this.key = key
     this.value = value
     this.headers = headers
     this.message = message
-    this.delivery = undefined
+    this.#delivery = undefined
+  }
+  static deliveryOf(event: TopicEvent<unknown, unknown>): Delivery | undefined {
+    return event.#delivery
+  }
+  static setDelivery(event: TopicEvent<unknown, unknown>, delivery: Delivery): void {
+    event.#delivery = delivery
   }
 }
 
@@ -256,10 +263,10 @@ const makeTopicEvent = <K, V>(key: K | null, value: V, headers: Message.Headers,
   new TopicEvent(key, value, headers, message)
 
 const deliveryOf = (event: Event.Event<any, any>): Delivery | undefined =>
-  event instanceof TopicEvent ? event.delivery : deliveries.get(event)
+  event instanceof TopicEvent ? TopicEvent.deliveryOf(event) : deliveries.get(event)
 
 const setDelivery = (event: Event.Event<any, any>, delivery: Delivery): void => {
-  if (event instanceof TopicEvent) event.delivery = delivery
+  if (event instanceof TopicEvent) TopicEvent.setDelivery(event, delivery)
   else deliveries.set(event, delivery)
 }
 
@@ -751,19 +758,23 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     const stats = this.root.stats
     const kafka = this.context.kafka
     return (exit) => {
-      if (Exit.isSuccess(exit)) {
-        stats.sent++
-        // A sendSoon without a callback completes here, without an effect.
-        if (settled === undefined && future.message.callback === undefined && doneUnsafe(future, exit)) return Effect.void
-        const done = future.message.callback === undefined
-          ? Effect.asVoid(future.succeed(exit.value))
-          : Effect.andThen(future.succeed(exit.value), runCallback(future))
-        return settled === undefined ? done : Effect.ensuring(done, Deferred.succeed(settled, undefined))
-      }
+      const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
+      if (error === undefined) stats.sent++
       // Nobody waits for a sendSoon: the consumer sessions must know.
-      if (detached) failedSendsOf(kafka).count++
-      const failed = Effect.asVoid(future.fail(asKafkaError(topic, Cause.squash(exit.cause))))
-      return settled === undefined ? failed : Effect.ensuring(failed, Deferred.succeed(settled, undefined))
+      else if (detached) failedSendsOf(kafka).count++
+      // The future completes now, so that the futures of a batch complete in send order; what
+      // needs an effect (the callback, the waiting sender) runs after.
+      let after: Effect.Effect<unknown> | undefined
+      if (!doneUnsafe(future, error === undefined ? exit : Exit.fail(error))) {
+        after = error === undefined ? future.succeed((exit as Exit.Success<RecordMetadata.RecordMetadata>).value) : future.fail(error)
+      }
+      if (error === undefined && future.message.callback !== undefined) {
+        after = after === undefined ? runCallback(future) : Effect.andThen(after, runCallback(future))
+      }
+      if (settled !== undefined) {
+        after = after === undefined ? Deferred.succeed(settled, undefined) : Effect.ensuring(after, Deferred.succeed(settled, undefined))
+      }
+      return after === undefined ? Effect.void : Effect.asVoid(after)
     }
   }
 
@@ -1125,7 +1136,9 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         for (let j = n - refused.length; j < n; j++) release(tracked[j])
       }))
     }
-    return waits === undefined ? undefined : Effect.all(waits, { discard: true })
+    // Concurrently: a subscriber must not wait for its run behind another's full queue (a reader
+    // taking from both in step would never drain the first).
+    return waits === undefined ? undefined : Effect.all(waits, { concurrency: "unbounded", discard: true })
   }
 
   /** The slow path of `fanOut`: waits on the full queue of subscriber `from`, then offers to the rest. */
@@ -1755,8 +1768,11 @@ const pump = (
         tracked.push(entry)
         continue
       }
+      // After a wait for room, the partition may be revoked: its new owner applies the policy.
       const rest = Effect.suspend(() =>
-        Effect.andThen(failed(topic.decodeFailed(decoded, message, entry)), Effect.suspend(() => handleFrom(batch, i + 1)))
+        generation.revoked
+          ? handleFrom(batch, i + 1)
+          : Effect.andThen(failed(topic.decodeFailed(decoded, message, entry)), Effect.suspend(() => handleFrom(batch, i + 1)))
       )
       const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
       return waiting === undefined ? rest : Effect.andThen(waiting, rest)
@@ -1779,6 +1795,13 @@ const pump = (
     Effect.catch((error) =>
       Effect.sync(() => {
         if (session.current === generation) fail(error)
+      })
+    ),
+    // A throw while delivering (an app's own createEvent, the client stream) fails the session
+    // like a stream error, rather than leaving it without a pump.
+    Effect.catchDefect((defect) =>
+      Effect.sync(() => {
+        if (session.current === generation) fail(new KafkaError({ operation: "consume", topic: label, cause: defect }))
       })
     )
   )

@@ -5,7 +5,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Admin, ConfigResourceTypes } from "@platformatic/kafka"
 import { ConfigProvider, Deferred, Effect, Exit, Fiber, HashSet, Layer, Metric, Queue, Schema, Stream } from "effect"
-import { Channel, ChannelClosedError, type Event } from "effect-faust"
+import { App, Channel, ChannelClosedError, type Event } from "effect-faust"
 import { Kafka, KafkaError, layerChannels, Topic } from "effect-faust/kafka"
 import { execFile } from "node:child_process"
 import { tracingChannel } from "node:diagnostics_channel"
@@ -383,6 +383,40 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       assert.strictEqual(headers["x-source-partition"], "0")
       assert.strictEqual(headers["x-source-offset"], "1")
     }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 30_000)
+
+  it.live("two subscribers read in step get every event, in order, when a fetched batch is longer than their queues; an event serializes without the consumer's tracking", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("lockstep")], value: Schema.Number, maxsize: 4 })
+      yield* topic.sendAll(Array.from({ length: 300 }, (_, i) => i))
+      // one fiber taking from both in turn: a subscriber's run must not wait behind the other's full queue
+      const pairs = yield* Stream.zip(topic.stream(), topic.events()).pipe(
+        Stream.take(300),
+        Stream.runCollect,
+        Effect.timeout("30 seconds")
+      )
+      assert.deepStrictEqual(pairs.map(([a]) => a), Array.from({ length: 300 }, (_, i) => i))
+      assert.deepStrictEqual(pairs.map(([, event]) => event.value), Array.from({ length: 300 }, (_, i) => i))
+      const event = pairs[0][1]
+      assert.deepStrictEqual(Object.keys(event).sort(), ["headers", "key", "message", "value"])
+      assert.strictEqual(JSON.parse(JSON.stringify(event)).value, 0)
+    }).pipe(Effect.provide(kafkaLayer())), 60_000)
+
+  it.live("a throw while delivering (an app's own createEvent) fails the stream with a KafkaError instead of leaving it waiting", () =>
+    Effect.gen(function*() {
+      const app = yield* App.App
+      const topic = yield* Topic.make({ topics: [unique("throws")], value: Schema.Number }).pipe(
+        Effect.provideService(App.App, {
+          ...app,
+          createEvent: (key, value, headers, message) => {
+            if ((value as unknown) === 1) throw new Error("createEvent refuses 1")
+            return App.defaultCreateEvent(key, value, headers, message)
+          }
+        })
+      )
+      yield* topic.sendAll([0, 1, 2])
+      const error = yield* topic.stream().pipe(Stream.runDrain, Effect.timeout("30 seconds"), Effect.flip)
+      assert.instanceOf(error, KafkaError)
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
 
   it.live("two consumers in one group split the partitions (activePartitions on each) and together see every message once", () =>
     Effect.gen(function*() {
