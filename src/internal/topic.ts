@@ -1032,7 +1032,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.deliverTracked(message, undefined)
   }
 
-  private deliverTracked(
+  /** `deliver` of a message, tracked when the consumer read it. */
+  deliverTracked(
     message: Message.Message,
     tracked: Tracked | undefined
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
@@ -1040,24 +1041,10 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       const decoded = this.base.decodeUnsafe(message, this.eventFactory)
       if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
       this.root.stats.delivered++
-      return this.fanOut(decoded, tracked)
+      const subscribers = this.isIterator ? [this] : this.root.subscribers
+      return this.offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked]) ?? Effect.void
     })
     return this.base.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
-  }
-
-  /**
-   * `deliver` of a message the consumer tracks, without an effect when it
-   * can: decodes and offers the message to every subscriber at once, and
-   * returns `undefined` when that is done; otherwise (spans, a decode error,
-   * a full queue) the effect that does the rest.
-   */
-  deliverNow(message: Message.Message, tracked: Tracked): Effect.Effect<void, DecodeError | FutureMessage.PublishError> | undefined {
-    if (this.base.settings.spans) return this.deliverTracked(message, tracked)
-    const decoded = this.base.decodeUnsafe(message, this.eventFactory)
-    if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
-    this.root.stats.delivered++
-    const fanned = this.fanOut(decoded, tracked)
-    return fanned === Effect.void ? undefined : fanned
   }
 
   /** The app's event constructor; for the default one, events that carry their delivery. */
@@ -1076,56 +1063,35 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.handleDecodeError(error, message)
   }
 
-  /**
-   * Offers the event to each subscriber (a copy each, so that each can
-   * acknowledge its own), waiting on full queues. Every copy is counted
-   * before the first is offered, so one acknowledged early cannot complete
-   * the message while others are still to be offered.
-   */
-  private fanOut(event: Event.Event<K, V>, tracked: Tracked | undefined): Effect.Effect<void> {
-    const subscribers = this.isIterator ? [this] : this.root.subscribers
-    const n = subscribers.length
-    if (n === 0) return Effect.void
-    let copies: Array<Event.Event<K, V>> | undefined
-    if (n > 1) {
-      copies = [event]
-      for (let i = 1; i < n; i++) copies.push(this.eventFactory(event.key, event.value, event.headers, event.message))
-    }
-    if (tracked !== undefined) {
-      if (copies === undefined) this.track(event, tracked)
-      else for (const copy of copies) this.track(copy, tracked)
-      release(tracked)
-    }
-    // Fast path: every queue has room, nothing to wait for (no effect, no closure).
-    for (let i = 0; i < n; i++) {
-      if (!Queue.offerUnsafe(subscribers[i].queue, copies === undefined ? event : copies[i])) {
-        return this.fanOutFrom(subscribers, i, copies ?? [event], tracked)
-      }
-    }
-    return Effect.void
-  }
-
-  private track(event: Event.Event<K, V>, tracked: Tracked): void {
-    setDelivery(event, { tracked, acked: false, holder: undefined })
-    tracked.pending++
+  /** Delivers a run of decoded events of tracked messages, in order, to every subscriber; see `offerRun`. */
+  fanOutAll(events: Array<Event.Event<K, V>>, tracked: ReadonlyArray<Tracked>): Effect.Effect<void> | undefined {
+    this.root.stats.delivered += events.length
+    return this.offerRun(this.root.subscribers, events, tracked)
   }
 
   /**
-   * `fanOut` of a run of decoded events of tracked messages, in order: one
-   * `offerAll` per subscriber, so a full queue makes the consumer wait once
-   * for the run rather than once per event. `undefined` when every queue
-   * took every event; otherwise the effect that waits for room.
+   * Offers a run of events, in order, to each subscriber: a copy each (so
+   * that each acknowledges its own), with one `offerAll` per subscriber, so a
+   * full queue costs one wait for the run rather than one per event.
+   * `undefined` when every queue took everything; otherwise the effect that
+   * waits for room. Every copy is counted before the first is offered, so a
+   * copy acknowledged early cannot complete its message while others are
+   * still to be offered; a message no subscriber took stays undone.
    */
-  fanOutAll(events: Array<Event.Event<K, V>>, tracked: Array<Tracked>): Effect.Effect<void> | undefined {
-    const subscribers = this.root.subscribers
+  private offerRun(
+    subscribers: ReadonlyArray<TopicImpl<K, V, E>>,
+    events: Array<Event.Event<K, V>>,
+    tracked: ReadonlyArray<Tracked> | undefined
+  ): Effect.Effect<void> | undefined {
     const n = events.length
-    this.root.stats.delivered += n
     if (subscribers.length === 0) return undefined
     const copies = subscribers.map((_, s) =>
       s === 0 ? events : events.map((event) => this.eventFactory(event.key, event.value, event.headers, event.message))
     )
-    for (const run of copies) for (let j = 0; j < n; j++) this.track(run[j], tracked[j])
-    for (let j = 0; j < n; j++) release(tracked[j])
+    if (tracked !== undefined) {
+      for (const run of copies) for (let j = 0; j < n; j++) this.track(run[j], tracked[j])
+      for (let j = 0; j < n; j++) release(tracked[j])
+    }
     let waits: Array<Effect.Effect<void>> | undefined
     for (let s = 0; s < subscribers.length; s++) {
       const queue = subscribers[s].queue
@@ -1133,7 +1099,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       if (rest.length === 0) continue
       ;(waits ??= []).push(Effect.map(Queue.offerAll(queue, rest), (refused) => {
         // what a queue shut down while waiting did not take: the suffix of the run
-        for (let j = n - refused.length; j < n; j++) release(tracked[j])
+        if (tracked !== undefined) for (let j = n - refused.length; j < n; j++) release(tracked[j])
       }))
     }
     // Concurrently: a subscriber must not wait for its run behind another's full queue (a reader
@@ -1141,21 +1107,9 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return waits === undefined ? undefined : Effect.all(waits, { concurrency: "unbounded", discard: true })
   }
 
-  /** The slow path of `fanOut`: waits on the full queue of subscriber `from`, then offers to the rest. */
-  private fanOutFrom(
-    subscribers: ReadonlyArray<TopicImpl<K, V, E>>,
-    from: number,
-    copies: ReadonlyArray<Event.Event<K, V>>,
-    tracked: Tracked | undefined
-  ): Effect.Effect<void> {
-    const refused = (offered: boolean) => {
-      if (!offered && tracked !== undefined) release(tracked)
-    }
-    return Effect.forEach(subscribers.slice(from), (subscriber, j) => {
-      const copy = copies[from + j]
-      if (j > 0 && Queue.offerUnsafe(subscriber.queue, copy)) return Effect.void
-      return Effect.map(Queue.offer(subscriber.queue, copy), refused)
-    }, { discard: true })
+  private track(event: Event.Event<K, V>, tracked: Tracked): void {
+    setDelivery(event, { tracked, acked: false, holder: undefined })
+    tracked.pending++
   }
 
   private handleDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
@@ -1757,11 +1711,7 @@ const pump = (
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue
       const message = toMessage(received)
       const entry = tracker.track(received.offset, received.leaderEpoch)
-      if (spans) {
-        const delivered = topic.deliverNow(message, entry)
-        if (delivered !== undefined) return Effect.andThen(failed(delivered), Effect.suspend(() => handleFrom(batch, i + 1)))
-        continue
-      }
+      if (spans) return Effect.andThen(failed(topic.deliverTracked(message, entry)), Effect.suspend(() => handleFrom(batch, i + 1)))
       const decoded = decode.decodeUnsafe(message, createEvent)
       if (!isDecodeError(decoded)) {
         events.push(decoded)

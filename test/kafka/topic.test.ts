@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Admin, ConfigResourceTypes } from "@platformatic/kafka"
-import { ConfigProvider, Deferred, Effect, Exit, Fiber, HashSet, Layer, Metric, Queue, Schema, Stream } from "effect"
+import { ConfigProvider, Deferred, Effect, Exit, Fiber, HashSet, Layer, Metric, Queue, Result, Schema, Stream } from "effect"
 import { App, Channel, ChannelClosedError, type Event } from "effect-faust"
 import { Kafka, KafkaError, layerChannels, Topic } from "effect-faust/kafka"
 import { execFile } from "node:child_process"
@@ -416,6 +416,22 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       yield* topic.sendAll([0, 1, 2])
       const error = yield* topic.stream().pipe(Stream.runDrain, Effect.timeout("30 seconds"), Effect.flip)
       assert.instanceOf(error, KafkaError)
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
+
+  it.live("with spans: true, the consumer delivers each record inside a Topic.deliver span, in order, decode errors included", () =>
+    Effect.gen(function*() {
+      const seen: Array<string | undefined> = []
+      const spanName = Effect.map(Effect.result(Effect.currentSpan), (result) => Result.isSuccess(result) ? result.success.name : undefined)
+      const spy = {
+        [Channel.TypeId]: Channel.TypeId,
+        label: "spy",
+        put: (_event: Event.Event<any, any>) => Effect.map(spanName, (name) => void seen.push(name))
+      }
+      const topic = yield* Topic.make({ topics: [unique("spans")], value: Schema.Number, spans: true, onDecodeError: { deadLetter: spy } })
+      yield* topic.maybeDeclare
+      yield* produceRaw(topic.topics[0], ["0", "oops", "2", "3"])
+      assert.deepStrictEqual(yield* topic.stream().pipe(Stream.take(3), Stream.runCollect), [0, 2, 3])
+      assert.deepStrictEqual(seen, ["Topic.deliver"])
     }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
 
   it.live("two consumers in one group split the partitions (activePartitions on each) and together see every message once", () =>
