@@ -1,3 +1,4 @@
+import * as Arr from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as CauseM from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -821,9 +822,7 @@ const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
   const hub = subscriber.hub
   const index = hub.subscribers.indexOf(subscriber)
   if (index === -1) return
-  const next = hub.subscribers.slice()
-  next.splice(index, 1)
-  hub.subscribers = next
+  hub.subscribers = Arr.remove(hub.subscribers, index)
   subscriber.stopDraining()
   metrics.untrackSubscriber(subscriber)
   Queue.shutdownUnsafe(subscriber.queue)

@@ -1,4 +1,5 @@
 import { Consumer, type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
+import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -1369,8 +1370,7 @@ const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
   const root = subscriber.root
   const index = root.subscribers.indexOf(subscriber)
   if (index === -1) return
-  const next = root.subscribers.slice()
-  next.splice(index, 1)
+  const next = Arr.remove(root.subscribers, index)
   root.subscribers = next
   if (next.length > 0) {
     subscriber.ackLast()
