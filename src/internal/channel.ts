@@ -1,4 +1,3 @@
-import * as Arr from "effect/Array"
 import type * as Cause from "effect/Cause"
 import * as CauseM from "effect/Cause"
 import * as Clock from "effect/Clock"
@@ -34,6 +33,7 @@ import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
 import * as metrics from "./metrics.ts"
+import * as subscriberList from "./subscriberList.ts"
 import { SentEvent } from "./sentEvent.ts"
 
 /** @internal */
@@ -804,14 +804,11 @@ const offerFrom = (
  */
 const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
   const hub = subscriber.hub
-  if (hub.closed !== undefined) {
-    Queue.failCauseUnsafe(subscriber.queue, hub.closed)
-  } else if (hub.drainer === undefined && Queue.sizeUnsafe(hub.buffer) > 0) {
+  if (hub.drainer === undefined && hub.closed === undefined && Queue.sizeUnsafe(hub.buffer) > 0) {
     hub.drainer = subscriber
     subscriber.drainFrom = hub.buffer
   }
-  hub.subscribers = [...hub.subscribers, subscriber]
-  metrics.trackSubscriber(hub.metrics, subscriber)
+  subscriberList.join(hub, subscriber)
 }
 
 /**
@@ -819,11 +816,7 @@ const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
  * suspended on it (its `offer` returns `false` and the sender moves on).
  */
 const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
-  const hub = subscriber.hub
-  const index = hub.subscribers.indexOf(subscriber)
-  if (index === -1) return
-  hub.subscribers = Arr.remove(hub.subscribers, index)
+  if (subscriberList.leave(subscriber.hub, subscriber) === undefined) return
   subscriber.stopDraining()
-  metrics.untrackSubscriber(subscriber)
   Queue.shutdownUnsafe(subscriber.queue)
 }

@@ -1,5 +1,4 @@
 import { Consumer, type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
-import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -45,6 +44,7 @@ import { TypeId as ChannelTypeId } from "./channel.ts"
 import type { ChannelImpl } from "./channel.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as metrics from "./metrics.ts"
+import * as subscriberList from "./subscriberList.ts"
 import { partitionForKey } from "./murmur2.ts"
 
 /** @internal */
@@ -1354,10 +1354,7 @@ const runCallback = <K, V>(future: FutureMessage.FutureMessage<K, V>): Effect.Ef
   )
 
 const subscribe = (subscriber: TopicImpl<any, any, any>): void => {
-  const root = subscriber.root
-  if (root.closed !== undefined) Queue.failCauseUnsafe(subscriber.queue, root.closed)
-  root.subscribers = [...root.subscribers, subscriber]
-  metrics.trackSubscriber(root.metrics, subscriber)
+  subscriberList.join(subscriber.root, subscriber)
 }
 
 /**
@@ -1367,11 +1364,8 @@ const subscribe = (subscriber: TopicImpl<any, any, any>): void => {
  * leaves it unacknowledged, to be read again.
  */
 const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
-  const root = subscriber.root
-  const index = root.subscribers.indexOf(subscriber)
-  if (index === -1) return
-  const next = Arr.remove(root.subscribers, index)
-  root.subscribers = next
+  const next = subscriberList.leave(subscriber.root, subscriber)
+  if (next === undefined) return
   if (next.length > 0) {
     subscriber.ackLast()
     if (subscriber.held !== undefined) for (const delivery of Array.from(subscriber.held)) acknowledge(delivery)
@@ -1381,7 +1375,6 @@ const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
       taken = Queue.takeUnsafe(subscriber.queue)
     }
   }
-  metrics.untrackSubscriber(subscriber)
   Queue.shutdownUnsafe(subscriber.queue)
 }
 
