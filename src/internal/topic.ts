@@ -50,19 +50,13 @@ import { partitionForKey } from "./murmur2.ts"
 /** @internal */
 export const TypeId = "~effect-faust/Topic" as const
 
-/** What a topic is besides a channel, resolved from its options. @internal */
-export interface TopicSettings {
-  readonly topics: ReadonlyArray<string>
-  readonly pattern: RegExp | undefined
-  readonly groupId: string
-  readonly partitions: number | undefined
-  readonly replicas: number | undefined
-  readonly retention: Duration.Duration | undefined
-  readonly compacting: boolean | undefined
-  readonly deleting: boolean | undefined
-  readonly config: Readonly<Record<string, string>>
-  readonly acks: boolean
-  readonly internal: boolean
+/** What a topic is besides a channel (its properties), resolved from its options. @internal */
+export interface TopicSettings extends
+  Pick<
+    Topic.Topic<unknown, unknown, never>,
+    "topics" | "pattern" | "groupId" | "partitions" | "replicas" | "retention" | "compacting" | "deleting" | "config" | "acks" | "internal"
+  >
+{
   /** The options the topic was made from: `derive` starts from them. */
   readonly options: Topic.Options
 }
