@@ -27,6 +27,7 @@ import {
   UnsupportedOperationError,
   ValueDecodeError
 } from "../Errors.ts"
+import type { AsFutureMessageOptions, SendOptions } from "../Channel.ts"
 import type * as Event from "../Event.ts"
 import * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
@@ -761,25 +762,6 @@ export class ChannelImpl<K, V, E> {
   [NodeInspectSymbol]() {
     return this.toJSON()
   }
-}
-
-/** @internal */
-export interface SendOptions<K, V> {
-  readonly key?: K | null | undefined
-  readonly value: V
-  readonly partition?: number | undefined
-  readonly timestamp?: number | undefined
-  readonly headers?: Message.OpenHeaders | undefined
-  readonly schema?: MessageSchema<any, any> | undefined
-  readonly keySerializer?: Codec.Serializer | undefined
-  readonly valueSerializer?: Codec.Serializer | undefined
-  readonly callback?: FutureMessage.Callback<K, V> | undefined
-  readonly force?: boolean | undefined
-}
-
-/** @internal */
-export interface AsFutureMessageOptions<K, V> extends Omit<SendOptions<K, V>, "force"> {
-  readonly eagerPartitioning?: boolean | undefined
 }
 
 const isDecodeError = (u: unknown): u is DecodeError =>
