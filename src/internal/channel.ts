@@ -33,6 +33,7 @@ import * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
 import * as subscriberList from "./subscriberList.ts"
 import { SentEvent } from "./sentEvent.ts"
@@ -416,19 +417,7 @@ export class ChannelImpl<K, V, E> {
     if (options.eagerPartitioning === true) {
       return Exit.fail(new NotATopicError({ channel: this.label, operation: "asFutureMessage({ eagerPartitioning: true })" }))
     }
-    return FutureMessage.make(
-      FutureMessage.PendingMessage.make<K, V>({
-        channel: this,
-        key: options.key ?? null,
-        value: options.value,
-        partition: options.partition,
-        timestamp: options.timestamp,
-        headers: this.prepareHeaders(options.headers),
-        keySerializer: options.keySerializer,
-        valueSerializer: options.valueSerializer,
-        callback: options.callback
-      })
-    )
+    return Effect.sync(() => fromSendOptions(this, options))
   }
 
   prepareHeaders(headers?: Message.OpenHeaders | undefined): Array<[string, Message.HeaderValue]> {

@@ -1,6 +1,8 @@
 import * as Deferred from "effect/Deferred"
 import type * as Exit from "effect/Exit"
-import type { FutureMessage, PendingMessage, PublishError } from "../FutureMessage.ts"
+import type { AsFutureMessageOptions } from "../Channel.ts"
+import { type FutureMessage, PendingMessage, type PublishError } from "../FutureMessage.ts"
+import { headersToList } from "../Message.ts"
 import type { RecordMetadata } from "../RecordMetadata.ts"
 
 /** @internal */
@@ -41,3 +43,27 @@ export const doneUnsafe = <K, V>(future: FutureMessage<K, V>, exit: Exit.Exit<Re
   Deferred.doneUnsafe(future.deferred, exit)
   return true
 }
+
+/**
+ * A new future for a message to send with these options (Faust's
+ * `as_future_message` without eager partitioning), from `channel`.
+ *
+ * @internal
+ */
+export const fromSendOptions = <K, V>(
+  channel: { readonly label: string },
+  options: AsFutureMessageOptions<K, V>
+): FutureMessageImpl<K, V> =>
+  new FutureMessageImpl(
+    PendingMessage.make<K, V>({
+      channel,
+      key: options.key ?? null,
+      value: options.value,
+      partition: options.partition,
+      timestamp: options.timestamp,
+      headers: headersToList(options.headers),
+      keySerializer: options.keySerializer,
+      valueSerializer: options.valueSerializer,
+      callback: options.callback
+    })
+  )

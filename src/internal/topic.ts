@@ -33,7 +33,7 @@ import {
 import { EventBase } from "../Event.ts"
 import type * as Event from "../Event.ts"
 import * as FutureMessage from "../FutureMessage.ts"
-import { doneUnsafe, FutureMessageImpl } from "./futureMessage.ts"
+import { doneUnsafe, fromSendOptions } from "./futureMessage.ts"
 import { publishAllOf } from "./groupPublish.ts"
 import { Kafka, KafkaError, type ProducerRecord as KafkaProducerRecord } from "../KafkaService.ts"
 import * as Message from "../Message.ts"
@@ -626,23 +626,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 
   private futureFor(options: Channel.AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>> {
-    return Effect.sync(() => this.futureUnsafe(options))
-  }
-
-  private futureUnsafe(options: Channel.AsFutureMessageOptions<K, V>): FutureMessage.FutureMessage<K, V> {
-    return new FutureMessageImpl(
-      FutureMessage.PendingMessage.make<K, V>({
-        channel: this,
-        key: options.key ?? null,
-        value: options.value,
-        partition: options.partition,
-        timestamp: options.timestamp,
-        headers: this.prepareHeaders(options.headers),
-        keySerializer: options.keySerializer,
-        valueSerializer: options.valueSerializer,
-        callback: options.callback
-      })
-    )
+    return Effect.sync(() => fromSendOptions(this, options))
   }
 
   private get closedError(): ChannelClosedError | undefined {
@@ -855,7 +839,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    */
   sendSoon(options: Channel.SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, TransportError> {
     return Effect.withFiber((fiber) => {
-      const future = this.futureUnsafe(options)
+      const future = fromSendOptions(this, options)
       const closed = this.closedError
       if (closed !== undefined) return Effect.as(future.fail(closed), future)
       const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock))
