@@ -361,18 +361,9 @@ const resolveSettings = (
     const valueCodec = Codec.resolve(registry, valueSerializer)
     if (Result.isFailure(valueCodec)) return Effect.fail(invalid("valueSerializer", valueSerializer, valueCodec.failure))
     const maxsize = options.maxsize ?? app.config.streamBufferMaxsize
-    if (typeof maxsize !== "number" || !Number.isInteger(maxsize) || maxsize < 1) {
-      return Effect.fail(invalid("maxsize", maxsize, "must be an integer of at least 1"))
-    }
     const onDecodeError = options.onDecodeError ?? "fail"
-    if (
-      onDecodeError !== "fail" && onDecodeError !== "skip" &&
-      !(typeof onDecodeError === "object" && onDecodeError !== null && isChannel(onDecodeError.deadLetter))
-    ) {
-      return Effect.fail(
-        invalid("onDecodeError", onDecodeError, `must be "fail", "skip" or { deadLetter: <a Channel> }`)
-      )
-    }
+    const invalidOption = internal.checkMaxsize(maxsize) ?? internal.checkDecodeErrorPolicy(onDecodeError)
+    if (invalidOption !== undefined) return Effect.fail(invalidOption)
     const whenNoSubscribers = options.whenNoSubscribers ?? "buffer"
     if (whenNoSubscribers !== "buffer" && whenNoSubscribers !== "drop" && whenNoSubscribers !== "fail") {
       return Effect.fail(invalid("whenNoSubscribers", whenNoSubscribers, `must be "buffer", "drop" or "fail"`))
@@ -402,8 +393,33 @@ const resolveSettings = (
     })
   })
 
-/** Faust turns raw bytes into `str` for `str`-typed keys and values; so do we for string-encoded schemas. */
-const encodesAsString = (schema: Schema.Top): boolean => SchemaAST.isString(SchemaAST.toEncoded(schema.ast))
+/**
+ * Faust turns raw bytes into `str` for `str`-typed keys and values; so do we
+ * for every Schema whose encoded side is text: strings, string literals,
+ * string enums, template literals, and unions of those (nullable or not).
+ */
+const encodesAsString = (schema: Schema.Top): boolean => isTextAST(SchemaAST.toEncoded(schema.ast), new Set())
+
+const isTextAST = (ast: SchemaAST.AST, seen: Set<SchemaAST.AST>): boolean => {
+  if (SchemaAST.isString(ast) || SchemaAST.isTemplateLiteral(ast)) return true
+  if (SchemaAST.isLiteral(ast)) return typeof ast.literal === "string"
+  if (SchemaAST.isEnum(ast)) return ast.enums.length > 0 && ast.enums.every(([, value]) => typeof value === "string")
+  if (SchemaAST.isSuspend(ast)) {
+    if (seen.has(ast)) return false
+    seen.add(ast)
+    return isTextAST(SchemaAST.toEncoded(ast.thunk()), seen)
+  }
+  if (SchemaAST.isUnion(ast)) {
+    let text = false
+    for (const member of ast.types) {
+      if (SchemaAST.isNull(member) || SchemaAST.isUndefined(member) || SchemaAST.isVoid(member)) continue
+      if (!isTextAST(member, seen)) return false
+      text = true
+    }
+    return text
+  }
+  return false
+}
 
 /**
  * Defines a channel as a service: a `Context` key whose value is the channel,

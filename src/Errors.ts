@@ -19,7 +19,10 @@ export class CodecError extends Schema.TaggedError<CodecError>()("CodecError", {
 }) {
   override get message(): string {
     return `codec "${this.codec}" failed to ${this.operation}: ${describe(this.cause)}`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -39,7 +42,10 @@ export class InvalidChannelOptionsError extends Schema.TaggedError<InvalidChanne
 ) {
   override get message(): string {
     return `invalid channel option "${this.option}": ${this.reason}`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -56,7 +62,10 @@ export class KeyDecodeError extends Schema.TaggedError<KeyDecodeError>()("KeyDec
 }) {
   override get message(): string {
     return `cannot decode the key of a message on ${this.channel}: ${describe(this.cause)}`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -74,7 +83,10 @@ export class ValueDecodeError extends Schema.TaggedError<ValueDecodeError>()("Va
 }) {
   override get message(): string {
     return `cannot decode the value of a message on ${this.channel}: ${describe(this.cause)}`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -86,16 +98,43 @@ export class ValueDecodeError extends Schema.TaggedError<ValueDecodeError>()("Va
 export type DecodeError = KeyDecodeError | ValueDecodeError
 
 /**
- * The channel was closed by `throw`: it accepts no more messages.
+ * The channel was closed by `throw` or `end`: it accepts no more messages.
+ * `closedBy` says which, when it is known.
  *
  * @since 0.1.0
  * @category errors
  */
 export class ChannelClosedError extends Schema.TaggedError<ChannelClosedError>()("ChannelClosedError", {
+  channel: Schema.String,
+  closedBy: Schema.optional(Schema.Literals(["throw", "end"]))
+}) {
+  override get message(): string {
+    return this.closedBy === undefined
+      ? `${this.channel} is closed`
+      : `${this.channel} is closed: ${this.closedBy}() was called on it`
+  }
+  override toJSON(): unknown {
+    return toJSONSafe(this)
+  }
+}
+
+/**
+ * A publication was interrupted before its message was delivered: the
+ * message was not sent (in memory, to no subscriber at all). A future
+ * published with `publishMessage` fails with it when the publishing fiber is
+ * interrupted, so `future.await` never waits for ever.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PublishInterruptedError extends Schema.TaggedError<PublishInterruptedError>()("PublishInterruptedError", {
   channel: Schema.String
 }) {
   override get message(): string {
-    return `${this.channel} is closed: throw() was called on it`
+    return `the publication of a message to ${this.channel} was interrupted before the message was sent`
+  }
+  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
 }
 
@@ -111,7 +150,10 @@ export class NoSubscribersError extends Schema.TaggedError<NoSubscribersError>()
 }) {
   override get message(): string {
     return `${this.channel} has no subscribers and was created with whenNoSubscribers: "fail"`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -131,7 +173,10 @@ export class NotATopicError extends Schema.TaggedError<NotATopicError>()("NotATo
     return this.reason === undefined
       ? `${this.operation} needs a topic, and ${this.channel} is an in-memory channel`
       : `${this.operation} is not possible on ${this.channel}: ${this.reason}`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -150,7 +195,10 @@ export class UnsupportedOperationError extends Schema.TaggedError<UnsupportedOpe
 ) {
   override get message(): string {
     return `${this.operation} is not supported on ${this.channel}: ${this.reason}`
+  }  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
+
 }
 
 /**
@@ -173,5 +221,87 @@ export interface TransportErrors {}
  */
 export type TransportError = TransportErrors[keyof TransportErrors]
 
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
+/**
+ * A one-line description of any cause that never throws: an Error's message,
+ * a string as it is, anything else through `String` — and for objects that
+ * cannot be turned into text (a null prototype, a `toString` that throws, a
+ * revoked proxy), their tag.
+ *
+ * @internal
+ */
+export const describe = (cause: unknown): string => {
+  try {
+    if (typeof cause === "string") return cause
+    if (cause instanceof Error) return String(cause.message)
+    return String(cause)
+  } catch {
+    try {
+      return Object.prototype.toString.call(cause)
+    } catch {
+      return "<a cause that cannot be described>"
+    }
+  }
+}
+
+/**
+ * What `JSON.stringify` gets for an error: its tag, message and fields, with
+ * circular references, bigints, throwing getters and functions made safe, so
+ * that logging an error can never throw.
+ *
+ * @internal
+ */
+export const toJSONSafe = (error: { readonly _tag: string; readonly message: string }): unknown => {
+  const json: Record<string, unknown> = { _tag: error._tag, message: error.message }
+  const seen = new Set<unknown>([error])
+  for (const key of Object.keys(error)) {
+    if (key === "_tag") continue
+    json[key] = jsonValue(() => (error as unknown as Record<string, unknown>)[key], seen, 0)
+  }
+  return json
+}
+
+const maxJSONDepth = 8
+
+const jsonValue = (read: () => unknown, seen: Set<unknown>, depth: number): unknown => {
+  let value: unknown
+  try {
+    value = read()
+    switch (typeof value) {
+      case "bigint":
+        return `${value}n`
+      case "function":
+      case "symbol":
+        return undefined
+      case "object":
+        break
+      default:
+        return value
+    }
+    if (value === null || ArrayBuffer.isView(value)) return value
+    if (seen.has(value)) return "[Circular]"
+    if (depth >= maxJSONDepth) return "[Nested too deep]"
+    seen.add(value)
+    try {
+      if (value instanceof Error) {
+        const error = value
+        return { name: jsonValue(() => error.name, seen, depth + 1), message: describe(error) }
+      }
+      if (Array.isArray(value)) {
+        const array = value
+        return array.map((_, i) => jsonValue(() => array[i], seen, depth + 1))
+      }
+      const object = value as Record<string, unknown>
+      if (typeof object.toJSON === "function") {
+        const converted = object.toJSON()
+        return jsonValue(() => converted, seen, depth + 1)
+      }
+      const out: Record<string, unknown> = {}
+      for (const key of Object.keys(object)) out[key] = jsonValue(() => object[key], seen, depth + 1)
+      return out
+    } finally {
+      seen.delete(value)
+    }
+  } catch {
+    return describe(value)
+  }
+}

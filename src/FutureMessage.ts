@@ -7,7 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import type { Serializer } from "./Codec.ts"
-import type { ChannelClosedError, NoSubscribersError, TransportError } from "./Errors.ts"
+import type { ChannelClosedError, NoSubscribersError, PublishInterruptedError, TransportError } from "./Errors.ts"
 import type { OpenHeaders } from "./Message.ts"
 import { FutureMessageImpl, TypeId } from "./internal/futureMessage.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
@@ -20,6 +20,16 @@ import type { RecordMetadata } from "./RecordMetadata.ts"
  * @category errors
  */
 export type PublishError = ChannelClosedError | NoSubscribersError | TransportError
+
+/**
+ * Why a future can fail: its publication's error, or
+ * `PublishInterruptedError` when the fiber publishing it was interrupted
+ * before the message was sent.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type FutureError = PublishError | PublishInterruptedError
 
 /**
  * Runs after a message is published, with its completed future.
@@ -86,13 +96,13 @@ export interface FutureMessage<K, V> {
   readonly [TypeId]: typeof TypeId
   readonly message: PendingMessage<K, V>
   /** Waits for the publication's metadata (or its failure). */
-  readonly await: Effect.Effect<RecordMetadata, PublishError>
+  readonly await: Effect.Effect<RecordMetadata, FutureError>
   /** Whether the future is completed, successfully or not. */
   readonly isDone: boolean
   /** Resolves the future (Faust's `set_result`); `false` if it was already done. */
   readonly succeed: (metadata: RecordMetadata) => Effect.Effect<boolean>
   /** Fails the future (Faust's `set_exception`); `false` if it was already done. */
-  readonly fail: (error: PublishError) => Effect.Effect<boolean>
+  readonly fail: (error: FutureError) => Effect.Effect<boolean>
 }
 
 /**

@@ -29,6 +29,7 @@ export {
   KeyDecodeError,
   NoSubscribersError,
   NotATopicError,
+  PublishInterruptedError,
   UnsupportedOperationError,
   ValueDecodeError
 } from "./Errors.ts"

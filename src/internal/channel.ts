@@ -24,6 +24,7 @@ import {
   KeyDecodeError,
   NoSubscribersError,
   NotATopicError,
+  PublishInterruptedError,
   UnsupportedOperationError,
   ValueDecodeError
 } from "../Errors.ts"
@@ -33,6 +34,7 @@ import * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
 import * as subscriberList from "./subscriberList.ts"
@@ -81,18 +83,30 @@ type QueueError<E> = E | DecodeError | CauseM.Done
  * the channel is closed, and the root's buffer for messages sent while nobody
  * subscribes.
  */
-interface Hub {
+interface Hub extends fanOut.FanOut {
   subscribers: ReadonlyArray<ChannelImpl<any, any, any>>
-  /** The subscriber reading the root buffer before its own queue, if any. */
+  /**
+   * The subscriber reading the root buffer before its own queue, if any: the
+   * first to subscribe while the buffer held messages, then (if it leaves
+   * first) another subscriber, so the buffer is never stranded.
+   */
   drainer: ChannelImpl<any, any, any> | undefined
   /** Set by `throw` or `end` on the root; late subscribers get it at once. */
   closed: Cause.Cause<unknown> | undefined
+  closedBy: "throw" | "end" | undefined
   readonly stats: metrics.Stats
   /** Set while the channel's metrics are registered (see `registerMetrics`). */
   metrics: metrics.Registry | undefined
   declared: Deferred.Deferred<void> | undefined
   readonly buffer: Queue.Queue<Event.Event<any, any>, any>
 }
+
+/**
+ * Put into the queue of a subscriber that becomes the buffer's reader while
+ * its queue is empty (its stream may be waiting on that queue): it wakes the
+ * stream, which then reads the buffer first. Never handed to a reader.
+ */
+const Wake: Event.Event<any, any> = Object.freeze({}) as unknown as Event.Event<any, any>
 
 const anonTopic = "<anon>"
 
@@ -155,6 +169,18 @@ export class ChannelImpl<K, V, E> {
   readonly hub: Hub
   /** Root buffer this subscriber reads first (messages sent before it subscribed). */
   drainFrom: Queue.Queue<Event.Event<K, V>, any> | undefined = undefined
+  /**
+   * Events taken from this subscriber's own queue after it became the
+   * buffer's reader: they are newer than the buffer's, so they wait here
+   * until the buffer is read.
+   */
+  held: Array<Event.Event<K, V>> | undefined = undefined
+  /** A `Wake` is in this subscriber's queue. */
+  wakeQueued = false
+  /** It has handed out events already (a buffer taken over now would come after them). */
+  hasRead = false
+  /** Read through this channel (`stream`, `get`), so its queue may carry a `Wake`; not a `cloneUsingQueue` queue. */
+  readonly readsThroughChannel: boolean
   /** Removes this subscriber's queue-depth series, when metrics are registered. */
   unregisterMetrics: (() => void) | undefined = undefined
 
@@ -162,19 +188,24 @@ export class ChannelImpl<K, V, E> {
     settings: Settings<K, V>,
     queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
     isIterator: boolean,
-    hub: Hub | undefined
+    hub: Hub | undefined,
+    readsThroughChannel = true
   ) {
     this.settings = settings
     this.queue = queue
     this.isIterator = isIterator
+    this.readsThroughChannel = readsThroughChannel
     this.hub = hub ?? {
       subscribers: [],
       drainer: undefined,
       closed: undefined,
+      closedBy: undefined,
       stats: metrics.makeStats(),
       metrics: undefined,
       declared: undefined,
-      buffer: queue
+      buffer: queue,
+      bufferTarget: [{ queue }],
+      ...fanOut.makeWaiting()
     }
   }
 
@@ -219,11 +250,8 @@ export class ChannelImpl<K, V, E> {
     readonly onDecodeError?: DecodeErrorPolicy | undefined
   }): Effect.Effect<ChannelImpl<K, V, E>, InvalidChannelOptionsError> {
     const maxsize = options?.maxsize ?? this.settings.maxsize
-    if (!Number.isInteger(maxsize) || maxsize < 1) {
-      return Exit.fail(
-        new InvalidChannelOptionsError({ option: "maxsize", value: maxsize, reason: "must be an integer of at least 1" })
-      )
-    }
+    const invalid = checkMaxsize(maxsize) ?? checkDecodeErrorPolicy(options?.onDecodeError ?? this.settings.onDecodeError)
+    if (invalid !== undefined) return Exit.fail(invalid)
     const settings: Settings<K, V> = options === undefined ? this.settings : {
       ...this.settings,
       maxsize,
@@ -234,7 +262,7 @@ export class ChannelImpl<K, V, E> {
     }
     return Effect.map(
       Queue.bounded<Event.Event<K, V>, QueueError<E>>(maxsize),
-      (queue) => this.attach(settings, queue, options?.isIterator ?? false)
+      (queue) => this.attach(settings, queue, options?.isIterator ?? false, true)
     )
   }
 
@@ -242,21 +270,22 @@ export class ChannelImpl<K, V, E> {
   private get iteratorClone(): Effect.Effect<ChannelImpl<K, V, E>> {
     return Effect.map(
       Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.settings.maxsize),
-      (queue) => this.attach(this.settings, queue, true)
+      (queue) => this.attach(this.settings, queue, true, true)
     )
   }
 
   cloneUsingQueue(queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>): Effect.Effect<ChannelImpl<K, V, E>> {
-    return Effect.sync(() => this.attach(this.settings, queue, true))
+    return Effect.sync(() => this.attach(this.settings, queue, true, false))
   }
 
   /** A clone on the same hub; an iterator clone subscribes at once. */
   private attach(
     settings: Settings<K, V>,
     queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
-    isIterator: boolean
+    isIterator: boolean,
+    readsThroughChannel: boolean
   ): ChannelImpl<K, V, E> {
-    const clone = new ChannelImpl<K, V, E>(settings, queue, isIterator, this.hub)
+    const clone = new ChannelImpl<K, V, E>(settings, queue, isIterator, this.hub, readsThroughChannel)
     if (isIterator) subscribe(clone)
     return clone
   }
@@ -265,17 +294,48 @@ export class ChannelImpl<K, V, E> {
     return Effect.sync(() => unsubscribe(this))
   }
 
-  /** The next batch of events for this instance: the root buffer first, if it drains it. */
-  get pull(): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
-    if (this.drainFrom === undefined) return Queue.takeAll(this.queue)
-    return Effect.flatMap(
-      Effect.catchCause(Queue.clear(this.drainFrom), () => Exit.succeed([])),
-      (events) => {
-        if (events.length > 0) return Exit.succeed(events)
-        this.stopDraining()
-        return Queue.takeAll(this.queue)
+  /**
+   * The next batch of events for this instance: the root buffer first, one
+   * event at a time (a reader that stops early must leave the rest there for
+   * the next one), then events held back while it was read, then its queue.
+   */
+  nextBatch(): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
+    if (this.drainFrom !== undefined) {
+      const taken = Queue.takeUnsafe(this.drainFrom)
+      if (taken !== undefined && Exit.isSuccess(taken)) return Exit.succeed([taken.value])
+      this.stopDraining()
+    }
+    const held = this.held
+    if (held !== undefined) {
+      this.held = undefined
+      return Exit.succeed(held)
+    }
+    return this.takeBatch
+  }
+
+  private afterTakeBatch(events: Array<Event.Event<K, V>>): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
+    if (this.wakeQueued) {
+      const index = events.indexOf(Wake)
+      if (index !== -1) {
+        events.splice(index, 1)
+        this.wakeQueued = false
       }
-    )
+    }
+    if (this.drainFrom !== undefined) {
+      // It became the buffer's reader while waiting: these are newer than the buffer.
+      if (events.length > 0) this.held = events
+      return this.nextBatch()
+    }
+    if (events.length === 0) return this.takeBatch
+    this.hasRead = true
+    return Exit.succeed(events)
+  }
+
+  private takeBatchEffect: Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> | undefined = undefined
+
+  /** Takes what this instance's queue holds, waiting for at least one event (built once). */
+  private get takeBatch(): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
+    return this.takeBatchEffect ??= Effect.flatMap(Queue.takeAll(this.queue), (events) => this.afterTakeBatch(events))
   }
 
   stopDraining(): void {
@@ -287,7 +347,7 @@ export class ChannelImpl<K, V, E> {
     return Stream.unwrap(
       Effect.map(
         Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration),
-        (subscriber) => Stream.fromPull(Effect.succeed(subscriber.pull as any))
+        (subscriber) => Stream.fromPull(Effect.succeed(Effect.suspend(() => subscriber.nextBatch()) as any))
       )
     ) as Stream.Stream<Event.Event<K, V>, E | DecodeError>
   }
@@ -303,33 +363,51 @@ export class ChannelImpl<K, V, E> {
   // ---------------------------------------------------------------------------
   // sending
 
-  /** Offers an event to every subscriber, or applies the no-subscriber policy. */
+  /**
+   * Offers an event to every subscriber at once, or applies the
+   * no-subscriber policy. While any subscriber's queue is full (or earlier
+   * sends wait), it waits without offering to anyone (see `fanOut.ts`).
+   */
   put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
-    if (hub.closed !== undefined) return Exit.fail(new ChannelClosedError({ channel: this.label }))
+    if (hub.closed !== undefined) return Exit.fail(this.closedError())
     const subscribers = hub.subscribers
-    if (subscribers.length === 0) return this.putWithoutSubscribers(event)
-    hub.stats.sent++
-    for (let i = 0; i < subscribers.length; i++) {
-      if (!Queue.offerUnsafe(subscribers[i].queue, event)) return offerFrom(subscribers, i, event)
+    if (subscribers.length === 0) return this.putAllWithoutSubscribers([event])
+    if (hub.waitingForSubscribers.length === 0) {
+      if (subscribers.length === 1) {
+        const queue = subscribers[0].queue
+        if (Queue.offerUnsafe(queue, event) || queue.state._tag !== "Open") {
+          hub.stats.sent++
+          return Exit.void
+        }
+      } else if (fanOut.roomIn(subscribers) > 0) {
+        fanOut.offerToAll(subscribers, event)
+        hub.stats.sent++
+        return Exit.void
+      }
     }
-    return Exit.void
+    return fanOut.waitForRoom(hub, [event], false, this.retryPutAll)
   }
 
-  private putWithoutSubscribers(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
+  /** Sends again what a waiting send had left when every subscriber left. */
+  private readonly retryPutAll = (events: ReadonlyArray<Event.Event<K, V>>) => this.putAll(events)
+
+  private putAllWithoutSubscribers(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
+    const hub = this.hub
     switch (this.settings.whenNoSubscribers) {
       case "drop":
-        this.hub.stats.sent++
-        this.hub.stats.dropped++
+        hub.stats.sent += events.length
+        hub.stats.dropped += events.length
         return Exit.void
       case "fail":
         return Exit.fail(new NoSubscribersError({ channel: this.label }))
       case "buffer": {
-        this.hub.stats.sent++
-        const buffer = this.hub.buffer
-        if (Queue.offerUnsafe(buffer, event)) return Exit.void
-        return Effect.flatMap(Queue.offer(buffer, event), (offered) =>
-          offered ? Exit.void : Exit.fail(new ChannelClosedError({ channel: this.label })))
+        if (hub.waitingForBuffer.length === 0 && fanOut.roomOf(hub.buffer) >= events.length) {
+          fanOut.offerAllToAll(hub.bufferTarget, events)
+          hub.stats.sent += events.length
+          return Exit.void
+        }
+        return fanOut.waitForRoom(hub, events, true, this.retryPutAll)
       }
     }
   }
@@ -370,22 +448,28 @@ export class ChannelImpl<K, V, E> {
     })
   }
 
+  /**
+   * Offers events, in order, to every subscriber. Where they do not all fit,
+   * they go in prefixes as room appears, each prefix to every subscriber:
+   * interrupted, it leaves every subscriber with the same prefix.
+   */
   putAll(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
-    if (hub.closed !== undefined) return Exit.fail(new ChannelClosedError({ channel: this.label }))
+    if (hub.closed !== undefined) return Exit.fail(this.closedError())
+    if (events.length === 0) return Exit.void
     const subscribers = hub.subscribers
-    if (subscribers.length === 0) {
-      return Effect.forEach(events, (event) => this.putWithoutSubscribers(event), { discard: true })
+    if (subscribers.length === 0) return this.putAllWithoutSubscribers(events)
+    if (hub.waitingForSubscribers.length === 0 && fanOut.roomIn(subscribers) >= events.length) {
+      fanOut.offerAllToAll(subscribers, events)
+      hub.stats.sent += events.length
+      return Exit.void
     }
-    hub.stats.sent += events.length
-    let pending: Array<Effect.Effect<unknown>> | undefined
-    for (let i = 0; i < subscribers.length; i++) {
-      const rest = Queue.offerAllUnsafe(subscribers[i].queue, events)
-      if (rest.length > 0) {
-        ;(pending ??= []).push(Queue.offerAll(subscribers[i].queue, rest))
-      }
-    }
-    return pending === undefined ? Exit.void : Effect.asVoid(Effect.all(pending, { concurrency: "unbounded" }))
+    return fanOut.waitForRoom(hub, events, false, this.retryPutAll)
+  }
+
+  /** The error of a send to a closed channel, saying how it was closed. */
+  closedError(closedBy: "throw" | "end" | undefined = this.hub.closedBy): ChannelClosedError {
+    return new ChannelClosedError({ channel: this.label, closedBy })
   }
 
   eventFor(
@@ -442,6 +526,8 @@ export class ChannelImpl<K, V, E> {
       })
       return this.put(event).pipe(
         Effect.tapError((error) => future.fail(error)),
+        // A put is all or nothing: interrupted before it completed, the message reached no one.
+        Effect.onInterrupt(() => future.fail(new PublishInterruptedError({ channel: this.label }))),
         Effect.andThen(future.succeed(metadata)),
         Effect.andThen(() => {
           const after = pending.callback?.(future)
@@ -540,7 +626,7 @@ export class ChannelImpl<K, V, E> {
         }
       }
       if (settings.decodeKey !== undefined) {
-        const decoded = settings.decodeKey(key)
+        const decoded = decodeGuarded(settings.decodeKey, key)
         if (Result.isFailure(decoded)) {
           return new KeyDecodeError({ channel: this.label, received: message, cause: decoded.failure })
         }
@@ -573,7 +659,7 @@ export class ChannelImpl<K, V, E> {
         }
       }
       if (settings.decodeValue !== undefined) {
-        const decoded = settings.decodeValue(value)
+        const decoded = decodeGuarded(settings.decodeValue, value)
         if (Result.isFailure(decoded)) {
           return new ValueDecodeError({ channel: this.label, received: message, cause: decoded.failure })
         }
@@ -602,7 +688,7 @@ export class ChannelImpl<K, V, E> {
       this.hub.stats.delivered++
       if (Queue.offerUnsafe(this.queue, decoded)) return Exit.void
       return Effect.flatMap(Queue.offer(this.queue, decoded), (offered) =>
-        offered ? Exit.void : Exit.fail(new ChannelClosedError({ channel: this.label })))
+        offered ? Exit.void : Exit.fail(this.closedError()))
     })
     return this.settings.spans ? Effect.withSpan(deliver, "Channel.deliver", this.spanOptions) : deliver
   }
@@ -672,11 +758,12 @@ export class ChannelImpl<K, V, E> {
     const take = Effect.catchIf(
       Effect.suspend(() => this.takeOne()),
       CauseM.isDone,
-      () => Exit.fail(new ChannelClosedError({ channel: this.label }))
+      () => Exit.fail(this.closedError("end"))
     ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError>
     return options?.timeout === undefined ? take : Effect.timeout(take, options.timeout)
   }
 
+  /** `nextBatch` for one event: the buffer first, then what was held back, then the queue. */
   private takeOne(): Effect.Effect<Event.Event<K, V>, QueueError<E>> {
     const from = this.drainFrom
     if (from !== undefined) {
@@ -684,12 +771,30 @@ export class ChannelImpl<K, V, E> {
       if (taken !== undefined && Exit.isSuccess(taken)) return taken
       this.stopDraining()
     }
-    return Queue.take(this.queue)
+    const held = this.held
+    if (held !== undefined) {
+      const event = held.shift()!
+      if (held.length === 0) this.held = undefined
+      return Exit.succeed(event)
+    }
+    return Effect.flatMap(Queue.take(this.queue), (event) => {
+      if (event === Wake) {
+        this.wakeQueued = false
+        return this.takeOne()
+      }
+      if (this.drainFrom !== undefined) {
+        this.held = [event]
+        return this.takeOne()
+      }
+      this.hasRead = true
+      return Exit.succeed(event)
+    })
   }
 
   get empty(): Effect.Effect<boolean> {
     return Effect.sync(() =>
-      Queue.sizeUnsafe(this.queue) === 0 && (this.drainFrom === undefined || Queue.sizeUnsafe(this.drainFrom) === 0)
+      Queue.sizeUnsafe(this.queue) === (this.wakeQueued ? 1 : 0) && this.held === undefined &&
+      (this.drainFrom === undefined || Queue.sizeUnsafe(this.drainFrom) === 0)
     )
   }
 
@@ -710,13 +815,19 @@ export class ChannelImpl<K, V, E> {
    * gracefully: readers get what was buffered, then the cause.
    */
   private close(cause: Cause.Cause<any>): void {
+    const hub = this.hub
     if (!this.isRoot) {
       Queue.failCauseUnsafe(this.queue, cause)
+      // A closed queue no longer holds sends back.
+      fanOut.offerWaiting(hub)
       return
     }
-    const hub = this.hub
     if (hub.closed !== undefined) return
     hub.closed = cause
+    hub.closedBy = closedByOf(cause)
+    // Sends still waiting for room were not sent: they fail, and say why. First, because
+    // closing a queue can run its reader at once, and a reader that leaves offers the waiting sends.
+    fanOut.failWaiting(hub, this.closedError())
     Queue.failCauseUnsafe(hub.buffer, cause)
     for (const subscriber of hub.subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
   }
@@ -756,26 +867,14 @@ export class ChannelImpl<K, V, E> {
 const isDecodeError = (u: unknown): u is DecodeError =>
   u instanceof KeyDecodeError || u instanceof ValueDecodeError
 
-/** Offers to subscribers `from` onward, waiting on full queues (a closed queue is skipped). */
-const offerFrom = (
-  subscribers: ReadonlyArray<ChannelImpl<any, any, any>>,
-  from: number,
-  event: Event.Event<any, any>
-): Effect.Effect<void> =>
-  Effect.flatMap(Queue.offer(subscribers[from].queue, event), () => {
-    for (let i = from + 1; i < subscribers.length; i++) {
-      if (!Queue.offerUnsafe(subscribers[i].queue, event)) return offerFrom(subscribers, i, event)
-    }
-    return Exit.void
-  })
-
 /**
  * Registers an iterator clone with its root. If messages wait in the root
- * buffer and nobody is draining it, this subscriber reads them first.
+ * buffer and nobody is reading it, this subscriber reads them first — also
+ * when the channel is already closed: they were sent before it closed.
  */
 const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
   const hub = subscriber.hub
-  if (hub.drainer === undefined && hub.closed === undefined && Queue.sizeUnsafe(hub.buffer) > 0) {
+  if (hub.drainer === undefined && Queue.sizeUnsafe(hub.buffer) > 0) {
     hub.drainer = subscriber
     subscriber.drainFrom = hub.buffer
   }
@@ -783,11 +882,75 @@ const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
 }
 
 /**
- * Removes a subscriber and shuts its queue down, which releases any sender
- * suspended on it (its `offer` returns `false` and the sender moves on).
+ * Removes a subscriber and shuts its queue down. If it was reading the root
+ * buffer, another subscriber takes the buffer over; sends waiting on its
+ * queue are offered again (or, if it was the last, sent by the no-subscriber
+ * policy).
  */
 const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
-  if (subscriberList.leave(subscriber.hub, subscriber) === undefined) return
+  const hub = subscriber.hub
+  if (subscriberList.leave(hub, subscriber) === undefined) return
+  const wasDrainer = hub.drainer === subscriber
   subscriber.stopDraining()
+  subscriber.held = undefined
   Queue.shutdownUnsafe(subscriber.queue)
+  if (wasDrainer && Queue.sizeUnsafe(hub.buffer) > 0) handOverBuffer(hub)
+  fanOut.offerWaiting(hub)
 }
+
+/**
+ * Gives the root buffer to a remaining subscriber, preferring one read
+ * through this channel that has read nothing yet (for one that has, the
+ * buffer's older messages come after what it already read). A stream may be
+ * waiting on its empty queue: a `Wake` gets it to read the buffer now. A
+ * `cloneUsingQueue` queue is read by the user directly, so it never gets
+ * one: it reads the buffer at its next event.
+ */
+const handOverBuffer = (hub: Hub): void => {
+  const subscribers = hub.subscribers
+  const next = subscribers.find((subscriber) => subscriber.readsThroughChannel && !subscriber.hasRead) ??
+    subscribers.find((subscriber) => subscriber.readsThroughChannel) ?? subscribers[0]
+  if (next === undefined) return
+  hub.drainer = next
+  next.drainFrom = hub.buffer
+  if (next.readsThroughChannel && !next.wakeQueued && Queue.sizeUnsafe(next.queue) === 0) {
+    next.wakeQueued = Queue.offerUnsafe(next.queue, Wake)
+  }
+}
+
+/** How a root was closed, from the cause it was closed with. */
+const closedByOf = (cause: Cause.Cause<unknown>): "throw" | "end" =>
+  cause.reasons.length > 0 && cause.reasons.every((reason) => CauseM.isFailReason(reason) && CauseM.isDone(reason.error))
+    ? "end"
+    : "throw"
+
+/**
+ * Runs a Schema decoder so that nothing escapes as a defect: a throw (a
+ * recursive Schema overflowing the stack on deep input, a transformation
+ * that throws) becomes the failure the decode-error policy handles.
+ */
+const decodeGuarded = (decode: SchemaDecoder, input: unknown): Result.Result<unknown, unknown> => {
+  try {
+    return decode(input)
+  } catch (cause) {
+    return Result.fail(cause)
+  }
+}
+
+/** Why a `maxsize` is not valid, if it is not. @internal */
+export const checkMaxsize = (maxsize: unknown): InvalidChannelOptionsError | undefined =>
+  typeof maxsize === "number" && Number.isInteger(maxsize) && maxsize >= 1
+    ? undefined
+    : new InvalidChannelOptionsError({ option: "maxsize", value: maxsize, reason: "must be an integer of at least 1" })
+
+/** Why an `onDecodeError` policy is not valid, if it is not. @internal */
+export const checkDecodeErrorPolicy = (policy: unknown): InvalidChannelOptionsError | undefined =>
+  policy === "fail" || policy === "skip" ||
+    (typeof policy === "object" && policy !== null && "deadLetter" in policy &&
+      typeof policy.deadLetter === "object" && policy.deadLetter !== null && TypeId in policy.deadLetter)
+    ? undefined
+    : new InvalidChannelOptionsError({
+      option: "onDecodeError",
+      value: policy,
+      reason: `must be "fail", "skip" or { deadLetter: <a Channel> }`
+    })

@@ -1,7 +1,7 @@
 import * as Deferred from "effect/Deferred"
 import type * as Exit from "effect/Exit"
 import type { AsFutureMessageOptions } from "../Channel.ts"
-import { type FutureMessage, PendingMessage, type PublishError } from "../FutureMessage.ts"
+import { type FutureError, type FutureMessage, PendingMessage } from "../FutureMessage.ts"
 import { headersToList } from "../Message.ts"
 import type { RecordMetadata } from "../RecordMetadata.ts"
 
@@ -11,7 +11,7 @@ export const TypeId = "~effect-faust/FutureMessage" as const
 /** @internal */
 export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
   readonly [TypeId] = TypeId
-  readonly deferred = Deferred.makeUnsafe<RecordMetadata, PublishError>()
+  readonly deferred = Deferred.makeUnsafe<RecordMetadata, FutureError>()
   readonly message: PendingMessage<K, V>
   constructor(message: PendingMessage<K, V>) {
     this.message = message
@@ -25,7 +25,7 @@ export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
   succeed(metadata: RecordMetadata) {
     return Deferred.succeed(this.deferred, metadata)
   }
-  fail(error: PublishError) {
+  fail(error: FutureError) {
     return Deferred.fail(this.deferred, error)
   }
 }
@@ -38,7 +38,7 @@ export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
  *
  * @internal
  */
-export const doneUnsafe = <K, V>(future: FutureMessage<K, V>, exit: Exit.Exit<RecordMetadata, PublishError>): boolean => {
+export const doneUnsafe = <K, V>(future: FutureMessage<K, V>, exit: Exit.Exit<RecordMetadata, FutureError>): boolean => {
   if (!(future instanceof FutureMessageImpl)) return false
   Deferred.doneUnsafe(future.deferred, exit)
   return true

@@ -828,7 +828,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         if (done !== undefined) settled.push(done)
       }
       yield* Effect.forEach(settled, Deferred.await, { discard: true })
-      yield* Effect.forEach(futures, (future) => future.await, { discard: true })
+      yield* Effect.forEach(futures, awaitPublication, { discard: true })
     })
   }
 
@@ -878,7 +878,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     if (closed !== undefined) return Effect.andThen(future.fail(closed), Effect.fail(closed))
     return Effect.flatMap(
       this.enqueue(future),
-      (settled) => settled === undefined ? future.await : Effect.andThen(Deferred.await(settled), future.await)
+      (settled) => settled === undefined ? awaitPublication(future) : Effect.andThen(Deferred.await(settled), awaitPublication(future))
     )
   }
 
@@ -1945,3 +1945,13 @@ export const resolveSettings = (
     options
   })
 }
+
+/**
+ * The outcome of a future this topic is publishing. Only the send buffer
+ * completes it, with the record's metadata or a `PublishError`: never with
+ * `PublishInterruptedError`, which in-memory publications use.
+ */
+const awaitPublication = <K, V>(
+  future: FutureMessage.FutureMessage<K, V>
+): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> =>
+  future.await as Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError>
