@@ -1125,10 +1125,15 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     if (policy === "fail") {
       return Effect.suspend(() => {
         counts.failed++
+        // Settled first: failing the subscribers can end their streams, and the session with them,
+        // at once; the bad record must be done by then, so that the session's last commit covers it.
+        if (tracked !== undefined) {
+          tracked.handled = true
+          release(tracked)
+        }
         failSubscribers(this, Cause.fail(error))
         return Effect.logError(error.message, error.cause).pipe(
           Effect.annotateLogs(annotations),
-          Effect.andThen(settle),
           Effect.andThen(Effect.fail(error))
         )
       })
@@ -1364,6 +1369,16 @@ const failSubscribers = (topic: TopicImpl<any, any, any>, cause: Cause.Cause<unk
 }
 
 /**
+ * Why a consumer session ends early: the client broke (`KafkaError`), or a
+ * delivery failed — a record the "fail" policy refused, a dead letter that
+ * could not be sent.
+ */
+type SessionFailure = KafkaError | DecodeError | FutureMessage.PublishError
+
+/** A failure of one delivery, which leaves the consumer itself healthy. */
+const isDelivered = (error: SessionFailure): boolean => !(error instanceof KafkaError)
+
+/**
  * Starts a consumer session: declares the topics, joins the consumer group
  * and runs one generation of the group at a time.
  *
@@ -1430,8 +1445,8 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     // The session fails (its subscribers get the error, the next subscriber
     // starts a new session) when the client gives up on the group, a stream
     // fails, or a sendSoon record is refused.
-    const failure = Deferred.makeUnsafe<never, KafkaError>()
-    const fail = (error: KafkaError): void => {
+    const failure = Deferred.makeUnsafe<never, SessionFailure>()
+    const fail = (error: SessionFailure): void => {
       Deferred.doneUnsafe(failure, Exit.fail(error))
     }
     const joins = yield* Queue.sliding<void>(1)
@@ -1588,8 +1603,14 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     const watcher = yield* Effect.forkIn(
       Effect.catch(Deferred.await(failure), (error) =>
         Effect.gen(function*() {
-          revoke(topic, session)
-          session.joined = undefined
+          // A record the policy failed on leaves the consumer healthy: what the subscribers
+          // acknowledge while they read what they hold still counts, and the session's last
+          // commit (when they have left) covers it and the bad record. Anything else broke the
+          // consumer: its acknowledgements no longer count.
+          if (!isDelivered(error)) {
+            revoke(topic, session)
+            session.joined = undefined
+          }
           yield* RcRef.invalidate(topic.root.sessions)
           failSubscribers(topic, Cause.fail(error))
         })),
@@ -1640,7 +1661,7 @@ const pump = (
   topic: TopicImpl<any, any, any>,
   session: Session,
   generation: Generation,
-  fail: (error: KafkaError) => void
+  fail: (error: SessionFailure) => void
 ): Effect.Effect<void> => {
   const label = session.names.join(", ")
   // The tracker of the last message's partition: a fetched batch is mostly one partition's run.
@@ -1656,11 +1677,21 @@ const pump = (
     }
     return last = tracker
   }
-  const failed = (delivered: Effect.Effect<void, DecodeError | FutureMessage.PublishError>): Effect.Effect<void> =>
-    Effect.catch(delivered, (error) =>
-      isDecodeError(error)
-        ? Effect.void // the policy already failed the subscribers
-        : Effect.sync(() => failSubscribers(topic, Cause.fail(error))))
+  /**
+   * Goes on with `next` once a message is delivered. A delivery that failed
+   * (the "fail" policy on a bad record, a dead letter refused) stops this
+   * generation: nothing after it is handled or settled, so the next session
+   * starts right after the bad record (settled by the policy) and the next
+   * bad record fails the next stream in its turn.
+   */
+  const failed = (
+    delivered: Effect.Effect<void, DecodeError | FutureMessage.PublishError>,
+    next: () => Effect.Effect<void, unknown>
+  ): Effect.Effect<void, unknown> =>
+    Effect.matchEffect(delivered, {
+      onFailure: (error) => Effect.andThen(Effect.sync(() => fail(error)), Effect.never),
+      onSuccess: next
+    })
   const reader = readerOf(generation.stream)
   const createEvent = topic.eventFactory
   const decode = topic.base
@@ -1682,7 +1713,7 @@ const pump = (
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue
       const message = toMessage(received)
       const entry = tracker.track(received.offset, received.leaderEpoch)
-      if (spans) return Effect.andThen(failed(topic.deliverTracked(message, entry)), Effect.suspend(() => handleFrom(batch, i + 1)))
+      if (spans) return failed(topic.deliverTracked(message, entry), () => handleFrom(batch, i + 1))
       const decoded = decode.decodeUnsafe(message, createEvent)
       if (!isDecodeError(decoded)) {
         events.push(decoded)
@@ -1693,7 +1724,7 @@ const pump = (
       const rest = Effect.suspend(() =>
         generation.revoked
           ? handleFrom(batch, i + 1)
-          : Effect.andThen(failed(topic.decodeFailed(decoded, message, entry)), Effect.suspend(() => handleFrom(batch, i + 1)))
+          : failed(topic.decodeFailed(decoded, message, entry), () => handleFrom(batch, i + 1))
       )
       const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
       return waiting === undefined ? rest : Effect.andThen(waiting, rest)

@@ -1,0 +1,120 @@
+/**
+ * Topic against records written by other clients and against neighbours, on
+ * a real broker: bad records under the default "fail" policy (first in the
+ * topic, arriving while the stream is idle, several in a row).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Admin } from "@platformatic/kafka"
+import { Effect, Exit, Fiber, Schema, Stream } from "effect"
+import { ValueDecodeError } from "effect-faust"
+import { Kafka, Topic } from "effect-faust/kafka"
+import { quiet } from "../helpers.ts"
+import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
+
+const utf8 = new TextEncoder()
+
+/** Raw records straight to the broker, with no codec: what another client would write. */
+const produceRaw = (topic: string, values: ReadonlyArray<string>) =>
+  Effect.gen(function*() {
+    const kafka = yield* Kafka.Kafka
+    return yield* kafka.produce(values.map((value) => ({
+      topic,
+      partition: 0,
+      key: null,
+      value: utf8.encode(value),
+      headers: [],
+      timestamp: Date.now()
+    })))
+  })
+
+/** The offset the topic's group committed on partition 0 (-1 if none). */
+const committedOffset = (topic: Topic.Topic<any, any>) =>
+  Effect.promise(async () => {
+    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
+    try {
+      const [group] = await admin.listConsumerGroupOffsets({ groups: [topic.groupId] })
+      const partition = group.topics.find((t) => t.name === topic.topics[0])?.partitions.find((p) => p.partitionIndex === 0)
+      return partition === undefined ? -1 : Number(partition.committedOffset)
+    } finally {
+      await admin.close()
+    }
+  })
+
+/** Waits (polling) until `condition` holds, failing after `millis`. */
+const eventually = (condition: () => boolean, millis = 20_000) =>
+  Effect.suspend(function loop(): Effect.Effect<void> {
+    return condition() ? Effect.void : Effect.andThen(Effect.sleep("20 millis"), loop)
+  }).pipe(Effect.timeout(millis))
+
+/**
+ * Reads the topic with a new stream after each failure, as a supervisor
+ * restarting a reader would, until `done` holds: the values read and the
+ * offsets of the decode errors the streams failed with, in order.
+ */
+const readWithRestarts = (topic: Topic.Topic<unknown, number>, last: number, restarts = 12) =>
+  Effect.gen(function*() {
+    const values: Array<number> = []
+    const errors: Array<number> = []
+    for (let attempt = 0; attempt < restarts && !values.includes(last); attempt++) {
+      const exit = yield* topic.stream().pipe(
+        Stream.takeUntil((value) => value === last),
+        Stream.runForEach((value) => Effect.sync(() => values.push(value))),
+        Effect.timeout("20 seconds"),
+        Effect.exit
+      )
+      if (Exit.isFailure(exit)) {
+        const error = yield* Effect.flip(exit)
+        if (!(error instanceof ValueDecodeError)) return yield* Effect.die(error)
+        errors.push(Number(error.received.offset))
+      }
+    }
+    return { values, errors }
+  })
+
+describe.skipIf(!brokerAvailable)("Topic against bad records (onDecodeError: fail)", () => {
+  it.live("a bad record at offset 0 fails the first stream only: it is committed, the next stream starts after it", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("poison-first")], value: Schema.Number })
+      yield* topic.maybeDeclare
+      yield* produceRaw(topic.topics[0], ["oops", "1", "2"])
+      const first = yield* topic.stream().pipe(Stream.runDrain, Effect.timeout("20 seconds"), Effect.flip)
+      assert.instanceOf(first, ValueDecodeError)
+      assert.strictEqual(Number((first as ValueDecodeError).received.offset), 0)
+      assert.isAtLeast(yield* committedOffset(topic), 1, "the bad record's offset is committed")
+      assert.deepStrictEqual(yield* topic.stream().pipe(Stream.take(2), Stream.runCollect, Effect.timeout("20 seconds")), [1, 2])
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 90_000)
+
+  it.live("a bad record arriving while the stream is idle fails it, is committed, and the next stream goes on after it", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("poison-idle")], value: Schema.Number })
+      yield* topic.maybeDeclare
+      yield* produceRaw(topic.topics[0], ["0"])
+      const seen: Array<number> = []
+      const reading = yield* topic.stream().pipe(
+        Stream.runForEach((value) => Effect.sync(() => seen.push(value))),
+        Effect.timeout("30 seconds"),
+        Effect.flip,
+        Effect.forkChild
+      )
+      yield* eventually(() => seen.length === 1)
+      yield* Effect.sleep("300 millis")
+      yield* produceRaw(topic.topics[0], ["oops"])
+      const error = yield* Fiber.join(reading)
+      assert.instanceOf(error, ValueDecodeError)
+      assert.strictEqual(Number((error as ValueDecodeError).received.offset), 1)
+      assert.strictEqual(yield* committedOffset(topic), 2)
+      yield* produceRaw(topic.topics[0], ["2"])
+      assert.deepStrictEqual(yield* topic.stream().pipe(Stream.take(1), Stream.runCollect, Effect.timeout("20 seconds")), [2])
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 90_000)
+
+  it.live("bad records in a row, in one fetched batch: each fails a stream of its own, none is skipped silently", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("poison-row")], value: Schema.Number })
+      yield* topic.maybeDeclare
+      yield* produceRaw(topic.topics[0], ["0", "x", "x", "x", "x", "5", "6", "x", "8"])
+      const { errors, values } = yield* readWithRestarts(topic, 8)
+      assert.deepStrictEqual(errors, [1, 2, 3, 4, 7])
+      assert.deepStrictEqual([...new Set(values)], [0, 5, 6, 8])
+      assert.strictEqual(topic.decodeErrorCounts.failed, 5)
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 180_000)
+})
