@@ -202,8 +202,11 @@ export const make = <const O extends Options>(options: O): Effect.Effect<FromOpt
 
 /**
  * Acknowledges an event a topic's stream emitted, before the stream pulls
- * the next one (Faust's `event.ack()`). Returns `false` if the event was
- * already acknowledged or does not come from a topic.
+ * the next one (Faust's `event.ack()`). Returns `true` when the
+ * acknowledgement counts towards the next commit; `false` if the event was
+ * already acknowledged, does not come from a topic, or belongs to a
+ * partition this member no longer owns (a rebalance revoked it: its new
+ * owner reads the event again).
  *
  * **Example**
  *

@@ -284,10 +284,15 @@ const acknowledge = (delivery: Delivery): boolean => {
   return true
 }
 
-/** Acknowledges one subscriber's event; `false` if it was not a topic's or was acknowledged already. @internal */
+/**
+ * Acknowledges one subscriber's event: `true` if the acknowledgement counts,
+ * `false` if it was not a topic's, was acknowledged already, or belongs to a
+ * revoked generation (it no longer counts: the partition's new owner reads
+ * the event again). @internal
+ */
 export const ack = (event: Event.Event<any, any>): boolean => {
   const delivery = deliveryOf(event)
-  return delivery !== undefined && acknowledge(delivery)
+  return delivery !== undefined && acknowledge(delivery) && !delivery.tracked.tracker.revoked
 }
 
 /** Whether an event belongs to a revoked generation: it is dropped, never delivered. */
@@ -533,6 +538,13 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return Stream.unwrap(Effect.gen({ self: this }, function*() {
       const subscriber = yield* Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration)
       if (manual) subscriber.held = new Set()
+      if (this.context.kafka.scope.state._tag === "Closed") {
+        return yield* new KafkaError({
+          operation: "consume",
+          topic: this.settings.topics.join(", "),
+          cause: new Error("the Kafka layer this topic was made with is closed")
+        })
+      }
       yield* RcRef.get(this.root.sessions)
       if (!manual) {
         yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void)

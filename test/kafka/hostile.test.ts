@@ -5,9 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Admin } from "@platformatic/kafka"
-import { Effect, Exit, Fiber, Schema, Stream } from "effect"
-import { ValueDecodeError } from "effect-faust"
-import { Kafka, Topic } from "effect-faust/kafka"
+import { Deferred, Effect, Exit, Fiber, HashSet, Layer, Schema, Scope, Stream } from "effect"
+import { type Event, ValueDecodeError } from "effect-faust"
+import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { quiet } from "../helpers.ts"
 import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
@@ -117,4 +117,46 @@ describe.skipIf(!brokerAvailable)("Topic against bad records (onDecodeError: fai
       assert.deepStrictEqual([...new Set(values)], [0, 5, 6, 8])
       assert.strictEqual(topic.decodeErrorCounts.failed, 5)
     }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 180_000)
+})
+
+describe.skipIf(!brokerAvailable)("Topic against neighbours and a closed layer", () => {
+  it.live("Topic.ack of an event whose generation a rebalance revoked returns false: that acknowledgement does not count", () =>
+    Effect.gen(function*() {
+      const name = unique("revoked-ack")
+      const groupId = unique("group")
+      const held = yield* Deferred.make<Event.Event<unknown, number>>()
+      const topics: Array<Topic.Topic<unknown, number>> = []
+      const first = yield* Effect.gen(function*() {
+        const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2 })
+        topics[0] = topic
+        yield* topic.sendAll([1, 2, 3, 4])
+        yield* Topic.noack(topic).pipe(
+          Stream.runForEach((event) => Effect.asVoid(Deferred.succeed(held, event)))
+        )
+      }).pipe(Effect.provide(kafkaLayer({ groupId })), Effect.forkChild)
+      const event = yield* Deferred.await(held)
+      const second = yield* Effect.gen(function*() {
+        const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2 })
+        topics[1] = topic
+        yield* topic.stream().pipe(Stream.runDrain)
+      }).pipe(Effect.provide(kafkaLayer({ groupId })), Effect.forkChild)
+      // Each member owns one of the two partitions: the first member's generation was revoked.
+      yield* eventually(() =>
+        topics.length === 2 && topics.every((topic) => topic.activePartitions !== undefined && HashSet.size(topic.activePartitions) === 1)
+      )
+      assert.isFalse(yield* Topic.ack(event))
+      yield* Fiber.interrupt(first)
+      yield* Fiber.interrupt(second)
+    }), 60_000)
+
+  it.live("a stream started after its Kafka layer closed fails with a KafkaError saying so, not an interruption", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(kafkaLayer(), scope)
+      const topic = yield* Topic.make({ topics: [unique("closed-layer")], value: Schema.Number }).pipe(Effect.provide(context))
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* topic.stream().pipe(Stream.runDrain, Effect.timeout("10 seconds"), Effect.flip)
+      assert.instanceOf(error, KafkaError)
+      assert.include(error.message, "closed")
+    }), 30_000)
 })
