@@ -24,6 +24,7 @@ import type * as Scope from "effect/Scope"
 import { App } from "./App.ts"
 import { InvalidChannelOptionsError } from "./Errors.ts"
 import * as groupPublish from "./internal/groupPublish.ts"
+import * as partialProduce from "./internal/partialProduce.ts"
 import type { PublishAll } from "./internal/groupPublish.ts"
 import type { Headers } from "./Message.ts"
 import * as RecordMetadata from "./RecordMetadata.ts"
@@ -387,34 +388,43 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
   )
   const buffer = yield* Queue.bounded<Pending, Cause.Done>(settings.bufferMaxsize)
 
-  const sendBatch = (records: ReadonlyArray<ProducerRecord>, acks: boolean) =>
-    Effect.tryPromise({
-      try: () =>
-        producer.send({
-          acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
-          idempotent: acks,
-          messages: records.map(toClientMessage)
-        }),
-      catch: (cause) =>
-        new KafkaError({ operation: "produce", cause, ...(sameTopic(records) ? { topic: records[0].topic } : {}) })
-    }).pipe(Effect.map((result) => {
-      // The broker answers with each partition's base offset; records of one
-      // partition were appended in order from there.
-      const next = new Map<string, number>()
-      for (const { offset, partition, topic } of result.offsets ?? []) next.set(`${topic}:${partition}`, Number(offset))
-      return records.map((record) => {
-        const key = `${record.topic}:${record.partition}`
-        const offset = acks ? next.get(key) ?? -1 : -1
-        if (offset >= 0) next.set(key, offset + 1)
-        return RecordMetadata.make({
-          topic: record.topic,
-          partition: record.partition,
-          offset,
-          timestamp: record.timestamp,
-          timestampType: 0
-        })
-      })
-    }))
+  /**
+   * Sends a batch: each record's own outcome, in order. When the call fails,
+   * the partitions the broker did append still succeed (their records must
+   * not be sent again), and a partition refused as too large is sent again
+   * one record at a time, so only the record that is too large fails.
+   */
+  const sendBatch = (
+    records: ReadonlyArray<ProducerRecord>,
+    acks: boolean
+  ): Effect.Effect<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>> =>
+    Effect.callback<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>>((resume) => {
+      producer.send({
+        acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
+        idempotent: acks,
+        messages: records.map(toClientMessage)
+      }).then(
+        (result) => {
+          const appended = new Map<string, partialProduce.PartitionResult>()
+          for (const { offset, partition, topic } of result.offsets ?? []) {
+            appended.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
+          }
+          resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).exits))
+        },
+        (rejection) => {
+          const whole = new KafkaError({ operation: "produce", cause: rejection, ...(sameTopic(records) ? { topic: records[0].topic } : {}) })
+          const { exits, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)
+          if (resend.length === 0) return resume(Effect.succeed(exits))
+          resume(Effect.as(
+            Effect.forEach(resend, (index) =>
+              Effect.map(sendBatch([records[index]], acks), ([exit]) => {
+                exits[index] = exit
+              }), { discard: true }),
+            exits
+          ))
+        }
+      )
+    })
 
   /**
    * Sends a batch and hands each record's result to its completion, in a
@@ -430,11 +440,11 @@ export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.R
       for (const [index, group] of groups.entries()) {
         if (group.length === 0) continue
         const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
-        const exit = yield* Effect.exit(sendBatch(items.map((pending) => pending.record), index === 0))
+        const exits = yield* sendBatch(items.map((pending) => pending.record), index === 0)
         let after: Array<Effect.Effect<void>> | undefined
         for (let i = 0; i < items.length; i++) {
           const item = items[i]
-          const result = Exit.isSuccess(exit) ? Exit.succeed(exit.value[i]) : Exit.failCause(exit.cause)
+          const result = exits[i]
           const done = "onDone" in item ? item.onDone(result) : settleMember(item, result)
           if (done !== undefined && done !== Effect.void) (after ??= []).push(done)
         }
@@ -657,6 +667,50 @@ const toBuffer = (bytes: Uint8Array | string): Buffer =>
 /** Drops `undefined` entries, so that an override left unset keeps what the config read. */
 const definedOnly = <A extends object>(options: A): Partial<A> =>
   Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
+
+/**
+ * Each record's outcome from its partition's answer (`results`): appended
+ * from the partition's base offset, in order; refused with the partition's
+ * cause; or, refused as too large in a batch of several, to be sent again
+ * alone (`resend`, by index). With no answer for its partition (or no
+ * answers at all), a record fails with `whole`; without acks (no answers
+ * expected, no failure) it succeeds with offset -1.
+ */
+const outcomes = (
+  records: ReadonlyArray<ProducerRecord>,
+  results: Map<string, partialProduce.PartitionResult> | undefined,
+  whole: KafkaError | undefined
+): { exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>; resend: Array<number> } => {
+  const next = new Map<string, number>()
+  // Records per partition, needed only when something was refused.
+  const counts = new Map<string, number>()
+  if (whole !== undefined) {
+    for (const record of records) {
+      const key = `${record.topic}:${record.partition}`
+      counts.set(key, (counts.get(key) ?? 0) + 1)
+    }
+  }
+  const resend: Array<number> = []
+  const exits = records.map((record, index): Exit.Exit<RecordMetadata.RecordMetadata, KafkaError> => {
+    const key = `${record.topic}:${record.partition}`
+    const result = results?.get(key)
+    if (result === undefined && whole !== undefined) return Exit.fail(whole)
+    if (result !== undefined && result._tag === "Refused") {
+      if (result.tooLarge && counts.get(key)! > 1) resend.push(index)
+      return Exit.fail(new KafkaError({ operation: "produce", topic: record.topic, cause: result.cause }))
+    }
+    const offset = result === undefined ? -1 : next.get(key) ?? result.baseOffset
+    if (result !== undefined) next.set(key, offset + 1)
+    return Exit.succeed(RecordMetadata.make({
+      topic: record.topic,
+      partition: record.partition,
+      offset,
+      timestamp: record.timestamp,
+      timestampType: 0
+    }))
+  })
+  return { exits, resend }
+}
 
 const sameTopic = (records: ReadonlyArray<ProducerRecord>): boolean =>
   records.every((record) => record.topic === records[0].topic)

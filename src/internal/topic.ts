@@ -44,6 +44,7 @@ import { TypeId as ChannelTypeId } from "./channel.ts"
 import type { ChannelImpl } from "./channel.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as metrics from "./metrics.ts"
+import * as sendGuard from "./sendGuard.ts"
 import * as subscriberList from "./subscriberList.ts"
 import { partitionForKey } from "./murmur2.ts"
 
@@ -119,6 +120,8 @@ interface Session {
   readonly offsets: Map<string, { end: bigint; committed: bigint }>
   /** Per `topic:partition`, the removal of its metric series. */
   readonly partitionMetrics: Map<string, () => void>
+  /** Whether a refused sendSoon record stops this session's commits (see `sendGuard.ts`). */
+  readonly guard: sendGuard.SessionGuard
 }
 
 /**
@@ -186,11 +189,13 @@ class PartitionTracker {
   leaderEpoch = -1
   /** Set when its generation is revoked: its events are no longer delivered, its acknowledgements no longer count. */
   revoked = false
-  constructor(topic: string, partition: number, base: bigint, stats: kafkaMetrics.Stats) {
+  readonly guard: sendGuard.SessionGuard
+  constructor(topic: string, partition: number, base: bigint, stats: kafkaMetrics.Stats, guard: sendGuard.SessionGuard) {
     this.topic = topic
     this.partition = partition
     this.base = base
     this.stats = stats
+    this.guard = guard
   }
   /** The last offset tracked, to drop what the client fetches twice in one generation. */
   get lastOffset(): bigint {
@@ -199,7 +204,14 @@ class PartitionTracker {
   track(offset: bigint, leaderEpoch: number): Tracked {
     const tracked: Tracked = { tracker: this, offset, leaderEpoch, pending: 1, handled: false, done: false }
     this.entries.push(tracked)
+    this.guard.tracked()
     return tracked
+  }
+  /** Its generation was revoked: what is not done is dropped (the new owner reads it again). */
+  abandon(): void {
+    let unsettled = 0
+    for (let i = this.head; i < this.entries.length; i++) if (!this.entries[i].done) unsettled++
+    if (unsettled > 0) this.guard.settled(unsettled)
   }
   advance(): void {
     const entries = this.entries
@@ -269,8 +281,11 @@ const setDelivery = (event: Event.Event<any, any>, delivery: Delivery): void => 
 const release = (tracked: Tracked): void => {
   if (--tracked.pending === 0 && tracked.handled) {
     tracked.done = true
-    tracked.tracker.stats.acknowledged++
-    tracked.tracker.advance()
+    const tracker = tracked.tracker
+    tracker.stats.acknowledged++
+    // A revoked tracker's guard no longer counts it (see `abandon`).
+    if (!tracker.revoked) tracker.guard.settled()
+    tracker.advance()
   }
 }
 
@@ -301,22 +316,6 @@ const isStale = (event: Event.Event<any, any>): boolean => {
   if (delivery === undefined || !delivery.tracked.tracker.revoked) return false
   delivery.acked = true
   return true
-}
-
-/**
- * `sendSoon` records the broker refused (after the producer's retries), per
- * Kafka service: a consumer session that sees this grow commits no more, as
- * the events that produced them may be covered by its next commit.
- */
-const failedSends = new WeakMap<Kafka["Service"], { count: number }>()
-
-const failedSendsOf = (kafka: Kafka["Service"]): { count: number } => {
-  let counter = failedSends.get(kafka)
-  if (counter === undefined) {
-    counter = { count: 0 }
-    failedSends.set(kafka, counter)
-  }
-  return counter
 }
 
 const isDecodeError = (u: unknown): u is DecodeError => u instanceof KeyDecodeError || u instanceof ValueDecodeError
@@ -748,11 +747,12 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
     const stats = this.root.stats
     const kafka = this.context.kafka
+    const sent = detached ? sendGuard.numberSend(kafka) : 0
     return (exit) => {
       const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
       if (error === undefined) stats.sent++
-      // Nobody waits for a sendSoon: the consumer sessions must know.
-      else if (detached) failedSendsOf(kafka).count++
+      // Nobody waits for a sendSoon: the consumer sessions that may have made it must know.
+      else if (detached) sendGuard.refused(kafka, sent)
       // The future completes now, so that the futures of a batch complete in send order; what
       // needs an effect (the callback, the waiting sender) runs after.
       let after: Effect.Effect<unknown> | undefined
@@ -1424,6 +1424,7 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     }
     const label = names.join(", ")
     const scope = yield* Effect.scope
+    const guard = yield* Effect.acquireRelease(Effect.sync(() => sendGuard.register(kafka)), (guard) => Effect.sync(() => guard.close()))
     const session: Session = {
       names,
       assignment: HashSet.empty(),
@@ -1431,10 +1432,9 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
       joined: undefined,
       revoked: [],
       offsets: new Map(),
-      partitionMetrics: new Map()
+      partitionMetrics: new Map(),
+      guard
     }
-    const sendFailures = failedSendsOf(kafka)
-    const sendFailuresAtStart = sendFailures.count
     const consumer = yield* Effect.acquireRelease(
       Effect.sync(() =>
         new Consumer({
@@ -1530,14 +1530,14 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
         return Effect.andThen(
           kafka.flush,
           Effect.suspend(() => {
-            if (sendFailures.count !== sendFailuresAtStart) {
+            if (guard.poisoned) {
               poisoned = true
               fail(
                 new KafkaError({
                   operation: "commit",
                   topic: label,
                   cause: new Error(
-                    "a sendSoon record was refused by the broker; the events that produced it must be read again, so this consumer commits no more"
+                    "a sendSoon record made while this consumer had events in its handlers was refused by the broker; the events that produced it must be read again, so this consumer commits no more"
                   )
                 })
               )
@@ -1656,6 +1656,7 @@ const revoke = (topic: TopicImpl<any, any, any>, session: Session): void => {
   generation.revoked = true
   for (const tracker of generation.partitions.values()) {
     tracker.revoked = true
+    tracker.abandon()
     const offset = tracker.toCommit()
     if (offset !== undefined) session.revoked.push(offset)
   }
@@ -1684,7 +1685,7 @@ const pump = (
     if (!generation.assigned.has(key)) return undefined
     let tracker = generation.partitions.get(key)
     if (tracker === undefined) {
-      tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats)
+      tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats, session.guard)
       generation.partitions.set(key, tracker)
     }
     return last = tracker

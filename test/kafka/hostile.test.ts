@@ -40,6 +40,20 @@ const committedOffset = (topic: Topic.Topic<any, any>) =>
     }
   })
 
+/** The log end offset of partition 0 of each topic: how many records it stored. */
+const logEnds = (topics: ReadonlyArray<string>) =>
+  Effect.promise(async () => {
+    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
+    try {
+      const listed = await admin.listOffsets({
+        topics: topics.map((name) => ({ name, partitions: [{ partitionIndex: 0, timestamp: -1n }] }))
+      })
+      return topics.map((name) => Number(listed.find((topic) => topic.name === name)!.partitions[0].offset))
+    } finally {
+      await admin.close()
+    }
+  })
+
 /** Waits (polling) until `condition` holds, failing after `millis`. */
 const eventually = (condition: () => boolean, millis = 20_000) =>
   Effect.suspend(function loop(): Effect.Effect<void> {
@@ -159,4 +173,53 @@ describe.skipIf(!brokerAvailable)("Topic against neighbours and a closed layer",
       assert.instanceOf(error, KafkaError)
       assert.include(error.message, "closed")
     }), 30_000)
+})
+
+describe.skipIf(!brokerAvailable)("Topic against a record the broker refuses", () => {
+  it.live("one oversized sendSoon fails alone: records stored with it succeed once, innocent ones of its batch are sent again", () =>
+    Effect.gen(function*() {
+      const small = yield* Topic.make({ topics: [unique("limited")], value: Schema.String, config: { "max.message.bytes": 2000 } })
+      const other = yield* Topic.make({ topics: [unique("other")], value: Schema.String })
+      yield* small.maybeDeclare
+      yield* other.maybeDeclare
+      const futures = [
+        yield* small.sendSoon({ value: "a1" }),
+        yield* other.sendSoon({ value: "b1" }),
+        yield* small.sendSoon({ value: "x".repeat(5000) }),
+        yield* small.sendSoon({ value: "a2" }),
+        yield* other.sendSoon({ value: "b2" })
+      ]
+      const exits = yield* Effect.forEach(futures, (future) => Effect.exit(future.await))
+      assert.deepStrictEqual(exits.map(Exit.isSuccess), [true, true, false, true, true])
+      const refused = yield* Effect.flip(futures[2].await)
+      assert.instanceOf(refused, KafkaError)
+      assert.include(refused.message, "larger than the max message size")
+      assert.deepStrictEqual(yield* small.stream().pipe(Stream.take(2), Stream.runCollect, Effect.timeout("20 seconds")), ["a1", "a2"])
+      assert.deepStrictEqual(yield* other.stream().pipe(Stream.take(2), Stream.runCollect, Effect.timeout("20 seconds")), ["b1", "b2"])
+      assert.deepStrictEqual(yield* logEnds([small.topics[0], other.topics[0]]), [2, 2], "each record stored once")
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
+
+  it.live("a refused sendSoon does not stop an idle consumer of another topic: it goes on reading and committing", () =>
+    Effect.gen(function*() {
+      const consumed = yield* Topic.make({ topics: [unique("bystander")], value: Schema.Number })
+      const limited = yield* Topic.make({ topics: [unique("limited")], value: Schema.String, config: { "max.message.bytes": 2000 } })
+      yield* limited.maybeDeclare
+      yield* consumed.maybeDeclare
+      const seen: Array<number> = []
+      const reading = yield* consumed.stream().pipe(
+        Stream.runForEach((value) => Effect.sync(() => seen.push(value))),
+        Effect.forkChild
+      )
+      yield* consumed.sendAll([0, 1])
+      yield* eventually(() => seen.length === 2)
+      const refused = yield* limited.sendSoon({ value: "x".repeat(5000) })
+      assert.instanceOf(yield* Effect.flip(refused.await), KafkaError)
+      yield* consumed.sendAll([2, 3])
+      yield* eventually(() => seen.length === 4)
+      yield* Effect.suspend(function loop(): Effect.Effect<void> {
+        return Effect.flatMap(committedOffset(consumed), (offset) => offset === 4 ? Effect.void : Effect.andThen(Effect.sleep("50 millis"), loop))
+      }).pipe(Effect.timeout("10 seconds"))
+      assert.isUndefined(reading.pollUnsafe(), "the consumer is still reading")
+      yield* Fiber.interrupt(reading)
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
 })

@@ -1,0 +1,81 @@
+/**
+ * Which consumer sessions a refused `sendSoon` record stops committing.
+ *
+ * Nobody waits for a `sendSoon` record, so a consumer that handled events
+ * and made such a send could commit past those events before the broker
+ * refuses the record: the events would never be read again. A session that
+ * may have made a refused record therefore commits no more. A session may
+ * have made it unless it was created after the record, or had every event it
+ * tracked settled from before the record until the refusal (nothing was in
+ * a handler, so none of its handlers made it): an idle consumer of another
+ * topic, or one that started later, goes on.
+ *
+ * Records are numbered per Kafka service as they enter the send buffer; a
+ * session notes the number current when it was created and when it last
+ * became idle.
+ */
+
+/** The `sendSoon` numbering and the live sessions of one Kafka service. */
+interface Registry {
+  sent: number
+  readonly guards: Set<SessionGuard>
+}
+
+const registries = new WeakMap<object, Registry>()
+
+const registryOf = (kafka: object): Registry => {
+  let registry = registries.get(kafka)
+  if (registry === undefined) {
+    registry = { sent: 0, guards: new Set() }
+    registries.set(kafka, registry)
+  }
+  return registry
+}
+
+/** One consumer session's view: how many of its tracked messages are not settled yet. */
+export class SessionGuard {
+  readonly registry: Registry
+  readonly createdAt: number
+  /** Tracked messages not settled (queued, in a handler, or held by a subscriber). */
+  unsettled = 0
+  /** The record number current when `unsettled` last dropped to 0. */
+  idleSince: number
+  /** Set once a record this session may have made was refused: it commits no more. */
+  poisoned = false
+  constructor(registry: Registry) {
+    this.registry = registry
+    this.createdAt = registry.sent
+    this.idleSince = registry.sent
+  }
+  tracked(): void {
+    this.unsettled++
+  }
+  settled(count = 1): void {
+    this.unsettled -= count
+    if (this.unsettled === 0) this.idleSince = this.registry.sent
+  }
+  /** Ends the guard with its session: later refusals no longer concern it. */
+  close(): void {
+    this.registry.guards.delete(this)
+  }
+}
+
+/** A guard for a new consumer session of the Kafka service `kafka`. */
+export const register = (kafka: object): SessionGuard => {
+  const registry = registryOf(kafka)
+  const guard = new SessionGuard(registry)
+  registry.guards.add(guard)
+  return guard
+}
+
+/** Numbers a `sendSoon` record entering `kafka`'s send buffer. */
+export const numberSend = (kafka: object): number => ++registryOf(kafka).sent
+
+/** The record numbered `sent` was refused: every session that may have made it commits no more. */
+export const refused = (kafka: object, sent: number): void => {
+  for (const guard of registryOf(kafka).guards) {
+    const before = sent <= guard.createdAt
+    const idleThroughout = guard.unsettled === 0 && guard.idleSince < sent
+    if (!before && !idleThroughout) guard.poisoned = true
+  }
+}
