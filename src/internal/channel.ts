@@ -817,6 +817,7 @@ export class ChannelImpl<K, V, E> {
   private close(cause: Cause.Cause<any>): void {
     const hub = this.hub
     if (!this.isRoot) {
+      fanOut.unwatch(hub, this.queue)
       Queue.failCauseUnsafe(this.queue, cause)
       // A closed queue no longer holds sends back.
       fanOut.offerWaiting(hub)
@@ -828,6 +829,7 @@ export class ChannelImpl<K, V, E> {
     // Sends still waiting for room were not sent: they fail, and say why. First, because
     // closing a queue can run its reader at once, and a reader that leaves offers the waiting sends.
     fanOut.failWaiting(hub, this.closedError())
+    fanOut.unwatchAll(hub)
     Queue.failCauseUnsafe(hub.buffer, cause)
     for (const subscriber of hub.subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
   }

@@ -44,15 +44,15 @@ export interface FanOut {
   readonly waitingForSubscribers: Array<WaitingSend>
   /** Sends made while nobody subscribed, waiting for room in the buffer, oldest first. */
   readonly waitingForBuffer: Array<WaitingSend>
-  /** Full queues whose next take wakes this root's waiting sends. */
-  readonly watched: Set<Queue.Queue<any, any>>
+  /** Full queues whose next take wakes this root's waiting sends, with the entry that does it. */
+  readonly watched: Map<Queue.Queue<any, any>, Queue.Queue.OfferEntry<any>>
 }
 
 /** The waiting state of a new root. */
 export const makeWaiting = () => ({
   waitingForSubscribers: [] as Array<WaitingSend>,
   waitingForBuffer: [] as Array<WaitingSend>,
-  watched: new Set<Queue.Queue<any, any>>()
+  watched: new Map<Queue.Queue<any, any>, Queue.Queue.OfferEntry<any>>()
 })
 
 /**
@@ -183,7 +183,6 @@ const watchFullQueue = (fanOut: FanOut, targets: ReadonlyArray<Target>): void =>
     const state = queue.state
     if (state._tag !== "Open" || roomOf(queue) > 0) continue
     if (fanOut.watched.has(queue)) return
-    fanOut.watched.add(queue)
     const entry: Queue.Queue.OfferEntry<any> = {
       _tag: "Array",
       remaining: [],
@@ -193,7 +192,25 @@ const watchFullQueue = (fanOut: FanOut, targets: ReadonlyArray<Target>): void =>
         offerWaiting(fanOut)
       }
     }
+    fanOut.watched.set(queue, entry)
     state.offers.add(entry)
     return
   }
+}
+
+/**
+ * Takes the wake-up entry out of a queue about to be closed: a closing
+ * queue ends only once it has no suspended offers left, and the entry would
+ * keep its reader waiting after the last message.
+ */
+export const unwatch = (fanOut: FanOut, queue: Queue.Queue<any, any>): void => {
+  const entry = fanOut.watched.get(queue)
+  if (entry === undefined) return
+  fanOut.watched.delete(queue)
+  if (queue.state._tag !== "Done") queue.state.offers.delete(entry)
+}
+
+/** `unwatch` for every queue (the root is closing). */
+export const unwatchAll = (fanOut: FanOut): void => {
+  for (const queue of Array.from(fanOut.watched.keys())) unwatch(fanOut, queue)
 }
