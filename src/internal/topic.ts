@@ -43,6 +43,7 @@ import type * as Topic from "../Topic.ts"
 import { TypeId as ChannelTypeId } from "./channel.ts"
 import type { ChannelImpl } from "./channel.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
+import { bySubscription } from "./assignor.ts"
 import * as metrics from "./metrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 import * as subscriberList from "./subscriberList.ts"
@@ -1449,7 +1450,8 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
           sessionTimeout: settings.sessionTimeout,
           rebalanceTimeout: settings.rebalanceTimeout,
           heartbeatInterval: settings.heartbeatInterval,
-          maxWaitTime: settings.maxWaitTime
+          maxWaitTime: settings.maxWaitTime,
+          partitionAssigner: bySubscription
         })
       ),
       (consumer) => Effect.promise(() => consumer.close(true).catch(() => undefined))

@@ -163,6 +163,21 @@ describe.skipIf(!brokerAvailable)("Topic against neighbours and a closed layer",
       yield* Fiber.interrupt(second)
     }), 60_000)
 
+  it.live("two topics read under one explicit groupId (one member each): both are read, every partition of each", () =>
+    Effect.gen(function*() {
+      const groupId = unique("shared-group")
+      const first = yield* Topic.make({ topics: [unique("shared-a")], value: Schema.Number, partitions: 2, groupId })
+      const second = yield* Topic.make({ topics: [unique("shared-b")], value: Schema.Number, partitions: 2, groupId })
+      yield* first.sendAll(Array.from({ length: 10 }, (_, i) => i))
+      yield* second.sendAll(Array.from({ length: 10 }, (_, i) => 100 + i))
+      const [fromFirst, fromSecond] = yield* Effect.all([
+        first.stream().pipe(Stream.take(10), Stream.runCollect, Effect.timeout("20 seconds")),
+        second.stream().pipe(Stream.take(10), Stream.runCollect, Effect.timeout("20 seconds"))
+      ], { concurrency: "unbounded" })
+      assert.deepStrictEqual([...fromFirst].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => i))
+      assert.deepStrictEqual([...fromSecond].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => 100 + i))
+    }).pipe(Effect.provide(kafkaLayer())), 60_000)
+
   it.live("a stream started after its Kafka layer closed fails with a KafkaError saying so, not an interruption", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
