@@ -45,6 +45,7 @@ import type { ChannelImpl } from "./channel.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 import { bySubscription } from "./assignor.ts"
 import * as metrics from "./metrics.ts"
+import * as newPartitions from "./newPartitions.ts"
 import * as sendGuard from "./sendGuard.ts"
 import * as subscriberList from "./subscriberList.ts"
 import { partitionForKey } from "./murmur2.ts"
@@ -1614,6 +1615,15 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
       Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), readOffsets(consumer, topic, session))),
       scope
     )
+    const growth = yield* Effect.forkIn(
+      newPartitions.watch({
+        consumer,
+        names,
+        interval: Math.max(settings.commitInterval, 1_000),
+        fromEarliest: settings.autoOffsetReset === "latest"
+      }),
+      scope
+    )
     const watcher = yield* Effect.forkIn(
       Effect.catch(Deferred.await(failure), (error) =>
         Effect.gen(function*() {
@@ -1632,7 +1642,7 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     )
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        for (const fiber of [watcher, switcher, committer, lag]) yield* Fiber.interrupt(fiber)
+        for (const fiber of [watcher, switcher, committer, lag, growth]) yield* Fiber.interrupt(fiber)
         const current = session.current
         if (current?.pump !== undefined) yield* Fiber.interrupt(current.pump)
         revoke(topic, session)

@@ -178,6 +178,36 @@ describe.skipIf(!brokerAvailable)("Topic against neighbours and a closed layer",
       assert.deepStrictEqual([...fromSecond].sort((a, b) => a - b), Array.from({ length: 10 }, (_, i) => 100 + i))
     }).pipe(Effect.provide(kafkaLayer())), 60_000)
 
+  it.live("partitions added while a stream reads are picked up; with autoOffsetReset latest, from their first record", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("growing")], value: Schema.Number, partitions: 1 })
+      yield* topic.maybeDeclare
+      const seen: Array<number> = []
+      const reading = yield* topic.stream().pipe(
+        Stream.runForEach((value) => Effect.sync(() => seen.push(value))),
+        Effect.forkChild
+      )
+      yield* eventually(() => topic.activePartitions !== undefined && HashSet.size(topic.activePartitions) === 1)
+      yield* topic.send({ value: 0 })
+      yield* eventually(() => seen.length === 1)
+      yield* Effect.promise(async () => {
+        const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
+        try {
+          await admin.createPartitions({ topics: [{ name: topic.topics[0], count: 2 }] })
+        } finally {
+          await admin.close()
+        }
+      })
+      // Written to the new partition by another client before this member can have noticed it.
+      yield* Effect.gen(function*() {
+        const kafka = yield* Kafka.Kafka
+        yield* kafka.produce([{ topic: topic.topics[0], partition: 1, key: null, value: utf8.encode("1"), headers: [], timestamp: Date.now() }])
+      }).pipe(Effect.provide(kafkaLayer()))
+      yield* eventually(() => seen.includes(1), 30_000)
+      assert.strictEqual(HashSet.size(topic.activePartitions!), 2)
+      yield* Fiber.interrupt(reading)
+    }).pipe(Effect.provide(kafkaLayer({ autoOffsetReset: "latest" }))), 60_000)
+
   it.live("a stream started after its Kafka layer closed fails with a KafkaError saying so, not an interruption", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
