@@ -150,6 +150,12 @@ export interface ProducerRecord {
   readonly key: Uint8Array | null
   readonly value: Uint8Array | null
   readonly headers: Headers
+  /**
+   * Headers exactly as bytes, sent instead of `headers` when given: header
+   * names that are not UTF-8 and null values survive (a dead letter keeps
+   * the header bytes of the record it forwards).
+   */
+  readonly rawHeaders?: ReadonlyArray<readonly [Uint8Array, Uint8Array | null]> | undefined
   /** Milliseconds since the epoch (create time). */
   readonly timestamp: number
   readonly acks?: boolean | undefined
@@ -651,7 +657,9 @@ const toClientMessage = (record: ProducerRecord): ClientMessage => ({
   partition: record.partition,
   key: record.key === null ? undefined : toBuffer(record.key),
   value: record.value === null ? undefined : toBuffer(record.value),
-  headers: record.headers.length === 0
+  headers: record.rawHeaders !== undefined
+    ? new Map(record.rawHeaders.map(([name, value]) => [toBuffer(name), value === null ? null : toBuffer(value)]))
+    : record.headers.length === 0
     ? undefined
     : new Map(record.headers.map(([name, value]) => [Buffer.from(name), toBuffer(value)])),
   timestamp: BigInt(record.timestamp)

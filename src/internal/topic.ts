@@ -49,6 +49,7 @@ import * as newPartitions from "./newPartitions.ts"
 import * as sendGuard from "./sendGuard.ts"
 import * as subscriberList from "./subscriberList.ts"
 import { partitionForKey } from "./murmur2.ts"
+import { isUtf8 } from "node:buffer"
 
 /** @internal */
 export const TypeId = "~effect-faust/Topic" as const
@@ -327,8 +328,8 @@ const bytesOf = (buffer: Uint8Array): Uint8Array => new Uint8Array(buffer.buffer
 /** Shared by every message without headers (headers are read-only). */
 const noHeaders: Message.Headers = []
 
-const toMessage = (m: KafkaMessage): Message.Message =>
-  Message.make({
+const toMessage = (m: KafkaMessage): Message.Message => {
+  const message = Message.make({
     topic: m.topic,
     partition: m.partition,
     offset: Number(m.offset),
@@ -342,6 +343,22 @@ const toMessage = (m: KafkaMessage): Message.Message =>
     value: m.value === undefined || m.value === null ? null : bytesOf(m.value),
     generationId: generationOf(m)
   })
+  if (m.headerEntries.length > 0 && m.headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
+    rawHeaders.set(message, m.headerEntries.map(([name, value]) => [bytesOf(name), value == null ? null : bytesOf(value)]))
+  }
+  return message
+}
+
+/**
+ * The header bytes of received messages whose headers do not survive as
+ * text (a name that is not UTF-8, a null value), for dead letters.
+ */
+const rawHeaders = new WeakMap<Message.Message, ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>>()
+
+const utf8Bytes = (text: string): Uint8Array => Buffer.from(text, "utf8")
+
+/** Dead letters to send with exact header bytes (see `rawHeaders`). */
+const deadLetterHeaders = new WeakMap<Event.Event<any, any>, ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>>()
 
 const generationOf = (m: KafkaMessage): number | undefined => {
   const consumer = m.metadata.consumer as { readonly generationId?: number } | undefined
@@ -1159,15 +1176,19 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       })
     }
     const target = policy.deadLetter
-    const forwarded = this.context.app.createEvent(message.key, message.value, [
-      ...message.headers,
+    const added: Message.Headers = [
       ["x-decode-error", error._tag],
       ["x-decode-error-message", error.message],
       ["x-source-channel", this.label],
       ["x-source-topic", message.topic],
       ["x-source-partition", String(message.partition)],
       ["x-source-offset", String(message.offset)]
-    ], message)
+    ]
+    const forwarded = this.context.app.createEvent(message.key, message.value, [...message.headers, ...added], message)
+    const original = rawHeaders.get(message)
+    if (original !== undefined) {
+      deadLetterHeaders.set(forwarded, [...original, ...added.map(([name, value]) => [utf8Bytes(name), utf8Bytes(value as string)] as const)])
+    }
     return Effect.flatMap(target.put(forwarded), () => {
       counts.deadLettered++
       return Effect.logWarning(`dead-lettered to ${target.label}: ${error.message}`).pipe(
@@ -1256,6 +1277,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         key,
         value,
         headers: event.headers,
+        rawHeaders: deadLetterHeaders.get(event),
         timestamp,
         acks: this.settings.acks
       }])

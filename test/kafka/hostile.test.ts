@@ -4,7 +4,7 @@
  * topic, arriving while the stream is idle, several in a row).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Admin } from "@platformatic/kafka"
+import { Admin, Consumer } from "@platformatic/kafka"
 import { Deferred, Effect, Exit, Fiber, HashSet, Layer, Schema, Scope, Stream } from "effect"
 import { type Event, ValueDecodeError } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
@@ -207,6 +207,43 @@ describe.skipIf(!brokerAvailable)("Topic against neighbours and a closed layer",
       assert.strictEqual(HashSet.size(topic.activePartitions!), 2)
       yield* Fiber.interrupt(reading)
     }).pipe(Effect.provide(kafkaLayer({ autoOffsetReset: "latest" }))), 60_000)
+
+  it.live("a dead letter keeps the original header bytes: names that are not UTF-8 and null values", () =>
+    Effect.gen(function*() {
+      const deadLetters = yield* Topic.make({ topics: [unique("dead-letters")], value: Schema.Unknown })
+      const topic = yield* Topic.make({ topics: [unique("dead-source")], value: Schema.Number, onDecodeError: { deadLetter: deadLetters } })
+      yield* topic.maybeDeclare
+      yield* deadLetters.maybeDeclare
+      const kafka = yield* Kafka.Kafka
+      const strangeName = new Uint8Array([0xff, 0xfe, 0x41])
+      yield* kafka.produce([{
+        topic: topic.topics[0],
+        partition: 0,
+        key: null,
+        value: utf8.encode("not json"),
+        headers: [],
+        rawHeaders: [[strangeName, utf8.encode("v")], [utf8.encode("nothing"), null]],
+        timestamp: Date.now()
+      }])
+      yield* topic.stream().pipe(Stream.take(1), Stream.runDrain, Effect.timeout("3 seconds"), Effect.ignore)
+      yield* eventually(() => topic.decodeErrorCounts.deadLettered === 1)
+      yield* kafka.flush
+      const headers = yield* Effect.promise(async () => {
+        const consumer = new Consumer({ clientId: unique("raw"), groupId: unique("raw-group"), bootstrapBrokers: [bootstrapServers] })
+        try {
+          const stream = await consumer.consume({ topics: [deadLetters.topics[0]], mode: "earliest" })
+          for await (const message of stream) {
+            await stream.close()
+            return message.headerEntries.map(([name, value]) => [[...name], value == null ? null : Buffer.from(value).toString()] as const)
+          }
+          return []
+        } finally {
+          await consumer.close(true)
+        }
+      })
+      assert.deepStrictEqual(headers.slice(0, 2), [[[0xff, 0xfe, 0x41], "v"], [[...utf8.encode("nothing")], null]])
+      assert.deepStrictEqual(headers[2], [[...utf8.encode("x-decode-error")], "ValueDecodeError"])
+    }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
 
   it.live("a stream started after its Kafka layer closed fails with a KafkaError saying so, not an interruption", () =>
     Effect.gen(function*() {
