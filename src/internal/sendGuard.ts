@@ -16,14 +16,15 @@
  */
 
 /** The `sendSoon` numbering and the live sessions of one Kafka service. */
-interface Registry {
+export interface Registry {
   sent: number
   readonly guards: Set<SessionGuard>
 }
 
 const registries = new WeakMap<object, Registry>()
 
-const registryOf = (kafka: object): Registry => {
+/** The registry of the Kafka service `kafka` (a topic keeps it: sends number through it). */
+export const registryOf = (kafka: object): Registry => {
   let registry = registries.get(kafka)
   if (registry === undefined) {
     registry = { sent: 0, guards: new Set() }
@@ -60,20 +61,19 @@ export class SessionGuard {
   }
 }
 
-/** A guard for a new consumer session of the Kafka service `kafka`. */
-export const register = (kafka: object): SessionGuard => {
-  const registry = registryOf(kafka)
+/** A guard for a new consumer session. */
+export const register = (registry: Registry): SessionGuard => {
   const guard = new SessionGuard(registry)
   registry.guards.add(guard)
   return guard
 }
 
-/** Numbers a `sendSoon` record entering `kafka`'s send buffer. */
-export const numberSend = (kafka: object): number => ++registryOf(kafka).sent
+/** Numbers a `sendSoon` record entering the send buffer. */
+export const numberSend = (registry: Registry): number => ++registry.sent
 
 /** The record numbered `sent` was refused: every session that may have made it commits no more. */
-export const refused = (kafka: object, sent: number): void => {
-  for (const guard of registryOf(kafka).guards) {
+export const refused = (registry: Registry, sent: number): void => {
+  for (const guard of registry.guards) {
     const before = sent <= guard.createdAt
     const idleThroughout = guard.unsettled === 0 && guard.idleSince < sent
     if (!before && !idleThroughout) guard.poisoned = true

@@ -97,6 +97,8 @@ interface Root {
   session: Session | undefined
   /** Round-robin position per topic, for records without a key. */
   readonly nextPartition: Map<string, number>
+  /** Which consumer sessions a refused sendSoon record stops (see `sendGuard.ts`). */
+  readonly sendGuards: sendGuard.Registry
 }
 
 /** An offset to commit, with the tracker it comes from (its `committed` moves when the commit lands). */
@@ -428,7 +430,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
             declaredOk: false,
             sessions,
             session: undefined,
-            nextPartition: new Map()
+            nextPartition: new Map(),
+            sendGuards: sendGuard.registryOf(context.kafka)
           }
           topic = new TopicImpl(base, settings, context, root, base.queue, false)
           return topic
@@ -765,13 +768,13 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     detached: boolean
   ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
     const stats = this.root.stats
-    const kafka = this.context.kafka
-    const sent = detached ? sendGuard.numberSend(kafka) : 0
+    const guards = this.root.sendGuards
+    const sent = detached ? sendGuard.numberSend(guards) : 0
     return (exit) => {
       const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
       if (error === undefined) stats.sent++
       // Nobody waits for a sendSoon: the consumer sessions that may have made it must know.
-      else if (detached) sendGuard.refused(kafka, sent)
+      else if (detached) sendGuard.refused(guards, sent)
       // The future completes now, so that the futures of a batch complete in send order; what
       // needs an effect (the callback, the waiting sender) runs after.
       let after: Effect.Effect<unknown> | undefined
@@ -1448,7 +1451,7 @@ const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session,
     }
     const label = names.join(", ")
     const scope = yield* Effect.scope
-    const guard = yield* Effect.acquireRelease(Effect.sync(() => sendGuard.register(kafka)), (guard) => Effect.sync(() => guard.close()))
+    const guard = yield* Effect.acquireRelease(Effect.sync(() => sendGuard.register(topic.root.sendGuards)), (guard) => Effect.sync(() => guard.close()))
     const session: Session = {
       names,
       assignment: HashSet.empty(),
