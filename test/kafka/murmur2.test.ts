@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { murmur2, partitionForKey } from "../../src/internal/murmur2.ts"
+import { murmur2, partitionForKey } from "../../src/kafka/internal/murmur2.ts"
 
 const utf8 = new TextEncoder()
 

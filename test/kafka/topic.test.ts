@@ -11,7 +11,7 @@ import { execFile } from "node:child_process"
 import { tracingChannel } from "node:diagnostics_channel"
 import { readFileSync } from "node:fs"
 import { Lines, wordCount, Words } from "../../examples/word-count.ts"
-import { partitionForKey } from "../../src/internal/murmur2.ts"
+import { partitionForKey } from "../../src/kafka/internal/murmur2.ts"
 import { quiet } from "../helpers.ts"
 import { bootstrapServers, brokerAvailable, kafkaLayer, kcatAvailable, unique } from "./setup.ts"
 

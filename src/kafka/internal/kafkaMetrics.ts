@@ -1,6 +1,6 @@
 import type * as Context from "effect/Context"
 import * as Metric from "effect/Metric"
-import { counterHooks, gaugeHooks } from "./metrics.ts"
+import { counterHooks, gaugeHooks } from "../../internal/metrics.ts"
 
 /**
  * The metrics a topic adds to the channel series (see `metrics.ts`): like

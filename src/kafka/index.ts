@@ -8,17 +8,17 @@ import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type { App } from "./App.ts"
-import type { InvalidChannelOptionsError } from "./Errors.ts"
-import * as Kafka from "./KafkaService.ts"
+import type { App } from "../App.ts"
+import type { InvalidChannelOptionsError } from "../Errors.ts"
+import * as Kafka from "./Kafka.ts"
 import * as Topic from "./Topic.ts"
 
 /** @since 0.1.0 */
-export * as Kafka from "./KafkaService.ts"
+export * as Kafka from "./Kafka.ts"
 /** @since 0.1.0 */
 export * as Topic from "./Topic.ts"
 /** @since 0.1.0 */
-export { KafkaError } from "./KafkaService.ts"
+export { KafkaError } from "./Kafka.ts"
 
 const mergeAll = (layers: ReadonlyArray<Layer.Layer<any, any, any>>) =>
   Layer.mergeAll(...(layers as [Layer.Layer<any, any, any>, ...Array<Layer.Layer<any, any, any>>]))

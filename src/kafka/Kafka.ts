@@ -21,13 +21,13 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { App } from "./App.ts"
-import { InvalidChannelOptionsError } from "./Errors.ts"
+import { App } from "../App.ts"
+import { InvalidChannelOptionsError } from "../Errors.ts"
 import * as groupPublish from "./internal/groupPublish.ts"
 import * as partialProduce from "./internal/partialProduce.ts"
 import type { PublishAll } from "./internal/groupPublish.ts"
-import type { Headers } from "./Message.ts"
-import * as RecordMetadata from "./RecordMetadata.ts"
+import type { Headers } from "../Message.ts"
+import * as RecordMetadata from "../RecordMetadata.ts"
 
 /**
  * A call to the broker failed: it is unreachable, refused a request, or a
@@ -54,7 +54,7 @@ export class KafkaError extends Schema.TaggedError<KafkaError>()("KafkaError", {
   }
 }
 
-declare module "./Errors.ts" {
+declare module "../Errors.ts" {
   /** A Topic's sends, declares and streams can fail with these. */
   interface TransportErrors {
     readonly KafkaError: KafkaError
