@@ -866,7 +866,7 @@ export class ChannelImpl<K, V, E> {
   }
 }
 
-const isDecodeError = (u: unknown): u is DecodeError =>
+export const isDecodeError = (u: unknown): u is DecodeError =>
   u instanceof KeyDecodeError || u instanceof ValueDecodeError
 
 /**

@@ -24,6 +24,7 @@ import { type DecodeError, InvalidChannelOptionsError, type TransportError } fro
 import type { Event } from "../Event.ts"
 import { Kafka } from "./Kafka.ts"
 import type { ChannelImpl } from "../internal/channel.ts"
+import * as acknowledgement from "./internal/acknowledgement.ts"
 import * as internal from "./internal/topic.ts"
 import type * as MessageSchema from "../MessageSchema.ts"
 
@@ -225,7 +226,7 @@ export const make = <const O extends Options>(options: O): Effect.Effect<FromOpt
  * @since 0.1.0
  * @category acknowledgement
  */
-export const ack = (event: Event<any, any>): Effect.Effect<boolean> => Effect.sync(() => internal.ack(event))
+export const ack = (event: Event<any, any>): Effect.Effect<boolean> => Effect.sync(() => acknowledgement.ack(event))
 
 /**
  * A topic's events that only {@link ack} acknowledges (Faust's

@@ -1,0 +1,188 @@
+import { EventBase } from "../../Event.ts"
+import type * as Event from "../../Event.ts"
+import * as Message from "../../Message.ts"
+import * as kafkaMetrics from "./kafkaMetrics.ts"
+import * as sendGuard from "./sendGuard.ts"
+
+
+
+/** An offset to commit, with the tracker it comes from (its `committed` moves when the commit lands). */
+export interface CommitOffset {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly leaderEpoch: number
+  readonly tracker: PartitionTracker
+}
+
+/**
+ * A received message on its way through the subscribers: `pending` counts
+ * the copies not yet acknowledged or refused, plus one until every copy is
+ * made. It is done when nothing is pending and some subscriber (or the
+ * decode-error policy) handled it: a message every subscriber refused (their
+ * queues shut down) stays undone, so it is read again.
+ */
+export interface Tracked {
+  readonly tracker: PartitionTracker
+  readonly offset: bigint
+  readonly leaderEpoch: number
+  pending: number
+  handled: boolean
+  done: boolean
+}
+
+/** One subscriber's copy of a tracked message. */
+export interface Delivery {
+  readonly tracked: Tracked
+  acked: boolean
+  /** The `noack` subscriber holding it, until acknowledged. */
+  holder: Set<Delivery> | undefined
+}
+
+/**
+ * The messages of one partition in one generation, in the order they
+ * arrived: the generation's stream starts at the group's committed offset,
+ * so the first one is the first record at or after it. Commits move to just after the longest prefix that
+ * is done: the highest contiguous acknowledged offset.
+ */
+export class PartitionTracker {
+  readonly topic: string
+  readonly partition: number
+  readonly stats: kafkaMetrics.Stats
+  entries: Array<Tracked> = []
+  head = 0
+  /** Where this generation started reading. */
+  readonly base: bigint
+  committable: bigint | undefined = undefined
+  committed: bigint | undefined = undefined
+  leaderEpoch = -1
+  /** Set when its generation is revoked: its events are no longer delivered, its acknowledgements no longer count. */
+  revoked = false
+  readonly guard: sendGuard.SessionGuard
+  constructor(topic: string, partition: number, base: bigint, stats: kafkaMetrics.Stats, guard: sendGuard.SessionGuard) {
+    this.topic = topic
+    this.partition = partition
+    this.base = base
+    this.stats = stats
+    this.guard = guard
+  }
+  /** The last offset tracked, to drop what the client fetches twice in one generation. */
+  get lastOffset(): bigint {
+    return this.entries.length === 0 ? -1n : this.entries[this.entries.length - 1].offset
+  }
+  track(offset: bigint, leaderEpoch: number): Tracked {
+    const tracked: Tracked = { tracker: this, offset, leaderEpoch, pending: 1, handled: false, done: false }
+    this.entries.push(tracked)
+    this.guard.tracked()
+    return tracked
+  }
+  /** Its generation was revoked: what is not done is dropped (the new owner reads it again). */
+  abandon(): void {
+    let unsettled = 0
+    for (let i = this.head; i < this.entries.length; i++) if (!this.entries[i].done) unsettled++
+    if (unsettled > 0) this.guard.settled(unsettled)
+  }
+  advance(): void {
+    const entries = this.entries
+    while (this.head < entries.length && entries[this.head].done) {
+      const entry = entries[this.head++]
+      this.committable = entry.offset + 1n
+      this.leaderEpoch = entry.leaderEpoch
+    }
+    // Keeps the last entry: `lastOffset` reads it.
+    if (this.head > 1024 && this.head * 2 > entries.length) {
+      this.entries = entries.slice(this.head - 1)
+      this.head = 1
+    }
+  }
+  /** What to commit now, if the commit can move. */
+  toCommit(): CommitOffset | undefined {
+    const offset = this.committable
+    if (offset === undefined || offset === this.committed) return undefined
+    return { topic: this.topic, partition: this.partition, offset, leaderEpoch: this.leaderEpoch, tracker: this }
+  }
+}
+
+/** The tracking of a message whose decoding failed, for the decode-error policy (called with the message alone). */
+export const trackedMessages = new WeakMap<Message.Message, Tracked>()
+/** Deliveries of events built by an app's own `createEvent`; the default events carry theirs. */
+const deliveries = new WeakMap<Event.Event<any, any>, Delivery>()
+
+/**
+ * A topic's event when the app builds default events: it carries its
+ * delivery, which saves a WeakMap entry per event and per subscriber.
+ */
+class TopicEvent<K, V> extends EventBase<K, V> {
+  readonly key: K | null
+  readonly value: V
+  readonly headers: Message.Headers
+  readonly message: Message.Message
+  // Private: not serialized, not logged with the event (it points into the consumer's tracking).
+  #delivery: Delivery | undefined
+  constructor(key: K | null, value: V, headers: Message.Headers, message: Message.Message) {
+    super()
+    this.key = key
+    this.value = value
+    this.headers = headers
+    this.message = message
+    this.#delivery = undefined
+  }
+  static deliveryOf(event: TopicEvent<unknown, unknown>): Delivery | undefined {
+    return event.#delivery
+  }
+  static setDelivery(event: TopicEvent<unknown, unknown>, delivery: Delivery): void {
+    event.#delivery = delivery
+  }
+}
+
+export const makeTopicEvent = <K, V>(key: K | null, value: V, headers: Message.Headers, message: Message.Message): Event.Event<K, V> =>
+  new TopicEvent(key, value, headers, message)
+
+export const deliveryOf = (event: Event.Event<any, any>): Delivery | undefined =>
+  event instanceof TopicEvent ? TopicEvent.deliveryOf(event) : deliveries.get(event)
+
+export const setDelivery = (event: Event.Event<any, any>, delivery: Delivery): void => {
+  if (event instanceof TopicEvent) TopicEvent.setDelivery(event, delivery)
+  else deliveries.set(event, delivery)
+}
+
+/** One pending copy (or the hold while copies are made) is over: acknowledged, refused, or all made. */
+export const release = (tracked: Tracked): void => {
+  if (--tracked.pending === 0 && tracked.handled) {
+    tracked.done = true
+    const tracker = tracked.tracker
+    tracker.stats.acknowledged++
+    // A revoked tracker's guard no longer counts it (see `abandon`).
+    if (!tracker.revoked) tracker.guard.settled()
+    tracker.advance()
+  }
+}
+
+export const acknowledge = (delivery: Delivery): boolean => {
+  if (delivery.acked) return false
+  delivery.acked = true
+  delivery.holder?.delete(delivery)
+  delivery.holder = undefined
+  delivery.tracked.handled = true
+  release(delivery.tracked)
+  return true
+}
+
+/**
+ * Acknowledges one subscriber's event: `true` if the acknowledgement counts,
+ * `false` if it was not a topic's, was acknowledged already, or belongs to a
+ * revoked generation (it no longer counts: the partition's new owner reads
+ * the event again). @internal
+ */
+export const ack = (event: Event.Event<any, any>): boolean => {
+  const delivery = deliveryOf(event)
+  return delivery !== undefined && acknowledge(delivery) && !delivery.tracked.tracker.revoked
+}
+
+/** Whether an event belongs to a revoked generation: it is dropped, never delivered. */
+export const isStale = (event: Event.Event<any, any>): boolean => {
+  const delivery = deliveryOf(event)
+  if (delivery === undefined || !delivery.tracked.tracker.revoked) return false
+  delivery.acked = true
+  return true
+}

@@ -1,0 +1,121 @@
+import { type Message as KafkaMessage } from "@platformatic/kafka"
+import * as Effect from "effect/Effect"
+import { type DecodeError } from "../../Errors.ts"
+import type * as Event from "../../Event.ts"
+import * as FutureMessage from "../../FutureMessage.ts"
+import { KafkaError } from "../Kafka.ts"
+
+import { isDecodeError } from "../../internal/channel.ts"
+import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
+import { generationOf, readerOf, toMessage } from "./received.ts"
+import { Generation, type Session, type SessionFailure } from "./session.ts"
+import type { TopicImpl } from "./topic.ts"
+
+/**
+ * Reads one generation's stream into the topic. Messages of another group
+ * generation (the client tags each with the generation current when its
+ * fetch answered), of a partition not assigned, or fetched twice, are
+ * dropped. A stream that fails, or ends without this member closing it,
+ * fails the session.
+ */
+export const pump = (
+  topic: TopicImpl<any, any, any>,
+  session: Session,
+  generation: Generation,
+  fail: (error: SessionFailure) => void
+): Effect.Effect<void> => {
+  const label = session.names.join(", ")
+  // The tracker of the last message's partition: a fetched batch is mostly one partition's run.
+  let last: PartitionTracker | undefined = undefined
+  const trackerOf = (received: KafkaMessage): PartitionTracker | undefined => {
+    if (last !== undefined && last.partition === received.partition && last.topic === received.topic) return last
+    const key = `${received.topic}:${received.partition}`
+    if (!generation.assigned.has(key)) return undefined
+    let tracker = generation.partitions.get(key)
+    if (tracker === undefined) {
+      tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats, session.guard)
+      generation.partitions.set(key, tracker)
+    }
+    return last = tracker
+  }
+  /**
+   * Goes on with `next` once a message is delivered. A delivery that failed
+   * (the "fail" policy on a bad record, a dead letter refused) stops this
+   * generation: nothing after it is handled or settled, so the next session
+   * starts right after the bad record (settled by the policy) and the next
+   * bad record fails the next stream in its turn.
+   */
+  const failed = (
+    delivered: Effect.Effect<void, DecodeError | FutureMessage.PublishError>,
+    next: () => Effect.Effect<void, unknown>
+  ): Effect.Effect<void, unknown> =>
+    Effect.matchEffect(delivered, {
+      onFailure: (error) => Effect.andThen(Effect.sync(() => fail(error)), Effect.never),
+      onSuccess: next
+    })
+  const reader = readerOf(generation.stream)
+  const createEvent = topic.eventFactory
+  const decode = topic.base
+  const spans = decode.settings.spans
+  /**
+   * Delivers a fetched batch from `from` on: decodes the messages of this
+   * generation's partitions (dropping those fetched twice) and hands each run
+   * of decoded events to the subscribers at once; a decode error goes
+   * through the policy between two runs, so the order holds.
+   */
+  const handleFrom = (batch: ReadonlyArray<KafkaMessage>, from: number): Effect.Effect<void, unknown> => {
+    const events: Array<Event.Event<any, any>> = []
+    const tracked: Array<Tracked> = []
+    for (let i = from; i < batch.length; i++) {
+      const received = batch[i]
+      if (generation.revoked || generationOf(received) !== generation.id) continue
+      const tracker = trackerOf(received)
+      // not assigned, or fetched twice in one generation
+      if (tracker === undefined || received.offset <= tracker.lastOffset) continue
+      const message = toMessage(received)
+      const entry = tracker.track(received.offset, received.leaderEpoch)
+      if (spans) return failed(topic.deliverTracked(message, entry), () => handleFrom(batch, i + 1))
+      const decoded = decode.decodeUnsafe(message, createEvent)
+      if (!isDecodeError(decoded)) {
+        events.push(decoded)
+        tracked.push(entry)
+        continue
+      }
+      // After a wait for room, the partition may be revoked: its new owner applies the policy.
+      const rest = Effect.suspend(() =>
+        generation.revoked
+          ? handleFrom(batch, i + 1)
+          : failed(topic.decodeFailed(decoded, message, entry), () => handleFrom(batch, i + 1))
+      )
+      const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
+      return waiting === undefined ? rest : Effect.andThen(waiting, rest)
+    }
+    const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
+    return waiting === undefined ? loop : Effect.andThen(waiting, loop)
+  }
+  const loop: Effect.Effect<void, unknown> = Effect.flatMap(
+    reader.next,
+    (batch) => batch === undefined ? Effect.void : handleFrom(batch, 0)
+  )
+  return loop.pipe(
+    Effect.mapError((cause) => new KafkaError({ operation: "consume", topic: label, cause })),
+    Effect.ensuring(Effect.sync(reader.done)),
+    Effect.andThen(Effect.sync(() => {
+      if (session.current === generation) {
+        fail(new KafkaError({ operation: "consume", topic: label, cause: new Error("the consumer's stream ended") }))
+      }
+    })),
+    Effect.catch((error) =>
+      Effect.sync(() => {
+        if (session.current === generation) fail(error)
+      })
+    ),
+    // A throw while delivering (an app's own createEvent, the client stream) fails the session
+    // like a stream error, rather than leaving it without a pump.
+    Effect.catchDefect((defect) =>
+      Effect.sync(() => {
+        if (session.current === generation) fail(new KafkaError({ operation: "consume", topic: label, cause: defect }))
+      })
+    )
+  )
+}

@@ -1,0 +1,358 @@
+import { Consumer, type MessagesStream } from "@platformatic/kafka"
+import * as Cause from "effect/Cause"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as HashSet from "effect/HashSet"
+import * as Queue from "effect/Queue"
+import * as RcRef from "effect/RcRef"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import { type DecodeError, type TransportError } from "../../Errors.ts"
+import * as FutureMessage from "../../FutureMessage.ts"
+import { KafkaError } from "../Kafka.ts"
+import * as Message from "../../Message.ts"
+import { bySubscription } from "./assignor.ts"
+import * as newPartitions from "./newPartitions.ts"
+import * as sendGuard from "./sendGuard.ts"
+
+import { PartitionTracker, type CommitOffset } from "./acknowledgement.ts"
+import { readOffsets, syncPartitionMetrics } from "./consumerMetrics.ts"
+import { pump } from "./pump.ts"
+import { failSubscribers } from "./subscribers.ts"
+import type { TopicImpl } from "./topic.ts"
+
+/** One run of the topic's consumer, from the first subscriber to the last. */
+export interface Session {
+  readonly names: ReadonlyArray<string>
+  /** The current assignment: empty while a rebalance runs (the eager protocol revokes everything first). */
+  assignment: HashSet.HashSet<Message.TopicPartition>
+  /** The generation whose messages are delivered; none, or a revoked one, while a rebalance runs. */
+  current: Generation | undefined
+  /** The last generation joined, until a rebalance starts. */
+  joined: { readonly id: number; readonly assignment: HashSet.HashSet<Message.TopicPartition> } | undefined
+  /** What revoked generations had acknowledged and not committed, committed before the next assignment is read. */
+  revoked: Array<CommitOffset>
+  /** Per `topic:partition`, the log end offset and the group's committed offset as last read (for the lag). */
+  readonly offsets: Map<string, { end: bigint; committed: bigint }>
+  /** Per `topic:partition`, the removal of its metric series. */
+  readonly partitionMetrics: Map<string, () => void>
+  /** Whether a refused sendSoon record stops this session's commits (see `sendGuard.ts`). */
+  readonly guard: sendGuard.SessionGuard
+}
+
+/**
+ * One generation of the consumer group as this member sees it: the
+ * partitions assigned, the client stream fetching them (opened after the
+ * join, so it starts from the committed offsets), and delivery tracking.
+ */
+export class Generation {
+  readonly id: number
+  readonly assignment: HashSet.HashSet<Message.TopicPartition>
+  readonly assigned: Set<string>
+  readonly stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
+  readonly partitions = new Map<string, PartitionTracker>()
+  /** Set when a rebalance starts or the session ends: nothing more is delivered, late acknowledgements do not count. */
+  revoked = false
+  pump: Fiber.Fiber<void> | undefined = undefined
+  constructor(id: number, assignment: HashSet.HashSet<Message.TopicPartition>, stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) {
+    this.id = id
+    this.assignment = assignment
+    this.assigned = new Set(Array.from(assignment, (tp) => `${tp.topic}:${tp.partition}`))
+    this.stream = stream
+  }
+}
+
+/**
+ * Why a consumer session ends early: the client broke (`KafkaError`), or a
+ * delivery failed — a record the "fail" policy refused, a dead letter that
+ * could not be sent.
+ */
+export type SessionFailure = KafkaError | DecodeError | FutureMessage.PublishError
+
+/** A failure of one delivery, which leaves the consumer itself healthy. */
+const isDelivered = (error: SessionFailure): boolean => !(error instanceof KafkaError)
+
+/**
+ * Starts a consumer session: declares the topics, joins the consumer group
+ * and runs one generation of the group at a time.
+ *
+ * Each generation (an assignment from a join) gets a client stream opened
+ * after the join, so it starts from the group's committed offsets: a fetch
+ * sent before a rebalance, or a position left from an earlier assignment,
+ * can neither skip nor repeat what the new assignment delivers, and a
+ * partition's first tracked offset is where its commits start. A rebalance
+ * revokes the current generation at once: nothing more of it is delivered,
+ * what subscribers still hold of it is dropped when reached (its new owner
+ * reads it again), and what it had acknowledged is committed before the next
+ * generation's stream reads the committed offsets.
+ *
+ * Acknowledged offsets are also committed every `commitInterval` and when
+ * the session ends. Each commit first waits for the send buffer, so that it
+ * never covers an event whose `sendSoon` records are unanswered; a refused
+ * `sendSoon` record stops the commits and fails the subscribers, whose next
+ * session reads those events again.
+ */
+export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<Session, TransportError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { kafka } = topic.context
+    const settings = kafka.settings
+    yield* topic.maybeDeclare
+    const pattern = topic.settings.pattern
+    const names = pattern === undefined
+      ? topic.settings.topics
+      : (yield* kafka.topicNames).filter((name) => pattern.test(name))
+    if (names.length === 0) {
+      return yield* new KafkaError({ operation: "consume", cause: new Error(`no topic matches ${pattern}`) })
+    }
+    const label = names.join(", ")
+    const scope = yield* Effect.scope
+    const guard = yield* Effect.acquireRelease(Effect.sync(() => sendGuard.register(topic.root.sendGuards)), (guard) => Effect.sync(() => guard.close()))
+    const session: Session = {
+      names,
+      assignment: HashSet.empty(),
+      current: undefined,
+      joined: undefined,
+      revoked: [],
+      offsets: new Map(),
+      partitionMetrics: new Map(),
+      guard
+    }
+    const consumer = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        new Consumer({
+          clientId: settings.clientId,
+          groupId: topic.settings.groupId,
+          bootstrapBrokers: [...settings.bootstrapServers],
+          connectTimeout: settings.connectTimeout,
+          requestTimeout: settings.requestTimeout,
+          retries: settings.retries,
+          retryDelay: settings.retryDelay,
+          autocommit: false,
+          sessionTimeout: settings.sessionTimeout,
+          rebalanceTimeout: settings.rebalanceTimeout,
+          heartbeatInterval: settings.heartbeatInterval,
+          maxWaitTime: settings.maxWaitTime,
+          partitionAssigner: bySubscription
+        })
+      ),
+      (consumer) => Effect.promise(() => consumer.close(true).catch(() => undefined))
+    )
+    // The session fails (its subscribers get the error, the next subscriber
+    // starts a new session) when the client gives up on the group, a stream
+    // fails, or a sendSoon record is refused.
+    const failure = Deferred.makeUnsafe<never, SessionFailure>()
+    const fail = (error: SessionFailure): void => {
+      Deferred.doneUnsafe(failure, Exit.fail(error))
+    }
+    const joins = yield* Queue.sliding<void>(1)
+    // The eager protocol revokes every partition when a rebalance starts.
+    consumer.on("consumer:group:rebalance", () => {
+      revoke(topic, session)
+      session.joined = undefined
+    })
+    consumer.on("consumer:group:join", ({ assignments, generationId }) => {
+      revoke(topic, session)
+      const assigned = (assignments ?? []).filter((assignment) => names.includes(assignment.topic)).flatMap((assignment) =>
+        assignment.partitions.map((partition) => Message.TopicPartition.make(assignment.topic, partition))
+      )
+      session.joined = { id: generationId ?? -1, assignment: HashSet.fromIterable(assigned) }
+      session.assignment = session.joined.assignment
+      Queue.offerUnsafe(joins, undefined)
+    })
+    // The client reports a group it could not rejoin as an "error" event
+    // (an unheard one would crash the process).
+    consumer.on("error", (cause: unknown) => fail(new KafkaError({ operation: "consume", topic: label, cause })))
+
+    const streams = new Set<MessagesStream<Buffer, Buffer, Buffer, Buffer>>()
+    const openStream = Effect.tryPromise({
+      try: () =>
+        consumer.consume({
+          topics: [...names],
+          mode: "committed",
+          fallbackMode: settings.autoOffsetReset,
+          autocommit: false,
+          maxWaitTime: settings.maxWaitTime
+        }),
+      catch: (cause) => new KafkaError({ operation: "consume", topic: label, cause })
+    }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
+    const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
+      Effect.promise(() => {
+        streams.delete(stream)
+        return stream.close().catch(() => undefined)
+      })
+    // Runs after the session's own finalizer, before the consumer closes.
+    yield* Effect.addFinalizer(() => Effect.forEach(Array.from(streams), closeStream, { discard: true }))
+
+    const lock = yield* Semaphore.make(1)
+    let poisoned = false
+    /**
+     * Commits what the current generation acknowledged, and what revoked
+     * ones did (unless a rebalance is running: those wait for its join, or
+     * `all`), after the send buffer has been answered.
+     */
+    const commit = (all: boolean): Effect.Effect<void> =>
+      lock.withPermits(1)(Effect.suspend(() => {
+        if (poisoned) return Effect.void
+        const pending = new Map<string, CommitOffset>()
+        const add = (offset: CommitOffset) => {
+          const key = `${offset.topic}:${offset.partition}`
+          const existing = pending.get(key)
+          if (existing === undefined || existing.offset < offset.offset) pending.set(key, offset)
+        }
+        const current = session.current
+        const rebalancing = current === undefined || current.revoked
+        if (all || !rebalancing) for (const offset of session.revoked.splice(0)) add(offset)
+        if (current !== undefined && !current.revoked) {
+          for (const tracker of current.partitions.values()) {
+            const offset = tracker.toCommit()
+            if (offset !== undefined) add(offset)
+          }
+        }
+        if (pending.size === 0) return Effect.void
+        const offsets = Array.from(pending.values())
+        return Effect.andThen(
+          kafka.flush,
+          Effect.suspend(() => {
+            if (guard.poisoned) {
+              poisoned = true
+              fail(
+                new KafkaError({
+                  operation: "commit",
+                  topic: label,
+                  cause: new Error(
+                    "a sendSoon record made while this consumer had events in its handlers was refused by the broker; the events that produced it must be read again, so this consumer commits no more"
+                  )
+                })
+              )
+              return Effect.void
+            }
+            return Effect.tryPromise({
+              try: () =>
+                consumer.commit({
+                  offsets: offsets.map(({ leaderEpoch, offset, partition, topic }) => ({ topic, partition, offset, leaderEpoch }))
+                }),
+              catch: (cause) => new KafkaError({ operation: "commit", topic: label, cause })
+            }).pipe(
+              Effect.tap(() =>
+                Effect.sync(() => {
+                  const stats = topic.root.kafkaStats
+                  for (const { offset, tracker } of offsets) {
+                    const previous = tracker.committed ?? tracker.base
+                    if (offset > previous) stats.committed += Number(offset - previous)
+                    if (tracker.committed === undefined || tracker.committed < offset) tracker.committed = offset
+                  }
+                })
+              ),
+              // Committing again later is harmless; a failure only means more is read twice after a restart.
+              Effect.catch((error) => Effect.logWarning(error.message))
+            )
+          })
+        )
+      }))
+
+    /** Makes a generation of `stream`, delivered unless a rebalance started since `joined`. */
+    const install = (
+      stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>,
+      joined: Session["joined"]
+    ): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        const generation = new Generation(joined?.id ?? -1, joined?.assignment ?? HashSet.empty(), stream)
+        if (joined === undefined || session.joined !== joined) generation.revoked = true
+        const previous = session.current
+        session.current = generation
+        if (previous !== undefined) {
+          if (previous.pump !== undefined) yield* Fiber.interrupt(previous.pump)
+          yield* closeStream(previous.stream)
+        }
+        generation.pump = yield* Effect.forkIn(pump(topic, session, generation, fail), scope)
+        syncPartitionMetrics(topic, session)
+      })
+
+    // The first stream joins the group (its join event has run when it is returned).
+    yield* install(yield* openStream, session.joined)
+
+    /**
+     * After each join: commit what the revoked generation acknowledged, then
+     * open the new generation's stream (before closing the old one, which
+     * keeps the topics subscribed: no extra rejoin).
+     */
+    const switcher = yield* Effect.forkIn(
+      Effect.forever(Effect.gen(function*() {
+        yield* Queue.take(joins)
+        const target = session.joined
+        const current = session.current
+        if (target === undefined || (current !== undefined && !current.revoked && current.id === target.id)) return
+        yield* commit(true)
+        yield* install(yield* openStream, target)
+      })).pipe(Effect.catch((error) => Effect.sync(() => fail(error)))),
+      scope
+    )
+    const committer = yield* Effect.forkIn(
+      Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), commit(false))),
+      scope
+    )
+    const lag = yield* Effect.forkIn(
+      Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), readOffsets(consumer, topic, session))),
+      scope
+    )
+    const growth = yield* Effect.forkIn(
+      newPartitions.watch({
+        consumer,
+        names,
+        interval: Math.max(settings.commitInterval, 1_000),
+        fromEarliest: settings.autoOffsetReset === "latest"
+      }),
+      scope
+    )
+    const watcher = yield* Effect.forkIn(
+      Effect.catch(Deferred.await(failure), (error) =>
+        Effect.gen(function*() {
+          // A record the policy failed on leaves the consumer healthy: what the subscribers
+          // acknowledge while they read what they hold still counts, and the session's last
+          // commit (when they have left) covers it and the bad record. Anything else broke the
+          // consumer: its acknowledgements no longer count.
+          if (!isDelivered(error)) {
+            revoke(topic, session)
+            session.joined = undefined
+          }
+          yield* RcRef.invalidate(topic.root.sessions)
+          failSubscribers(topic, Cause.fail(error))
+        })),
+      scope
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        for (const fiber of [watcher, switcher, committer, lag, growth]) yield* Fiber.interrupt(fiber)
+        const current = session.current
+        if (current?.pump !== undefined) yield* Fiber.interrupt(current.pump)
+        revoke(topic, session)
+        session.joined = undefined
+        yield* commit(true)
+        if (topic.root.session === session) topic.root.session = undefined
+        syncPartitionMetrics(topic, session)
+      })
+    )
+    topic.root.session = session
+    syncPartitionMetrics(topic, session)
+    return session
+  })
+
+/**
+ * Revokes the current generation: nothing more of it is delivered, and what
+ * it acknowledged is kept for the next commit.
+ */
+const revoke = (topic: TopicImpl<any, any, any>, session: Session): void => {
+  session.assignment = HashSet.empty()
+  const generation = session.current
+  if (generation === undefined || generation.revoked) return
+  generation.revoked = true
+  for (const tracker of generation.partitions.values()) {
+    tracker.revoked = true
+    tracker.abandon()
+    const offset = tracker.toCommit()
+    if (offset !== undefined) session.revoked.push(offset)
+  }
+  syncPartitionMetrics(topic, session)
+}
