@@ -1,6 +1,16 @@
+import { fileURLToPath } from "node:url"
 import { configDefaults, defineConfig } from "vitest/config"
 
+const source = (path: string) => fileURLToPath(new URL(path, import.meta.url))
+
 export default defineConfig({
+  // Tests run from source; the published package points at dist/ (see tsconfig.json "paths").
+  resolve: {
+    alias: [
+      { find: /^effect-faust\/kafka$/, replacement: source("./src/kafka/index.ts") },
+      { find: /^effect-faust$/, replacement: source("./src/index.ts") }
+    ]
+  },
   test: {
     testTimeout: 60_000,
     hookTimeout: 120_000,

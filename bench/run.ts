@@ -130,6 +130,8 @@ const runChild = (group: string): Promise<{ run: GroupRun; pairs: Array<PairResu
   const args = [
     "--expose-gc",
     "--disable-warning=ExperimentalWarning",
+    // "effect-faust" resolves to the sources (package.json's "source" condition), not dist/.
+    "--conditions=source",
     ...typeFlags,
     ...profFlags,
     path.join(here, "child.ts"),

@@ -422,6 +422,22 @@ const isTextAST = (ast: SchemaAST.AST, seen: Set<SchemaAST.AST>): boolean => {
 }
 
 /**
+ * What {@link Service} returns: a `Context` key class for the channel, with
+ * the options it is made from and a layer that makes it.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export interface ServiceClass<Self, Id extends string, O extends Options>
+  extends Context.ServiceClass<Self, Id, FromOptions<O>>
+{
+  /** The options the channel is made from (a Topic layer reuses them). */
+  readonly options: O
+  /** Makes the channel and registers its metrics for the layer's lifetime. */
+  readonly layer: Layer.Layer<Self, never, App>
+}
+
+/**
  * Defines a channel as a service: a `Context` key whose value is the channel,
  * with a `layer` that makes it and registers its metrics for the layer's
  * lifetime (invalid static options are a defect).
@@ -448,7 +464,7 @@ const isTextAST = (ast: SchemaAST.AST, seen: Set<SchemaAST.AST>): boolean => {
  * @category services
  */
 export const Service = <Self>() =>
-<const Id extends string, const O extends Options>(id: Id, options: O) => {
+<const Id extends string, const O extends Options>(id: Id, options: O): ServiceClass<Self, Id, O> => {
   const Key = Context.Service<Self, FromOptions<O>>()(id)
   return class extends Key {
     /** The options the channel is made from (a Topic layer reuses them). */

@@ -136,7 +136,7 @@ describe.skipIf(!brokerAvailable)("Kafka delivery under faults", () => {
       const tally = new Tally()
       yield* produce(name, 2, 4_000, tally)
       const processed: Array<readonly [number, number, number]> = []
-      const child = spawn(process.execPath, ["--import", tsx, childScript, name, groupId], { stdio: ["ignore", "pipe", "inherit"] })
+      const child = spawn(process.execPath, ["--conditions=source", "--import", tsx, childScript, name, groupId], { stdio: ["ignore", "pipe", "inherit"] })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")))
       let pending = ""
       child.stdout.setEncoding("utf8")
