@@ -1,5 +1,4 @@
 import * as Cause from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -11,7 +10,6 @@ import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as RcRef from "effect/RcRef"
 import * as Result from "effect/Result"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { App, defaultCreateEvent } from "../../App.ts"
@@ -20,9 +18,8 @@ import * as Codec from "../../Codec.ts"
 import { ChannelClosedError, CodecError, type DecodeError, InvalidChannelOptionsError, NotATopicError, type TransportError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
-import { doneUnsafe, fromSendOptions } from "../../internal/futureMessage.ts"
-import { publishAllOf } from "./groupPublish.ts"
-import { Kafka, KafkaError, type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
+import { fromSendOptions } from "../../internal/futureMessage.ts"
+import { Kafka, KafkaError } from "../Kafka.ts"
 import * as Message from "../../Message.ts"
 import type { MessageSchema } from "../../MessageSchema.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
@@ -32,7 +29,6 @@ import type { ChannelImpl } from "../../internal/channel.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as metrics from "../../internal/metrics.ts"
 import * as sendGuard from "./sendGuard.ts"
-import { partitionForKey } from "./murmur2.ts"
 
 import { isDecodeError } from "../../internal/channel.ts"
 import { ack, acknowledge, deliveryOf, isStale, makeTopicEvent, release, setDelivery, trackedMessages, type Delivery, type Tracked } from "./acknowledgement.ts"
@@ -40,6 +36,7 @@ import { syncPartitionMetrics } from "./consumerMetrics.ts"
 import { deadLetterHeaders, rawHeaders, utf8Bytes } from "./received.ts"
 import { acquireSession, type Session } from "./session.ts"
 import { failSubscribers, subscribe, unsubscribe } from "./subscribers.ts"
+import { TopicProducer } from "./produce.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Topic" as const
@@ -69,7 +66,7 @@ type QueueError<E> = E | DecodeError | Cause.Done
 type PullError<E> = QueueError<E> | TransportError
 
 /** State shared by a topic and its clones. */
-interface Root {
+export interface Root {
   subscribers: ReadonlyArray<TopicImpl<any, any, any>>
   /** Set by `throw` or `end` on the root; later subscribers get it at once. */
   closed: Cause.Cause<unknown> | undefined
@@ -89,6 +86,8 @@ interface Root {
   readonly nextPartition: Map<string, number>
   /** Which consumer sessions a refused sendSoon record stops (see `sendGuard.ts`). */
   readonly sendGuards: sendGuard.Registry
+  /** The produce path, shared by the root and its clones (made on the first send). */
+  producer: TopicProducer<any, any> | undefined
 }
 
 
@@ -156,7 +155,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
             sessions,
             session: undefined,
             nextPartition: new Map(),
-            sendGuards: sendGuard.registryOf(context.kafka)
+            sendGuards: sendGuard.registryOf(context.kafka),
+            producer: undefined
           }
           topic = new TopicImpl(base, settings, context, root, base.queue, false)
           return topic
@@ -378,142 +378,12 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     )
   }
 
-  /** The name to produce to: sending needs exactly one. */
-  private get produceTopicName(): Effect.Effect<string, KafkaError> {
-    return Effect.mapError(this.getTopicName(), (cause) => new KafkaError({ operation: "produce", cause }))
-  }
-
-  private futureFor(options: Channel.AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>> {
+  futureFor(options: Channel.AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>> {
     return Effect.sync(() => fromSendOptions(this, options))
   }
 
-  private get closedError(): ChannelClosedError | undefined {
+  get closedError(): ChannelClosedError | undefined {
     return this.root.closed === undefined ? undefined : new ChannelClosedError({ channel: this.label })
-  }
-
-  /**
-   * The common path of `send`, `sendSoon`, `sendAll` and `publishMessage`:
-   * encodes the message, picks its partition and adds it to the Kafka send
-   * buffer. When the broker answers, the future completes, then its callback
-   * runs, then the returned deferred completes (`detached`: nobody waits for
-   * it, and there is none).
-   *
-   * Once the topic is declared and its partition count is cached, the record
-   * is built without an effect per step (see `recordUnsafe`).
-   */
-  private enqueue(
-    future: FutureMessage.FutureMessage<K, V>,
-    detached = false
-  ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
-    return Effect.clockWith((clock) => {
-      const record = this.recordUnsafe(future.message, clock)
-      if (record === undefined) return this.enqueueSlow(future, detached)
-      if (record instanceof CodecError) return Effect.andThen(future.fail(record), Effect.fail(record))
-      return this.publishRecord(future, record, detached)
-    })
-  }
-
-  /** The topic name to produce to when it is known without an effect. */
-  private get singleTopicName(): string | undefined {
-    const { pattern, topics } = this.settings
-    return pattern === undefined && topics.length === 1 ? topics[0] : undefined
-  }
-
-  /**
-   * The record of a pending message, built synchronously, in `enqueue`'s
-   * order (name, declare, key, value, partition, timestamp); `undefined`
-   * when a step needs an effect (no single name, not declared yet, no cached
-   * partition count).
-   */
-  private recordUnsafe(pending: FutureMessage.PendingMessage<K, V>, clock: Clock.Clock): KafkaProducerRecord | CodecError | undefined {
-    const topic = pending.topic ?? this.singleTopicName
-    if (topic === undefined || !this.root.declaredOk) return undefined
-    const key = this.encodeUnsafe("key", pending.key, pending.keySerializer)
-    if (key instanceof CodecError) return key
-    const value = this.encodeUnsafe("value", pending.value, pending.valueSerializer)
-    if (value instanceof CodecError) return value
-    let partition = pending.partition
-    if (partition === undefined) {
-      const count = this.context.kafka.partitionCountUnsafe?.(topic)
-      if (count === undefined) return undefined
-      partition = this.partitionOf(topic, key, count)
-    }
-    return {
-      topic,
-      partition,
-      key,
-      value,
-      headers: Message.headersToList(pending.headers),
-      timestamp: pending.timestamp ?? clock.currentTimeMillisUnsafe(),
-      acks: this.settings.acks
-    }
-  }
-
-  /** `enqueue` one effect at a time: declares, reads the partition count. */
-  private enqueueSlow(
-    future: FutureMessage.FutureMessage<K, V>,
-    detached: boolean
-  ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
-    return Effect.gen({ self: this }, function*() {
-      const pending = future.message
-      const topic = pending.topic ?? (yield* this.produceTopicName)
-      yield* this.maybeDeclare
-      const key = yield* this.encode("key", pending.key, pending.keySerializer)
-      const value = yield* this.encode("value", pending.value, pending.valueSerializer)
-      const partition = pending.partition ?? (yield* this.partitionFor(topic, key))
-      const timestamp = pending.timestamp ?? (yield* Clock.currentTimeMillis)
-      const record = {
-        topic,
-        partition,
-        key,
-        value,
-        headers: Message.headersToList(pending.headers),
-        timestamp,
-        acks: this.settings.acks
-      }
-      return yield* this.publishRecord(future, record, detached)
-    }).pipe(Effect.tapError((error) => future.fail(error)))
-  }
-
-  /** Adds the record to the send buffer; see `enqueue`. */
-  private publishRecord(
-    future: FutureMessage.FutureMessage<K, V>,
-    record: KafkaProducerRecord,
-    detached: boolean
-  ): Effect.Effect<Deferred.Deferred<void> | undefined> {
-    const settled = detached ? undefined : Deferred.makeUnsafe<void>()
-    return Effect.as(this.context.kafka.publish(record, this.completion(future, record.topic, settled, detached)), settled)
-  }
-
-  /** What runs when the broker answers a record: see `enqueue`. */
-  private completion(
-    future: FutureMessage.FutureMessage<K, V>,
-    topic: string,
-    settled: Deferred.Deferred<void> | undefined,
-    detached: boolean
-  ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
-    const stats = this.root.stats
-    const guards = this.root.sendGuards
-    const sent = detached ? sendGuard.numberSend(guards) : 0
-    return (exit) => {
-      const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
-      if (error === undefined) stats.sent++
-      // Nobody waits for a sendSoon: the consumer sessions that may have made it must know.
-      else if (detached) sendGuard.refused(guards, sent)
-      // The future completes now, so that the futures of a batch complete in send order; what
-      // needs an effect (the callback, the waiting sender) runs after.
-      let after: Effect.Effect<unknown> | undefined
-      if (!doneUnsafe(future, error === undefined ? exit : Exit.fail(error))) {
-        after = error === undefined ? future.succeed((exit as Exit.Success<RecordMetadata.RecordMetadata>).value) : future.fail(error)
-      }
-      if (error === undefined && future.message.callback !== undefined) {
-        after = after === undefined ? runCallback(future) : Effect.andThen(after, runCallback(future))
-      }
-      if (settled !== undefined) {
-        after = after === undefined ? Deferred.succeed(settled, undefined) : Effect.ensuring(after, Deferred.succeed(settled, undefined))
-      }
-      return after === undefined ? Effect.void : Effect.asVoid(after)
-    }
   }
 
   send(options: Channel.SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
@@ -524,88 +394,44 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   private get spanOptions() {
     return { attributes: { "channel.label": this.label, "messaging.destination.name": this.settings.topics.join(",") } }
   }
+  /** The produce path (see `produce.ts`), one per root. */
+  private get producer(): TopicProducer<K, V> {
+    return this.root.producer ??= new TopicProducer<K, V>(this)
+  }
 
-  /**
-   * Encodes every value in a plain loop (same timestamp, no key, partitions
-   * round-robin) and hands them to the send buffer as one group with one
-   * completion; fails with the first record's error, in order. A value that
-   * does not encode fails the call after the values before it were handed
-   * over (as sending them one by one would).
-   */
+  /** The channel settings a topic shares with in-memory channels: schema, codecs, spans. */
+  get channelSettings() {
+    return this.base.settings
+  }
+
+  /** Sends every value (no keys, one timestamp) as one group; see `TopicProducer.sendAll`. */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
-    const publishAll = publishAllOf(this.context.kafka.publish)
-    if (publishAll === undefined) return this.sendEach(values)
-    return Effect.gen({ self: this }, function*() {
-      const closed = this.closedError
-      if (closed !== undefined) return yield* closed
-      const timestamp = yield* Clock.currentTimeMillis
-      const list = Array.from(values)
-      if (list.length === 0) return
-      const topic = yield* this.produceTopicName
-      yield* this.maybeDeclare
-      const records: Array<KafkaProducerRecord & { partition: number }> = []
-      let failure: CodecError | undefined
-      for (const value of list) {
-        const bytes = this.encodeUnsafe("value", value, undefined)
-        if (bytes instanceof CodecError) {
-          failure = bytes
-          break
-        }
-        records.push({ topic, partition: 0, key: null, value: bytes, headers: [], timestamp, acks: this.settings.acks })
-      }
-      if (records.length === 0) return yield* failure!
-      const count = yield* this.context.kafka.partitionCount(topic)
-      for (const record of records) record.partition = this.partitionOf(topic, null, count)
-      const stats = this.root.stats
-      const settled = Deferred.makeUnsafe<void, KafkaError>()
-      yield* publishAll(records, (exits) =>
-        Effect.suspend(() => {
-          let first: KafkaError | undefined
-          for (const exit of exits) {
-            if (Exit.isSuccess(exit)) stats.sent++
-            else if (first === undefined) first = asKafkaError(topic, Cause.squash(exit.cause))
-          }
-          return Effect.asVoid(first === undefined ? Deferred.succeed(settled, undefined) : Deferred.fail(settled, first))
-        }))
-      if (failure !== undefined) return yield* failure
-      yield* Deferred.await(settled)
-    })
+    return this.producer.sendAll(values)
   }
 
-  /** `sendAll` one `enqueue` per value, for a Kafka service whose `publish` has no group publisher. */
-  private sendEach(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
-    return Effect.gen({ self: this }, function*() {
-      const closed = this.closedError
-      if (closed !== undefined) return yield* closed
-      const timestamp = yield* Clock.currentTimeMillis
-      const settled: Array<Deferred.Deferred<void>> = []
-      const futures: Array<FutureMessage.FutureMessage<K, V>> = []
-      for (const value of values) {
-        const future = yield* this.futureFor({ value, timestamp })
-        futures.push(future)
-        const done = yield* this.enqueue(future)
-        if (done !== undefined) settled.push(done)
-      }
-      yield* Effect.forEach(settled, Deferred.await, { discard: true })
-      yield* Effect.forEach(futures, awaitPublication, { discard: true })
-    })
-  }
-
-  /**
-   * Adds the message to the send buffer; the future completes when the
-   * broker acknowledges it. Once the topic is declared, the record is built
-   * without an effect per step (see `recordUnsafe`).
-   */
+  /** Adds the message to the send buffer; the future completes when the broker acknowledges it. */
   sendSoon(options: Channel.SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, TransportError> {
-    return Effect.withFiber((fiber) => {
-      const future = fromSendOptions(this, options)
-      const closed = this.closedError
-      if (closed !== undefined) return Effect.as(future.fail(closed), future)
-      const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock))
-      if (record === undefined || record instanceof CodecError) return Effect.as(this.enqueue(future, true), future)
-      return Effect.as(this.publishRecord(future, record, true), future)
-    })
+    return this.producer.sendSoon(options)
   }
+
+  /** Publishes through the send buffer and waits for the broker's answer. */
+  publishMessage(
+    future: FutureMessage.FutureMessage<K, V>,
+    _options?: { readonly wait?: boolean | undefined }
+  ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
+    return this.producer.publishMessage(future)
+  }
+
+  /** Produces a ready event as it is: bytes pass through, other keys and values are encoded. */
+  put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
+    return this.producer.put(event)
+  }
+
+  /** Schema, then codec: the reverse of `decode`. `null` stays `null` (no key, or a tombstone). */
+  encode(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Effect.Effect<Uint8Array | null, CodecError> {
+    return this.producer.encode(kind, input, serializer)
+  }
+
 
   asFutureMessage(
     options: Channel.AsFutureMessageOptions<K, V>
@@ -614,7 +440,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return Effect.gen({ self: this }, function*() {
       const topic = yield* this.getTopicName()
       const key = yield* this.encode("key", options.key ?? null, options.keySerializer)
-      const partition = options.partition ?? (yield* this.partitionFor(topic, key))
+      const partition = options.partition ?? (yield* this.producer.partitionFor(topic, key))
       const future = yield* this.futureFor(options)
       return yield* FutureMessage.make({ ...future.message, topic, partition })
     })
@@ -622,39 +448,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   prepareHeaders(headers?: Message.OpenHeaders | undefined): Array<[string, Message.HeaderValue]> {
     return Message.headersToList(headers)
-  }
-
-  /**
-   * Publishes through the send buffer and waits for the broker's answer
-   * (`wait` is accepted for Faust's signature; `sendSoon` is the way not to
-   * wait).
-   */
-  publishMessage(
-    future: FutureMessage.FutureMessage<K, V>,
-    _options?: { readonly wait?: boolean | undefined }
-  ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
-    const closed = this.closedError
-    if (closed !== undefined) return Effect.andThen(future.fail(closed), Effect.fail(closed))
-    return Effect.flatMap(
-      this.enqueue(future),
-      (settled) => settled === undefined ? awaitPublication(future) : Effect.andThen(Deferred.await(settled), awaitPublication(future))
-    )
-  }
-
-  /**
-   * Kafka's default partitioner: murmur2 of the key bytes, so that Java and
-   * Python producers agree; keyless records go round-robin.
-   */
-  private partitionFor(topic: string, key: Uint8Array | null): Effect.Effect<number, KafkaError> {
-    return Effect.map(this.context.kafka.partitionCount(topic), (count) => this.partitionOf(topic, key, count))
-  }
-
-  /** `partitionFor` with the partition count known. */
-  private partitionOf(topic: string, key: Uint8Array | null, count: number): number {
-    if (key !== null) return partitionForKey(key, count)
-    const next = this.root.nextPartition.get(topic) ?? 0
-    this.root.nextPartition.set(topic, next + 1)
-    return next % count
   }
 
   get maybeDeclare(): Effect.Effect<void, TransportError> {
@@ -714,40 +507,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     options?: { readonly valueSerializer?: Codec.Serializer | undefined; readonly headers?: Message.OpenHeaders | undefined }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
     return Effect.map(this.encode("value", value, options?.valueSerializer), (bytes) => [bytes, options?.headers] as const)
-  }
-
-  /** Schema, then codec: the reverse of `decode`. `null` stays `null` (no key, or a tombstone). */
-  encode(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Effect.Effect<Uint8Array | null, CodecError> {
-    return Effect.suspend(() => {
-      const encoded = this.encodeUnsafe(kind, input, serializer)
-      return encoded instanceof CodecError ? Effect.fail(encoded) : Effect.succeed(encoded)
-    })
-  }
-
-  /** `encode` without an effect: the bytes, or the error. */
-  encodeUnsafe(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Uint8Array | null | CodecError {
-    if (input === null || input === undefined) return null
-    const settings = this.base.settings
-    const schema = kind === "key" ? settings.schema.key : settings.schema.value
-    let encoded: unknown = input
-    if (schema !== undefined) {
-      const result = encoderOf(schema)(input)
-      if (Result.isFailure(result)) return new CodecError({ codec: "schema", operation: "dumps", cause: result.failure })
-      encoded = result.success
-    }
-    let codec = kind === "key" ? settings.keyCodec : settings.valueCodec
-    if (serializer !== undefined) {
-      const resolved = Codec.resolve(this.context.registry, serializer)
-      if (Result.isFailure(resolved)) {
-        return new CodecError({ codec: String(serializer), operation: "dumps", cause: resolved.failure })
-      }
-      codec = resolved.success
-    }
-    try {
-      return codec.dumps(encoded)
-    } catch (cause) {
-      return new CodecError({ codec: codec.name, operation: "dumps", cause })
-    }
   }
 
   // ---------------------------------------------------------------------------
@@ -988,31 +747,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     failSubscribers(this, cause)
   }
 
-  /** Produces a ready event as it is: bytes pass through, other keys and values are encoded. */
-  put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
-    return Effect.gen({ self: this }, function*() {
-      const closed = this.closedError
-      if (closed !== undefined) return yield* closed
-      const topic = yield* this.produceTopicName
-      yield* this.maybeDeclare
-      const key = event.key instanceof Uint8Array ? event.key : yield* this.encode("key", event.key, undefined)
-      const value = event.value instanceof Uint8Array ? event.value : yield* this.encode("value", event.value, undefined)
-      const partition = yield* this.partitionFor(topic, key)
-      const timestamp = yield* Clock.currentTimeMillis
-      yield* this.context.kafka.produce([{
-        topic,
-        partition,
-        key,
-        value,
-        headers: event.headers,
-        rawHeaders: deadLetterHeaders.get(event),
-        timestamp,
-        acks: this.settings.acks
-      }])
-      this.root.stats.sent++
-    })
-  }
-
   /**
    * Registers the topic's metrics (the channel series, with queue depths of
    * its subscribers) with the current metric registry until the scope closes.
@@ -1075,31 +809,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 }
 
-/** The Schema encoder of each key or value schema, made once. */
-const encoders = new WeakMap<object, (input: unknown) => Result.Result<unknown, Schema.SchemaError>>()
-
-const encoderOf = (schema: unknown): (input: unknown) => Result.Result<unknown, Schema.SchemaError> => {
-  let encoder = encoders.get(schema as object)
-  if (encoder === undefined) {
-    encoder = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>) as (input: unknown) => Result.Result<unknown, Schema.SchemaError>
-    encoders.set(schema as object, encoder)
-  }
-  return encoder
-}
-
-const asKafkaError = (topic: string, error: unknown): KafkaError =>
-  error instanceof KafkaError ? error : new KafkaError({ operation: "produce", topic, cause: error })
-
-const runCallback = <K, V>(future: FutureMessage.FutureMessage<K, V>): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const after = future.message.callback?.(future)
-    return after === undefined ? Effect.void : after
-  }).pipe(
-    // A callback runs on the send buffer's fiber: its failure must not stop
-    // the buffer.
-    Effect.catchCause((cause) => Effect.logError("a send callback failed", cause))
-  )
-
 /** Resolves topic options against the app and Kafka settings. @internal */
 export const resolveSettings = (
   options: Topic.Options,
@@ -1146,13 +855,3 @@ export const resolveSettings = (
     options
   })
 }
-
-/**
- * The outcome of a future this topic is publishing. Only the send buffer
- * completes it, with the record's metadata or a `PublishError`: never with
- * `PublishInterruptedError`, which in-memory publications use.
- */
-const awaitPublication = <K, V>(
-  future: FutureMessage.FutureMessage<K, V>
-): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> =>
-  future.await as Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError>
