@@ -25,6 +25,7 @@ import type { Event } from "../Event.ts"
 import { Kafka } from "./Kafka.ts"
 import type { ChannelImpl } from "../internal/channel.ts"
 import * as acknowledgement from "./internal/acknowledgement.ts"
+import { resolveSettings } from "./internal/settings.ts"
 import * as internal from "./internal/topic.ts"
 import type * as MessageSchema from "../MessageSchema.ts"
 
@@ -137,7 +138,7 @@ const makeWith = (
   context: Omit<internal.TopicContext, "make">
 ): Effect.Effect<internal.TopicImpl<any, any, any>, InvalidChannelOptionsError> =>
   Effect.gen(function*() {
-    const settings = internal.resolveSettings(options, context.kafka, invalid)
+    const settings = resolveSettings(options, context.kafka, invalid)
     if (Result.isFailure(settings)) return yield* settings.failure
     const {
       acks: _acks,

@@ -25,7 +25,8 @@ import * as sendGuard from "./sendGuard.ts"
 import { partitionForKey } from "./murmur2.ts"
 
 import { deadLetterHeaders } from "./received.ts"
-import type { Root, TopicContext, TopicSettings } from "./topic.ts"
+import type { TopicSettings } from "./settings.ts"
+import type { Root, TopicContext } from "./topic.ts"
 
 /** What producing needs of a topic. */
 export interface ProducingTopic<K, V> {

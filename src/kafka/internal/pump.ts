@@ -7,6 +7,7 @@ import { KafkaError } from "../Kafka.ts"
 
 import { isDecodeError } from "../../internal/channel.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
+import { deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
 import { Generation, type Session, type SessionFailure } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
@@ -87,10 +88,10 @@ export const pump = (
           ? handleFrom(batch, i + 1)
           : failed(topic.decodeFailed(decoded, message, entry), () => handleFrom(batch, i + 1))
       )
-      const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
+      const waiting = events.length === 0 ? undefined : deliverRun(topic, events, tracked)
       return waiting === undefined ? rest : Effect.andThen(waiting, rest)
     }
-    const waiting = events.length === 0 ? undefined : topic.fanOutAll(events, tracked)
+    const waiting = events.length === 0 ? undefined : deliverRun(topic, events, tracked)
     return waiting === undefined ? loop : Effect.andThen(waiting, loop)
   }
   const loop: Effect.Effect<void, unknown> = Effect.flatMap(

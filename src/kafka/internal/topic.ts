@@ -9,7 +9,6 @@ import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as RcRef from "effect/RcRef"
-import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { App, defaultCreateEvent } from "../../App.ts"
@@ -31,26 +30,17 @@ import * as metrics from "../../internal/metrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/channel.ts"
-import { ack, acknowledge, deliveryOf, isStale, makeTopicEvent, release, setDelivery, trackedMessages, type Delivery, type Tracked } from "./acknowledgement.ts"
+import { ack, acknowledge, deliveryOf, isStale, makeTopicEvent, trackedMessages, type Delivery, type Tracked } from "./acknowledgement.ts"
 import { syncPartitionMetrics } from "./consumerMetrics.ts"
-import { deadLetterHeaders, rawHeaders, utf8Bytes } from "./received.ts"
 import { acquireSession, type Session } from "./session.ts"
 import { failSubscribers, subscribe, unsubscribe } from "./subscribers.ts"
+import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
+import { offerRun } from "./delivery.ts"
 import { TopicProducer } from "./produce.ts"
+import type { TopicSettings } from "./settings.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Topic" as const
-
-/** What a topic is besides a channel (its properties), resolved from its options. @internal */
-export interface TopicSettings extends
-  Pick<
-    Topic.Topic<unknown, unknown, never>,
-    "topics" | "pattern" | "groupId" | "partitions" | "replicas" | "retention" | "compacting" | "deleting" | "config" | "acks" | "internal"
-  >
-{
-  /** The options the topic was made from: `derive` starts from them. */
-  readonly options: Topic.Options
-}
 
 /** The services a topic was made with, so that `derive` needs none. @internal */
 export interface TopicContext {
@@ -539,7 +529,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
       this.root.stats.delivered++
       const subscribers = this.isIterator ? [this] : this.root.subscribers
-      return this.offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked]) ?? Effect.void
+      return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], this.eventFactory) ?? Effect.void
     })
     return this.base.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
   }
@@ -560,54 +550,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.handleDecodeError(error, message)
   }
 
-  /** Delivers a run of decoded events of tracked messages, in order, to every subscriber; see `offerRun`. */
-  fanOutAll(events: Array<Event.Event<K, V>>, tracked: ReadonlyArray<Tracked>): Effect.Effect<void> | undefined {
-    this.root.stats.delivered += events.length
-    return this.offerRun(this.root.subscribers, events, tracked)
-  }
 
-  /**
-   * Offers a run of events, in order, to each subscriber: a copy each (so
-   * that each acknowledges its own), with one `offerAll` per subscriber, so a
-   * full queue costs one wait for the run rather than one per event.
-   * `undefined` when every queue took everything; otherwise the effect that
-   * waits for room. Every copy is counted before the first is offered, so a
-   * copy acknowledged early cannot complete its message while others are
-   * still to be offered; a message no subscriber took stays undone.
-   */
-  private offerRun(
-    subscribers: ReadonlyArray<TopicImpl<K, V, E>>,
-    events: Array<Event.Event<K, V>>,
-    tracked: ReadonlyArray<Tracked> | undefined
-  ): Effect.Effect<void> | undefined {
-    const n = events.length
-    if (subscribers.length === 0) return undefined
-    const copies = subscribers.map((_, s) =>
-      s === 0 ? events : events.map((event) => this.eventFactory(event.key, event.value, event.headers, event.message))
-    )
-    if (tracked !== undefined) {
-      for (const run of copies) for (let j = 0; j < n; j++) this.track(run[j], tracked[j])
-      for (let j = 0; j < n; j++) release(tracked[j])
-    }
-    let waits: Array<Effect.Effect<void>> | undefined
-    for (let s = 0; s < subscribers.length; s++) {
-      const queue = subscribers[s].queue
-      const rest = Queue.offerAllUnsafe(queue, copies[s])
-      if (rest.length === 0) continue
-      ;(waits ??= []).push(Effect.map(Queue.offerAll(queue, rest), (refused) => {
-        // what a queue shut down while waiting did not take: the suffix of the run
-        if (tracked !== undefined) for (let j = n - refused.length; j < n; j++) release(tracked[j])
-      }))
-    }
-    // Concurrently: a subscriber must not wait for its run behind another's full queue (a reader
-    // taking from both in step would never drain the first).
-    return waits === undefined ? undefined : Effect.all(waits, { concurrency: "unbounded", discard: true })
-  }
 
-  private track(event: Event.Event<K, V>, tracked: Tracked): void {
-    setDelivery(event, { tracked, acked: false, holder: undefined })
-    tracked.pending++
-  }
 
   private handleDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return error._tag === "KeyDecodeError" ? this.onKeyDecodeError(error, message) : this.onValueDecodeError(error, message)
@@ -621,69 +565,11 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.onDecodeError(error, message)
   }
 
-  /**
-   * Applies the decode-error policy. As in Faust, the bad message is
-   * acknowledged in every case, so its offset is committed and the topic can
-   * go on. `fail` logs, fails the current subscribers with the error (after
-   * what they hold) and fails; `skip` logs and counts; `deadLetter` produces
-   * the raw message with `x-decode-error*` and `x-source-*` headers, then
-   * counts.
-   */
+  /** Applies the decode-error policy (see `decodeErrorPolicy.ts`). */
   onDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    const policy = this.base.settings.onDecodeError
-    const counts = this.root.stats.decodeErrors
-    const tracked = trackedMessages.get(message)
-    trackedMessages.delete(message)
-    const settle = Effect.sync(() => {
-      if (tracked === undefined) return
-      tracked.handled = true
-      release(tracked)
-    })
-    const annotations = { channel: this.label, topic: message.topic, partition: message.partition, offset: message.offset }
-    if (policy === "fail") {
-      return Effect.suspend(() => {
-        counts.failed++
-        // Settled first: failing the subscribers can end their streams, and the session with them,
-        // at once; the bad record must be done by then, so that the session's last commit covers it.
-        if (tracked !== undefined) {
-          tracked.handled = true
-          release(tracked)
-        }
-        failSubscribers(this, Cause.fail(error))
-        return Effect.logError(error.message, error.cause).pipe(
-          Effect.annotateLogs(annotations),
-          Effect.andThen(Effect.fail(error))
-        )
-      })
-    }
-    if (policy === "skip") {
-      return Effect.suspend(() => {
-        counts.skipped++
-        return Effect.logWarning(`skipped: ${error.message}`).pipe(Effect.annotateLogs(annotations), Effect.andThen(settle))
-      })
-    }
-    const target = policy.deadLetter
-    const added: Message.Headers = [
-      ["x-decode-error", error._tag],
-      ["x-decode-error-message", error.message],
-      ["x-source-channel", this.label],
-      ["x-source-topic", message.topic],
-      ["x-source-partition", String(message.partition)],
-      ["x-source-offset", String(message.offset)]
-    ]
-    const forwarded = this.context.app.createEvent(message.key, message.value, [...message.headers, ...added], message)
-    const original = rawHeaders.get(message)
-    if (original !== undefined) {
-      deadLetterHeaders.set(forwarded, [...original, ...added.map(([name, value]) => [utf8Bytes(name), utf8Bytes(value as string)] as const)])
-    }
-    return Effect.flatMap(target.put(forwarded), () => {
-      counts.deadLettered++
-      return Effect.logWarning(`dead-lettered to ${target.label}: ${error.message}`).pipe(
-        Effect.annotateLogs(annotations),
-        Effect.andThen(settle)
-      )
-    })
+    return applyDecodeErrorPolicy(this, error, message, () => failSubscribers(this, Cause.fail(error)))
   }
+
 
   get(options?: { readonly timeout?: Duration.Input | undefined }): Effect.Effect<
     Event.Event<K, V>,
@@ -809,49 +695,3 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 }
 
-/** Resolves topic options against the app and Kafka settings. @internal */
-export const resolveSettings = (
-  options: Topic.Options,
-  kafka: Kafka["Service"],
-  invalid: (option: string, value: unknown, reason: string) => InvalidChannelOptionsError
-): Result.Result<TopicSettings, InvalidChannelOptionsError> => {
-  const { pattern, topics } = options
-  if ((pattern === undefined) === (topics === undefined)) {
-    return Result.fail(invalid("topics", topics, "give either topics (names) or a pattern, not both"))
-  }
-  const names = topics ?? []
-  if (pattern === undefined && (names.length === 0 || names.some((name) => !/^[a-zA-Z0-9._-]{1,249}$/.test(name)))) {
-    return Result.fail(invalid("topics", topics, "must be one or more names of letters, digits, '.', '_' and '-'"))
-  }
-  for (const option of ["partitions", "replicas"] as const) {
-    const value = options[option]
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      return Result.fail(invalid(option, value, "must be an integer of at least 1"))
-    }
-  }
-  const retention = options.retention === undefined ? undefined : Option.getOrUndefined(Duration.fromInput(options.retention))
-  if (options.retention !== undefined && retention === undefined) {
-    return Result.fail(invalid("retention", options.retention, "must be a Duration"))
-  }
-  const config: Record<string, string> = {}
-  if (retention !== undefined) config["retention.ms"] = String(Duration.toMillis(retention))
-  const policies = [options.compacting === true ? "compact" : undefined, options.deleting === true ? "delete" : undefined]
-    .filter((policy) => policy !== undefined)
-  if (policies.length > 0) config["cleanup.policy"] = policies.join(",")
-  for (const [name, value] of Object.entries(options.config ?? {})) config[name] = String(value)
-  const regex = pattern === undefined ? undefined : typeof pattern === "string" ? new RegExp(pattern) : pattern
-  return Result.succeed({
-    topics: names,
-    pattern: regex,
-    groupId: options.groupId ?? `${kafka.settings.groupId}.${regex === undefined ? names.join(",") : regex.source}`,
-    partitions: options.partitions,
-    replicas: options.replicas,
-    retention,
-    compacting: options.compacting,
-    deleting: options.deleting,
-    config,
-    acks: options.acks ?? true,
-    internal: options.internal ?? false,
-    options
-  })
-}
