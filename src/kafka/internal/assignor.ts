@@ -9,11 +9,17 @@ import type { GroupAssignment, GroupPartitionsAssigner, GroupPartitionsAssignmen
  * are taken in sorted order, so every leader computes the same assignment,
  * and the turn carries over from topic to topic, so the load spreads.
  *
- * A member whose subscription is unknown is taken to read every topic.
+ * The topics are every member's subscriptions (the leader's alone would
+ * leave a topic only other members read unassigned). A member whose
+ * subscription is unknown is taken to read every topic.
  */
-export const bySubscription: GroupPartitionsAssigner = (_leader, members, topics, metadata) => {
+export const bySubscription: GroupPartitionsAssigner = (_leader, members, leaderTopics, metadata) => {
   const memberIds = Array.from(members.keys()).sort()
   const assignments = new Map<string, Map<string, GroupAssignment>>(memberIds.map((id) => [id, new Map()]))
+  // Every member's topics, not only the leader's (the client passes the leader's; its metadata
+  // covers every member's subscription).
+  const topics = new Set(leaderTopics)
+  for (const member of members.values()) for (const topic of member.topics ?? []) topics.add(topic)
   let turn = 0
   for (const topic of Array.from(topics).sort()) {
     const readers = memberIds.filter((id) => {

@@ -12,14 +12,18 @@ import * as Effect from "effect/Effect"
  * member noticed it. So a new partition with no committed offset gets offset
  * 0 committed first: it is read from its first record.
  *
- * Every `interval`, the partition counts (fresh metadata, which the
- * assignment is also computed from) are compared with the last ones seen,
- * first with those of the client's cached metadata the group was joined with.
+ * Every `interval`, the partition counts (fresh metadata) are compared with
+ * the last ones seen, first with those of the client's cached metadata the
+ * group was joined with. The group's leader, which may be another member
+ * (another topic's, under a shared `groupId`), assigns from its own cached
+ * metadata: the rejoin waits `metadataMaxAge` after the growth was seen, so
+ * that every member's cache is fresh enough to know the new partitions.
  */
 export const watch = (options: {
   readonly consumer: Consumer<Buffer, Buffer, Buffer, Buffer>
   readonly names: ReadonlyArray<string>
   readonly interval: number
+  readonly metadataMaxAge: number
   readonly fromEarliest: boolean
 }): Effect.Effect<never> => {
   const { consumer, names } = options
@@ -40,10 +44,9 @@ export const watch = (options: {
       return Array.from({ length: Math.max(0, counts.get(name)! - from) }, (_, i) => ({ topic: name, partition: from + i }))
     })
     if (added.length === 0) return
-    yield* Effect.tryPromise(async () => {
-      if (options.fromEarliest) await commitStartOf(consumer, added)
-      await consumer.joinGroup()
-    })
+    if (options.fromEarliest) yield* Effect.tryPromise(() => commitStartOf(consumer, added))
+    yield* Effect.sleep(options.metadataMaxAge)
+    yield* Effect.tryPromise(() => consumer.joinGroup())
   })
   const joinedWith = Effect.map(countsOf(false), (counts) => {
     known = counts

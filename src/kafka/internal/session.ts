@@ -74,6 +74,9 @@ export type SessionFailure = KafkaError | DecodeError | FutureMessage.PublishErr
 /** A failure of one delivery, which leaves the consumer itself healthy. */
 const isDelivered = (error: SessionFailure): boolean => !(error instanceof KafkaError)
 
+/** How long a consumer's cached topic metadata serves (the client's default, stated: see `newPartitions.ts`). */
+const CONSUMER_METADATA_MAX_AGE = 5_000
+
 /**
  * Starts a consumer session: declares the topics, joins the consumer group
  * and runs one generation of the group at a time.
@@ -134,7 +137,8 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           rebalanceTimeout: settings.rebalanceTimeout,
           heartbeatInterval: settings.heartbeatInterval,
           maxWaitTime: settings.maxWaitTime,
-          partitionAssigner: bySubscription
+          partitionAssigner: bySubscription,
+          metadataMaxAge: CONSUMER_METADATA_MAX_AGE
         })
       ),
       (consumer) => Effect.promise(() => consumer.close(true).catch(() => undefined))
@@ -302,6 +306,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         consumer,
         names,
         interval: Math.max(settings.commitInterval, 1_000),
+        metadataMaxAge: CONSUMER_METADATA_MAX_AGE,
         fromEarliest: settings.autoOffsetReset === "latest"
       }),
       scope
