@@ -1,4 +1,4 @@
-import type { Consumer } from "@platformatic/kafka"
+import type { Consumer, GroupProtocolsMetadataCallback } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 
 /**
@@ -18,6 +18,9 @@ import * as Effect from "effect/Effect"
  * (another topic's, under a shared `groupId`), assigns from its own cached
  * metadata: the rejoin waits `metadataMaxAge` after the growth was seen, so
  * that every member's cache is fresh enough to know the new partitions.
+ * A rejoin moves the group only if the member's subscription changed (the
+ * coordinator answers a member that rejoins unchanged with its old
+ * assignment): see `subscriptionUserData`.
  */
 export const watch = (options: {
   readonly consumer: Consumer<Buffer, Buffer, Buffer, Buffer>
@@ -74,3 +77,12 @@ const commitStartOf = async (
     offsets: start.map(({ partition, topic }) => ({ topic, partition, offset: 0n, leaderEpoch: -1 }))
   })
 }
+
+/**
+ * The user data of a member's subscription: the partition counts of its
+ * topics, read fresh at each join. A member that saw partitions added
+ * rejoins with other user data, which makes the coordinator rebalance the
+ * group even when that member is not its leader.
+ */
+export const subscriptionUserData: GroupProtocolsMetadataCallback = (_protocols, topics, metadata) =>
+  Buffer.from(JSON.stringify(topics.map((topic) => [topic, metadata.topics.get(topic)?.partitionsCount ?? 0])))

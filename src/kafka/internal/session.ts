@@ -138,6 +138,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           heartbeatInterval: settings.heartbeatInterval,
           maxWaitTime: settings.maxWaitTime,
           partitionAssigner: bySubscription,
+          protocolsMetadata: newPartitions.subscriptionUserData,
           metadataMaxAge: CONSUMER_METADATA_MAX_AGE
         })
       ),
