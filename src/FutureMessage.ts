@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import type { Serializer } from "./Codec.ts"
 import type { ChannelClosedError, NoSubscribersError, PublishInterruptedError, TransportError } from "./Errors.ts"
 import type { OpenHeaders } from "./Message.ts"
-import { FutureMessageImpl, TypeId } from "./internal/futureMessage.ts"
+import { FutureMessageImpl, makePendingMessage, TypeId } from "./internal/futureMessage.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
 
 /**
@@ -67,24 +67,11 @@ export interface PendingMessage<K, V> {
  * @since 0.1.0
  * @category constructors
  */
-export const PendingMessage = {
-  make: <K, V>(
+export const PendingMessage: {
+  readonly make: <K, V>(
     fields: { readonly channel: { readonly label: string }; readonly value: V } & Partial<Omit<PendingMessage<K, V>, "channel" | "value">>
-  ): PendingMessage<K, V> => ({
-    channel: fields.channel,
-    key: fields.key ?? null,
-    value: fields.value,
-    partition: fields.partition,
-    timestamp: fields.timestamp,
-    headers: fields.headers,
-    keySerializer: fields.keySerializer,
-    valueSerializer: fields.valueSerializer,
-    callback: fields.callback,
-    topic: fields.topic,
-    offset: fields.offset,
-    generationId: fields.generationId
-  })
-}
+  ) => PendingMessage<K, V>
+} = { make: makePendingMessage }
 
 /**
  * A promise that a {@link PendingMessage} will be published.

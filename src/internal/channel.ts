@@ -30,7 +30,7 @@ import {
 } from "../Errors.ts"
 import type { AsFutureMessageOptions, SendOptions } from "../Channel.ts"
 import type * as Event from "../Event.ts"
-import * as FutureMessage from "../FutureMessage.ts"
+import type * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"

@@ -1,7 +1,7 @@
 import * as Deferred from "effect/Deferred"
 import type * as Exit from "effect/Exit"
 import type { AsFutureMessageOptions } from "../Channel.ts"
-import { type FutureError, type FutureMessage, PendingMessage } from "../FutureMessage.ts"
+import type { FutureError, FutureMessage, PendingMessage } from "../FutureMessage.ts"
 import { headersToList } from "../Message.ts"
 import type { RecordMetadata } from "../RecordMetadata.ts"
 
@@ -55,7 +55,7 @@ export const fromSendOptions = <K, V>(
   options: AsFutureMessageOptions<K, V>
 ): FutureMessageImpl<K, V> =>
   new FutureMessageImpl(
-    PendingMessage.make<K, V>({
+    makePendingMessage<K, V>({
       channel,
       key: options.key ?? null,
       value: options.value,
@@ -67,3 +67,21 @@ export const fromSendOptions = <K, V>(
       callback: options.callback
     })
   )
+
+/** `PendingMessage.make`: absent fields are `undefined`. @internal */
+export const makePendingMessage = <K, V>(
+  fields: { readonly channel: { readonly label: string }; readonly value: V } & Partial<Omit<PendingMessage<K, V>, "channel" | "value">>
+): PendingMessage<K, V> => ({
+  channel: fields.channel,
+  key: fields.key ?? null,
+  value: fields.value,
+  partition: fields.partition,
+  timestamp: fields.timestamp,
+  headers: fields.headers,
+  keySerializer: fields.keySerializer,
+  valueSerializer: fields.valueSerializer,
+  callback: fields.callback,
+  topic: fields.topic,
+  offset: fields.offset,
+  generationId: fields.generationId
+})

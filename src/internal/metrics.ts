@@ -55,13 +55,17 @@ export const gaugeHooks = (read: () => number): Metric.Metric.Hooks<number, Metr
   modify: () => {}
 })
 
-/** Registers the channel-wide series; returns a function removing them. */
+/**
+ * Registers the channel-wide series; returns a function removing them. The
+ * `buffer` queue-depth series is registered for a channel that has one (a
+ * topic does not: its root queue never holds anything).
+ */
 export const registerChannel = (
   context: Context.Context<never>,
   label: string,
   stats: Stats,
   subscriberCount: () => number,
-  buffer: Queue.Queue<any, any>
+  buffer: Queue.Queue<any, any> | undefined
 ): () => void => {
   const channel = { channel: label }
   const registrations = [
@@ -76,11 +80,13 @@ export const registerChannel = (
       )
     ),
     Metric.registerUnsafe(Metric.withAttributes(subscribers, channel), context, gaugeHooks(subscriberCount)),
-    Metric.registerUnsafe(
-      Metric.withAttributes(queueDepth, { ...channel, queue: "buffer" }),
-      context,
-      gaugeHooks(() => Queue.sizeUnsafe(buffer))
-    )
+    ...(buffer === undefined ? [] : [
+      Metric.registerUnsafe(
+        Metric.withAttributes(queueDepth, { ...channel, queue: "buffer" }),
+        context,
+        gaugeHooks(() => Queue.sizeUnsafe(buffer))
+      )
+    ])
   ]
   return () => registrations.forEach((registration) => registration.remove())
 }

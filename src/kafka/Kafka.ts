@@ -22,7 +22,7 @@ import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { App } from "../App.ts"
-import { InvalidChannelOptionsError } from "../Errors.ts"
+import { describe, InvalidChannelOptionsError, toJSONSafe } from "../Errors.ts"
 import * as groupPublish from "./internal/groupPublish.ts"
 import * as partialProduce from "./internal/partialProduce.ts"
 import type { PublishAll } from "./internal/groupPublish.ts"
@@ -51,6 +51,9 @@ export class KafkaError extends Schema.TaggedError<KafkaError>()("KafkaError", {
         this.offset === undefined ? "" : `@${this.offset}`
       }`
     return `Kafka ${this.operation} failed${where}: ${describe(this.cause)}`
+  }
+  override toJSON(): unknown {
+    return toJSONSafe(this)
   }
 }
 
@@ -705,7 +708,7 @@ const outcomes = (
     if (result === undefined && whole !== undefined) return Exit.fail(whole)
     if (result !== undefined && result._tag === "Refused") {
       if (result.tooLarge && counts.get(key)! > 1) resend.push(index)
-      return Exit.fail(new KafkaError({ operation: "produce", topic: record.topic, cause: result.cause }))
+      return Exit.fail(new KafkaError({ operation: "produce", topic: record.topic, partition: record.partition, cause: result.cause }))
     }
     const offset = result === undefined ? -1 : next.get(key) ?? result.baseOffset
     if (result !== undefined) next.set(key, offset + 1)
@@ -723,5 +726,3 @@ const outcomes = (
 const sameTopic = (records: ReadonlyArray<ProducerRecord>): boolean =>
   records.every((record) => record.topic === records[0].topic)
 
-const describe = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)

@@ -276,6 +276,8 @@ describe.skipIf(!brokerAvailable)("Topic against a record the broker refuses", (
       const refused = yield* Effect.flip(futures[2].await)
       assert.instanceOf(refused, KafkaError)
       assert.include(refused.message, "larger than the max message size")
+      assert.strictEqual((refused as KafkaError).partition, 0, "the refused record's partition")
+      assert.strictEqual((refused as KafkaError).topic, small.topics[0])
       assert.deepStrictEqual(yield* small.stream().pipe(Stream.take(2), Stream.runCollect, Effect.timeout("20 seconds")), ["a1", "a2"])
       assert.deepStrictEqual(yield* other.stream().pipe(Stream.take(2), Stream.runCollect, Effect.timeout("20 seconds")), ["b1", "b2"])
       assert.deepStrictEqual(yield* logEnds([small.topics[0], other.topics[0]]), [2, 2], "each record stored once")
@@ -304,4 +306,17 @@ describe.skipIf(!brokerAvailable)("Topic against a record the broker refuses", (
       assert.isUndefined(reading.pollUnsafe(), "the consumer is still reading")
       yield* Fiber.interrupt(reading)
     }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)), 60_000)
+})
+
+describe("KafkaError never throws while describing its cause", () => {
+  it("message, toString and JSON work with hostile causes", () => {
+    const circular: Record<string, unknown> = {}
+    circular.self = circular
+    for (const cause of [Object.create(null), { toString: () => { throw new Error("no") } }, circular, 1n]) {
+      const error = new KafkaError({ operation: "produce", topic: "t", partition: 1, cause })
+      assert.include(error.message, "Kafka produce failed on t[1]")
+      assert.isString(error.toString())
+      assert.strictEqual(JSON.parse(JSON.stringify(error))._tag, "KafkaError")
+    }
+  })
 })

@@ -523,6 +523,8 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       assert.strictEqual(value("effect_faust_sent_total"), 3)
       assert.strictEqual(value("effect_faust_delivered_total"), 3)
       assert.strictEqual(value("effect_faust_subscribers"), 0)
+      // A topic has no no-subscriber buffer: no always-zero "buffer" queue-depth series.
+      assert.isUndefined(snapshots.find((s) => s.id === "effect_faust_queue_depth" && s.attributes?.queue === "buffer"))
     }).pipe(Effect.scoped, Effect.provide(Layer.succeed(Metric.MetricRegistry, new Map())), Effect.provide(kafkaLayer())), 30_000)
 
   it.live("the word-count demo runs unchanged on Kafka through layerChannels", () =>

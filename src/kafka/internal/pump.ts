@@ -9,7 +9,7 @@ import { isDecodeError } from "../../internal/channel.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
 import { deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
-import { Generation, type Session, type SessionFailure } from "./session.ts"
+import type { Generation, Session, SessionFailure } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
 
 /**

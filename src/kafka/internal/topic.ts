@@ -644,7 +644,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
           const root = this.root
           if (root.metrics !== undefined) return undefined
           root.metrics = { context, nextSubscriber: 0 }
-          const removeChannel = metrics.registerChannel(context, this.label, root.stats, () => root.subscribers.length, this.queue)
+          const removeChannel = metrics.registerChannel(context, this.label, root.stats, () => root.subscribers.length, undefined)
           const removeTopic = kafkaMetrics.registerTopic(context, this.label, root.kafkaStats)
           for (const subscriber of root.subscribers) metrics.trackSubscriber(root.metrics, subscriber)
           if (root.session !== undefined) syncPartitionMetrics(this, root.session)
