@@ -83,6 +83,10 @@ if (group === "memory") {
     pairs.push(await runPair(pair, options))
   }
 }
-const json = JSON.stringify({ group, pairs, memory: memoryResults, ...(skipped === undefined ? {} : { skipped }) }, null, 2)
+const json = JSON.stringify(
+  { group, pairs, memory: memoryResults, ...(skipped === undefined ? {} : { skipped }) },
+  null,
+  2
+)
 if (values.out === undefined) process.stdout.write(json + "\n")
 else writeFileSync(values.out, json)

@@ -55,7 +55,17 @@ const { values } = parseArgs({
 
 const smoke = values.smoke
 const settings = smoke
-  ? { n: 5_000, n16: 2_000, rounds: 1, warmup: 1_000, latencyN: 2_000, subscribers: 200, fibers: 50, events: 2_000, kafkaN: 2_000 }
+  ? {
+    n: 5_000,
+    n16: 2_000,
+    rounds: 1,
+    warmup: 1_000,
+    latencyN: 2_000,
+    subscribers: 200,
+    fibers: 50,
+    events: 2_000,
+    kafkaN: 2_000
+  }
   : {
     n: 1_000_000,
     n16: 250_000,
@@ -135,17 +145,28 @@ const runChild = (group: string): Promise<{ run: GroupRun; pairs: Array<PairResu
     ...typeFlags,
     ...profFlags,
     path.join(here, "child.ts"),
-    "--group", group,
-    "--n", String(settings.n),
-    "--n16", String(settings.n16),
-    "--rounds", String(settings.rounds),
-    "--warmup", String(settings.warmup),
-    "--latency-n", String(settings.latencyN),
-    "--subscribers", String(settings.subscribers),
-    "--fibers", String(settings.fibers),
-    "--events", String(settings.events),
-    "--kafka-n", String(settings.kafkaN),
-    "--out", out,
+    "--group",
+    group,
+    "--n",
+    String(settings.n),
+    "--n16",
+    String(settings.n16),
+    "--rounds",
+    String(settings.rounds),
+    "--warmup",
+    String(settings.warmup),
+    "--latency-n",
+    String(settings.latencyN),
+    "--subscribers",
+    String(settings.subscribers),
+    "--fibers",
+    String(settings.fibers),
+    "--events",
+    String(settings.events),
+    "--kafka-n",
+    String(settings.kafkaN),
+    "--out",
+    out,
     ...(smoke ? ["--smoke"] : [])
   ]
   const started = Date.now()
@@ -190,17 +211,26 @@ const runFaustBench = (): Promise<{ run: GroupRun; faust: Omit<FaustResult, "com
     return { run: { group: "faust", ok, seconds, ...(ok ? {} : { error: faust.reason }) }, faust }
   }
   if (!existsSync(faustScript)) {
-    return Promise.resolve(done({ ran: false, reason: `${path.relative(root, faustScript)} does not exist`, scenarios: [] }, true))
+    return Promise.resolve(
+      done({ ran: false, reason: `${path.relative(root, faustScript)} does not exist`, scenarios: [] }, true)
+    )
   }
   const args = [
     faustScript,
-    "--n", String(faustSettings.n),
-    "--rounds", String(faustSettings.rounds),
-    "--scenarios", "send-1,send-4,send-16",
+    "--n",
+    String(faustSettings.n),
+    "--rounds",
+    String(faustSettings.rounds),
+    "--scenarios",
+    "send-1,send-4,send-16",
     "--json",
     ...(smoke ? [] : ["--warmup"])
   ]
-  log(`faust: bash ${path.relative(root, faustScript)} ${args.slice(1).join(" ")} (installs faust-streaming into a venv on first use)`)
+  log(
+    `faust: bash ${path.relative(root, faustScript)} ${
+      args.slice(1).join(" ")
+    } (installs faust-streaming into a venv on first use)`
+  )
   return new Promise((resolve) => {
     const child = spawn("bash", args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
     let stdout = ""
@@ -226,7 +256,14 @@ const runFaustBench = (): Promise<{ run: GroupRun; faust: Omit<FaustResult, "com
       try {
         resolve(done(parseFaust(stdout), true))
       } catch (e) {
-        resolve(done({ ran: false, reason: `could not read run.sh output: ${(e as Error).message}`, scenarios: [], raw: stdout.slice(0, 2000) }, true))
+        resolve(
+          done({
+            ran: false,
+            reason: `could not read run.sh output: ${(e as Error).message}`,
+            scenarios: [],
+            raw: stdout.slice(0, 2000)
+          }, true)
+        )
       }
     })
   })
@@ -239,12 +276,16 @@ const parseFaust = (stdout: string): Omit<FaustResult, "comparisons"> => {
   const raw = JSON.parse(stdout.slice(start)) as Record<string, any>
   const list: Array<Record<string, any>> = Array.isArray(raw.scenarios)
     ? raw.scenarios
-    : Object.entries(raw.scenarios ?? raw).filter(([k]) => /^send-\d+$/.test(k)).map(([id, v]) => ({ id, ...(v as object) }))
+    : Object.entries(raw.scenarios ?? raw).filter(([k]) => /^send-\d+$/.test(k)).map(([id, v]) => ({
+      id,
+      ...(v as object)
+    }))
   const scenarios: Array<FaustScenario> = list.map((s) => {
     const id = String(s.id ?? s.name ?? s.scenario)
     const subscribers = Number(s.subscribers ?? /send-(\d+)/.exec(id)?.[1])
     const median = Number(
-s.medianMsgPerSec ?? s.median)
+      s.medianMsgPerSec ?? s.median
+    )
     if (!Number.isFinite(median)) throw new Error(`no median throughput in scenario ${id}: ${JSON.stringify(s)}`)
     return { id, subscribers, median, rounds: s.rounds }
   })
@@ -259,10 +300,15 @@ s.medianMsgPerSec ?? s.median)
   }
 }
 
-const compareWithFaust = (faust: Omit<FaustResult, "comparisons">, pairs: ReadonlyArray<PairResult>): Array<FaustComparison> => {
+const compareWithFaust = (
+  faust: Omit<FaustResult, "comparisons">,
+  pairs: ReadonlyArray<PairResult>
+): Array<FaustComparison> => {
   const ours = (id: string) => pairs.find((p) => p.id === id)?.candidate.median
   const out: Array<FaustComparison> = []
-  for (const [k, pairId, target] of [[1, "s1-send-1", 10], [4, "s2-send-4", 10], [16, "s2-send-16", undefined]] as const) {
+  for (
+    const [k, pairId, target] of [[1, "s1-send-1", 10], [4, "s2-send-4", 10], [16, "s2-send-16", undefined]] as const
+  ) {
     const f = faust.scenarios.find((s) => s.id === `send-${k}`)
     const o = ours(pairId)
     if (f === undefined || o === undefined) continue
@@ -282,9 +328,15 @@ const compareWithFaust = (faust: Omit<FaustResult, "comparisons">, pairs: Readon
 // ---------------------------------------------------------------------------------------------
 // main
 
-log(`${smoke ? "SMOKE run" : "full run"}: groups ${groups.filter((g) => g !== "faust").join(", ")}${runFaust ? " + faust" : ""}; ` +
-  `n=${settings.n}, rounds=${settings.rounds}; results → ${outDir}`)
-log(`machine: ${machine.cpu}, ${machine.nproc} cores, Node ${machine.node}, effect ${machine.effect}, commit ${machine.commit}`)
+log(
+  `${smoke ? "SMOKE run" : "full run"}: groups ${groups.filter((g) => g !== "faust").join(", ")}${
+    runFaust ? " + faust" : ""
+  }; ` +
+    `n=${settings.n}, rounds=${settings.rounds}; results → ${outDir}`
+)
+log(
+  `machine: ${machine.cpu}, ${machine.nproc} cores, Node ${machine.node}, effect ${machine.effect}, commit ${machine.commit}`
+)
 
 const started = Date.now()
 const runs: Array<GroupRun> = []
@@ -300,7 +352,12 @@ for (const group of groups) {
 
 let faust: FaustResult = { ran: false, reason: "skipped (--no-faust)", scenarios: [], comparisons: [] }
 if (runFaust && smoke && !existsSync(path.join(here, "faust", ".venv"))) {
-  faust = { ran: false, reason: "skipped in --smoke (bench/faust/.venv does not exist; a full run creates it)", scenarios: [], comparisons: [] }
+  faust = {
+    ran: false,
+    reason: "skipped in --smoke (bench/faust/.venv does not exist; a full run creates it)",
+    scenarios: [],
+    comparisons: []
+  }
 } else if (runFaust) {
   const r = await runFaustBench()
   runs.push(r.run)
@@ -311,7 +368,12 @@ const results: Results = {
   generatedAt: new Date().toISOString(),
   smoke,
   machine: { ...machine, loadavgAtEnd: os.loadavg().map((l) => l.toFixed(2)).join(" ") },
-  settings: { ...settings, capacity: 4096, faust: faustSettings, totalSeconds: Math.round((Date.now() - started) / 1000) },
+  settings: {
+    ...settings,
+    capacity: 4096,
+    faust: faustSettings,
+    totalSeconds: Math.round((Date.now() - started) / 1000)
+  },
   groups: runs,
   pairs,
   memory,
@@ -327,12 +389,22 @@ console.log(throughputTable(results))
 console.log(`\n## Heap\n`)
 console.log(memoryTable(results))
 const missed = [
-  ...pairs.filter((p) => p.target !== undefined && !p.target.met).map((p) => `${p.id} (${p.ratio.toFixed(2)}×, ${p.target!.text})`),
-  ...faust.comparisons.filter((c) => c.target !== undefined && !c.target.met).map((c) => `${c.id} (${c.ratio.toFixed(1)}×)`),
-  ...memory.filter((m) => m.target !== undefined && !m.target.met).map((m) => `${m.id} (${m.candidate.bytes.toFixed(0)} B)`)
+  ...pairs.filter((p) => p.target !== undefined && !p.target.met).map((p) =>
+    `${p.id} (${p.ratio.toFixed(2)}×, ${p.target!.text})`
+  ),
+  ...faust.comparisons.filter((c) => c.target !== undefined && !c.target.met).map((c) =>
+    `${c.id} (${c.ratio.toFixed(1)}×)`
+  ),
+  ...memory.filter((m) => m.target !== undefined && !m.target.met).map((m) =>
+    `${m.id} (${m.candidate.bytes.toFixed(0)} B)`
+  )
 ]
 console.log(`\ntargets missed: ${missed.length === 0 ? "none" : missed.join(", ")}`)
-console.log(`results: ${path.join(outDir, "results.json")}, ${path.join(outDir, "results.svg")} (${results.settings.totalSeconds}s)`)
+console.log(
+  `results: ${path.join(outDir, "results.json")}, ${
+    path.join(outDir, "results.svg")
+  } (${results.settings.totalSeconds}s)`
+)
 
 const failed = runs.filter((r) => !r.ok)
 if (failed.length > 0) {

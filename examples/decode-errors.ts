@@ -56,7 +56,11 @@ const program = Effect.gen(function*() {
 
   yield* Console.log("== onDecodeError: { deadLetter }")
   const deadLetters = yield* Channel.make({ label: "readings/dead-letters" })
-  const routed = yield* Channel.make({ label: "readings/dlq", value: Reading, onDecodeError: { deadLetter: deadLetters } })
+  const routed = yield* Channel.make({
+    label: "readings/dlq",
+    value: Reading,
+    onDecodeError: { deadLetter: deadLetters }
+  })
   yield* Effect.forEach(inputs, (message) => routed.deliver(message), { discard: true })
   yield* Console.log(`  dead-lettered ${routed.decodeErrorCounts.deadLettered}`)
   for (let i = 0; i < 2; i++) {

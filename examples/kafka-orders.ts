@@ -32,7 +32,10 @@ const program = Effect.gen(function*() {
     const metadata = yield* orders.send({ key: id, value: { id, qty: 1 }, headers: { source: "example" } })
     yield* Console.log(`send ${id} -> ${metadata.topic}[${metadata.partition}]@${metadata.offset}`)
   }
-  const futures = yield* Effect.forEach(["o-4", "o-5", "o-6"], (id) => orders.sendSoon({ key: id, value: { id, qty: 2 } }))
+  const futures = yield* Effect.forEach(
+    ["o-4", "o-5", "o-6"],
+    (id) => orders.sendSoon({ key: id, value: { id, qty: 2 } })
+  )
   for (const future of futures) {
     const metadata = yield* future.await
     yield* Console.log(`sendSoon ${future.message.key} -> [${metadata.partition}]@${metadata.offset}`)
@@ -51,7 +54,9 @@ const program = Effect.gen(function*() {
 
   const received = yield* orders.events().pipe(Stream.take(6), Stream.runCollect)
   for (const event of received) {
-    yield* Console.log(`stream ${event.key} qty=${event.value.qty} from [${event.message.partition}]@${event.message.offset}`)
+    yield* Console.log(
+      `stream ${event.key} qty=${event.value.qty} from [${event.message.partition}]@${event.message.offset}`
+    )
   }
   yield* Console.log(`decode errors: ${JSON.stringify(orders.decodeErrorCounts)}`)
   const [letter] = yield* deadLetters.events().pipe(Stream.take(1), Stream.runCollect)
@@ -65,9 +70,13 @@ const program = Effect.gen(function*() {
 
 const main = Effect.gen(function*() {
   if (process.env.KAFKA_BOOTSTRAP_SERVERS === undefined) {
-    return yield* Console.log("kafka-orders: set KAFKA_BOOTSTRAP_SERVERS (npm run kafka:up starts a broker on 127.0.0.1:9092)")
+    return yield* Console.log(
+      "kafka-orders: set KAFKA_BOOTSTRAP_SERVERS (npm run kafka:up starts a broker on 127.0.0.1:9092)"
+    )
   }
-  yield* program.pipe(Effect.provide(Kafka.layerConfig().pipe(Layer.provideMerge(App.layer({ id: `kafka-orders-${run}` })))))
+  yield* program.pipe(
+    Effect.provide(Kafka.layerConfig().pipe(Layer.provideMerge(App.layer({ id: `kafka-orders-${run}` }))))
+  )
 })
 
 NodeRuntime.runMain(main)

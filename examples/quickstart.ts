@@ -22,7 +22,9 @@ const program = Effect.gen(function*() {
   yield* Effect.yieldNow
   for (let i = 1; i <= 3; i++) {
     const metadata = yield* orders.send({ key: `o-${i}`, value: { id: `o-${i}`, qty: i * 10 } })
-    yield* Console.log(`sent o-${i} -> topic=${metadata.topic} partition=${metadata.partition} offset=${metadata.offset}`)
+    yield* Console.log(
+      `sent o-${i} -> topic=${metadata.topic} partition=${metadata.partition} offset=${metadata.offset}`
+    )
   }
   const received = yield* Fiber.join(subscriber)
   yield* Console.log(`stream() received: ${received.map((order) => `${order.id}:${order.qty}`).join(", ")}`)

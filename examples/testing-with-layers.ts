@@ -18,7 +18,10 @@ const checkErrorRate = (service: string, errorRate: number) =>
   Effect.gen(function*() {
     const alerts = yield* Alerts
     if (errorRate > 0.05) {
-      yield* alerts.send({ key: service, value: { level: "page", text: `${service}: ${(errorRate * 100).toFixed(1)}% errors` } })
+      yield* alerts.send({
+        key: service,
+        value: { level: "page", text: `${service}: ${(errorRate * 100).toFixed(1)}% errors` }
+      })
     }
   })
 

@@ -8,7 +8,11 @@ const examples = readdirSync(dir).filter((name) => name.endsWith(".ts")).sort()
 let failed = 0
 for (const name of examples) {
   const started = Date.now()
-  const result = spawnSync("npx", ["tsx", join(dir, name)], { stdio: ["ignore", "pipe", "pipe"], timeout: 180_000, encoding: "utf8" })
+  const result = spawnSync("npx", ["tsx", join(dir, name)], {
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: 180_000,
+    encoding: "utf8"
+  })
   const seconds = ((Date.now() - started) / 1000).toFixed(1)
   if (result.status === 0) {
     console.log(`ok   ${name} (${seconds}s)`)

@@ -64,8 +64,12 @@ export class App extends Context.Service<App, {
  * @since 0.1.0
  * @category constructors
  */
-export const defaultCreateEvent = <K, V>(key: K | null, value: V, headers: Headers, message: Message): Event.Event<K, V> =>
-  Event.make({ key, value, headers, message })
+export const defaultCreateEvent = <K, V>(
+  key: K | null,
+  value: V,
+  headers: Headers,
+  message: Message
+): Event.Event<K, V> => Event.make({ key, value, headers, message })
 
 /**
  * Validates the options and builds the app service.
@@ -82,7 +86,11 @@ export const make = Effect.fnUntraced(function*(
     valueSerializer: options.valueSerializer ?? defaults.valueSerializer
   }
   if (typeof options.id !== "string" || options.id.length === 0) {
-    return yield* new InvalidChannelOptionsError({ option: "id", value: options.id, reason: "the app id must be a non-empty string" })
+    return yield* new InvalidChannelOptionsError({
+      option: "id",
+      value: options.id,
+      reason: "the app id must be a non-empty string"
+    })
   }
   if (!Number.isInteger(config.streamBufferMaxsize) || config.streamBufferMaxsize < 1) {
     return yield* new InvalidChannelOptionsError({
@@ -120,8 +128,9 @@ export const make = Effect.fnUntraced(function*(
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: { readonly id: string } & Partial<AppConfig>): Layer.Layer<App, InvalidChannelOptionsError> =>
-  Layer.effect(App, make(options))
+export const layer = (
+  options: { readonly id: string } & Partial<AppConfig>
+): Layer.Layer<App, InvalidChannelOptionsError> => Layer.effect(App, make(options))
 
 /**
  * The settings as effect `Config` reads them: `STREAM_BUFFER_MAXSIZE`,

@@ -7,8 +7,8 @@
  *
  * @since 0.1.0
  */
-import * as Context from "effect/Context"
 import type * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HashSet from "effect/HashSet"
@@ -182,9 +182,13 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
   /** Sends values in order with one timestamp and no keys; the batch form of `send`. */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError>
   /** Topic only: in memory it fails with `UnsupportedOperationError`. */
-  sendSoon(options: SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError | TransportError>
+  sendSoon(
+    options: SendOptions<K, V>
+  ): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError | TransportError>
   /** A future for a message to be published with `publishMessage`. */
-  asFutureMessage(options: AsFutureMessageOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError | TransportError>
+  asFutureMessage(
+    options: AsFutureMessageOptions<K, V>
+  ): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError | TransportError>
   /** Normalizes headers (pairs or a record) to a fresh list of pairs. */
   prepareHeaders(headers?: OpenHeaders | undefined): Array<[string, HeaderValue]>
   /** Publishes a future's message, completes the future, then runs its callback. */
@@ -210,7 +214,10 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
    * Decodes a raw message (codec, then Schema). Fails with a typed decode
    * error; unless `propagate` is set, the decode-error policy runs first.
    */
-  decode(message: Message, options?: { readonly propagate?: boolean | undefined }): Effect.Effect<Event<K, V>, DecodeError>
+  decode(
+    message: Message,
+    options?: { readonly propagate?: boolean | undefined }
+  ): Effect.Effect<Event<K, V>, DecodeError>
   /** Decodes a message and offers it to this instance's queue; decode errors go through the policy. */
   deliver(message: Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
   /** The next event of this instance's queue; `TimeoutError` after `timeout`. */
@@ -219,7 +226,10 @@ export interface Channel<K, V, E = never> extends Pipeable, Inspectable {
     E | DecodeError | ChannelClosedError | Cause.TimeoutError | TransportError
   >
   onKeyDecodeError(error: DecodeError, message: Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
-  onValueDecodeError(error: DecodeError, message: Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
+  onValueDecodeError(
+    error: DecodeError,
+    message: Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
   onDecodeError(error: DecodeError, message: Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError>
   /** Removes this iterator clone from its root's subscribers and releases senders waiting on it. */
   readonly onStopIteration: Effect.Effect<void>
@@ -322,7 +332,9 @@ export type FromOptions<O> = Channel<
  * @since 0.1.0
  * @category constructors
  */
-export const make = <const O extends Options = {}>(options?: O): Effect.Effect<FromOptions<O>, InvalidChannelOptionsError, App> =>
+export const make = <const O extends Options = {}>(
+  options?: O
+): Effect.Effect<FromOptions<O>, InvalidChannelOptionsError, App> =>
   Effect.gen(function*() {
     const app = yield* App
     const registry = yield* Codec.Codecs
@@ -359,7 +371,9 @@ const resolveSettings = (
     const keyCodec = Codec.resolve(registry, keySerializer)
     if (Result.isFailure(keyCodec)) return Effect.fail(invalid("keySerializer", keySerializer, keyCodec.failure))
     const valueCodec = Codec.resolve(registry, valueSerializer)
-    if (Result.isFailure(valueCodec)) return Effect.fail(invalid("valueSerializer", valueSerializer, valueCodec.failure))
+    if (Result.isFailure(valueCodec)) {
+      return Effect.fail(invalid("valueSerializer", valueSerializer, valueCodec.failure))
+    }
     const maxsize = options.maxsize ?? app.config.streamBufferMaxsize
     const onDecodeError = options.onDecodeError ?? "fail"
     const invalidOption = internal.checkMaxsize(maxsize) ?? internal.checkDecodeErrorPolicy(onDecodeError)
@@ -382,7 +396,9 @@ const resolveSettings = (
       keyCodec: keyCodec.success,
       valueCodec: valueCodec.success,
       maxsize,
-      activePartitions: options.activePartitions === undefined ? undefined : HashSet.fromIterable(options.activePartitions),
+      activePartitions: options.activePartitions === undefined
+        ? undefined
+        : HashSet.fromIterable(options.activePartitions),
       onDecodeError: onDecodeError as internalTypes.DecodeErrorPolicy,
       whenNoSubscribers,
       decodeKey: keyType === undefined ? undefined : Schema.decodeUnknownResult(keyType),
@@ -463,18 +479,18 @@ export interface ServiceClass<Self, Id extends string, O extends Options>
  * @since 0.1.0
  * @category services
  */
-export const Service = <Self>() =>
-<const Id extends string, const O extends Options>(id: Id, options: O): ServiceClass<Self, Id, O> => {
-  const Key = Context.Service<Self, FromOptions<O>>()(id)
-  return class extends Key {
-    /** The options the channel is made from (a Topic layer reuses them). */
-    static readonly options: O = options
-    static readonly layer: Layer.Layer<Self, never, App> = Layer.effect(
-      Key,
-      make({ label: id, ...options }).pipe(
-        Effect.tap((channel) => channel.registerMetrics),
-        Effect.orDie
-      ) as Effect.Effect<any, never, App>
-    )
+export const Service =
+  <Self>() => <const Id extends string, const O extends Options>(id: Id, options: O): ServiceClass<Self, Id, O> => {
+    const Key = Context.Service<Self, FromOptions<O>>()(id)
+    return class extends Key {
+      /** The options the channel is made from (a Topic layer reuses them). */
+      static readonly options: O = options
+      static readonly layer: Layer.Layer<Self, never, App> = Layer.effect(
+        Key,
+        make({ label: id, ...options }).pipe(
+          Effect.tap((channel) => channel.registerMetrics),
+          Effect.orDie
+        ) as Effect.Effect<any, never, App>
+      )
+    }
   }
-}

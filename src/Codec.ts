@@ -6,11 +6,11 @@
  *
  * @since 0.1.0
  */
-import { Buffer } from "node:buffer"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Result from "effect/Result"
+import { Buffer } from "node:buffer"
 import { CodecError, InvalidChannelOptionsError } from "./Errors.ts"
 
 const TypeId = "~effect-faust/Codec" as const

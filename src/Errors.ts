@@ -19,10 +19,10 @@ export class CodecError extends Schema.TaggedError<CodecError>()("CodecError", {
 }) {
   override get message(): string {
     return `codec "${this.codec}" failed to ${this.operation}: ${describe(this.cause)}`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**
@@ -42,10 +42,10 @@ export class InvalidChannelOptionsError extends Schema.TaggedError<InvalidChanne
 ) {
   override get message(): string {
     return `invalid channel option "${this.option}": ${this.reason}`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**
@@ -62,10 +62,10 @@ export class KeyDecodeError extends Schema.TaggedError<KeyDecodeError>()("KeyDec
 }) {
   override get message(): string {
     return `cannot decode the key of a message on ${this.channel}: ${describe(this.cause)}`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**
@@ -83,10 +83,10 @@ export class ValueDecodeError extends Schema.TaggedError<ValueDecodeError>()("Va
 }) {
   override get message(): string {
     return `cannot decode the value of a message on ${this.channel}: ${describe(this.cause)}`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**
@@ -150,10 +150,10 @@ export class NoSubscribersError extends Schema.TaggedError<NoSubscribersError>()
 }) {
   override get message(): string {
     return `${this.channel} has no subscribers and was created with whenNoSubscribers: "fail"`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**
@@ -173,10 +173,10 @@ export class NotATopicError extends Schema.TaggedError<NotATopicError>()("NotATo
     return this.reason === undefined
       ? `${this.operation} needs a topic, and ${this.channel} is an in-memory channel`
       : `${this.operation} is not possible on ${this.channel}: ${this.reason}`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**
@@ -195,10 +195,10 @@ export class UnsupportedOperationError extends Schema.TaggedError<UnsupportedOpe
 ) {
   override get message(): string {
     return `${this.operation} is not supported on ${this.channel}: ${this.reason}`
-  }  override toJSON(): unknown {
+  }
+  override toJSON(): unknown {
     return toJSONSafe(this)
   }
-
 }
 
 /**

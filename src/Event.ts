@@ -37,7 +37,7 @@ export abstract class EventBase<K, V> implements Event<K, V>, Equal.Equal {
   abstract readonly key: K | null
   abstract readonly value: V
   abstract readonly headers: Headers
-  abstract readonly message: Message
+  abstract readonly message: Message;
   [Equal.symbol](that: unknown): boolean {
     return isEvent(that) &&
       Equal.equals(this.key, that.key) &&
@@ -54,8 +54,7 @@ export abstract class EventBase<K, V> implements Event<K, V>, Equal.Equal {
  * @since 0.1.0
  * @category guards
  */
-export const isEvent = (u: unknown): u is Event<unknown, unknown> =>
-  typeof u === "object" && u !== null && TypeId in u
+export const isEvent = (u: unknown): u is Event<unknown, unknown> => typeof u === "object" && u !== null && TypeId in u
 
 class EventImpl<K, V> extends EventBase<K, V> {
   readonly key: K | null

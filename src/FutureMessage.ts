@@ -8,8 +8,8 @@
 import * as Effect from "effect/Effect"
 import type { Serializer } from "./Codec.ts"
 import type { ChannelClosedError, NoSubscribersError, PublishInterruptedError, TransportError } from "./Errors.ts"
-import type { OpenHeaders } from "./Message.ts"
 import { FutureMessageImpl, makePendingMessage, TypeId } from "./internal/futureMessage.ts"
+import type { OpenHeaders } from "./Message.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
 
 /**
@@ -69,7 +69,9 @@ export interface PendingMessage<K, V> {
  */
 export const PendingMessage: {
   readonly make: <K, V>(
-    fields: { readonly channel: { readonly label: string }; readonly value: V } & Partial<Omit<PendingMessage<K, V>, "channel" | "value">>
+    fields:
+      & { readonly channel: { readonly label: string }; readonly value: V }
+      & Partial<Omit<PendingMessage<K, V>, "channel" | "value">>
   ) => PendingMessage<K, V>
 } = { make: makePendingMessage }
 

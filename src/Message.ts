@@ -149,8 +149,7 @@ export interface MessageInput {
   readonly generationId?: number | undefined
 }
 
-const byteSize = (u: unknown): number =>
-  u instanceof Uint8Array ? u.byteLength : typeof u === "string" ? u.length : 0
+const byteSize = (u: unknown): number => u instanceof Uint8Array ? u.byteLength : typeof u === "string" ? u.length : 0
 
 const noHeaders: Headers = []
 

@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Context, Effect, Equal, Exit, Fiber, HashSet, Layer, Queue, Schema, Stream } from "effect"
-import { TestClock } from "effect/testing"
 import {
   App,
   Channel,
@@ -17,6 +16,7 @@ import {
   UnsupportedOperationError,
   ValueDecodeError
 } from "effect-faust"
+import { TestClock } from "effect/testing"
 import { AppTest, bytes, quiet, rawMessage, waitUntil } from "./helpers.ts"
 
 const Order = Schema.Struct({ id: Schema.String, qty: Schema.Number })
@@ -497,7 +497,12 @@ describe("decode and deliver", () => {
   it.effect("onDecodeError deadLetter forwards the raw message with error headers and continues", () =>
     Effect.gen(function*() {
       const deadLetters = yield* Channel.make({ label: "dlq" })
-      const channel = yield* Channel.make({ label: "orders", key: Schema.String, value: Order, onDecodeError: { deadLetter: deadLetters } })
+      const channel = yield* Channel.make({
+        label: "orders",
+        key: Schema.String,
+        value: Order,
+        onDecodeError: { deadLetter: deadLetters }
+      })
       const bad = rawMessage(bytes("{oops"), bytes("k1"))
       yield* channel.deliver(bad)
       assert.strictEqual(channel.decodeErrorCounts.deadLettered, 1)
@@ -517,7 +522,10 @@ describe("decode and deliver", () => {
       const message = rawMessage(bytes("x"))
       const error = new KeyDecodeError({ channel: "c", received: message, cause: "bad" })
       yield* channel.onKeyDecodeError(error, message)
-      yield* channel.onValueDecodeError(new ValueDecodeError({ channel: "c", received: message, cause: "bad" }), message)
+      yield* channel.onValueDecodeError(
+        new ValueDecodeError({ channel: "c", received: message, cause: "bad" }),
+        message
+      )
       yield* channel.onDecodeError(error, message)
       assert.strictEqual(channel.decodeErrorCounts.skipped, 3)
     }).pipe(Effect.provide([AppTest, quiet])))
@@ -530,7 +538,11 @@ describe("throw and end", () => {
     Effect.gen(function*() {
       const channel = yield* Channel.make({ label: "c", value: Schema.Number, error: Boom })
       const received: Array<number> = []
-      const a = yield* collect(channel.stream().pipe(Stream.tap((n) => Effect.sync(() => received.push(n)))), 4, channel)
+      const a = yield* collect(
+        channel.stream().pipe(Stream.tap((n) => Effect.sync(() => received.push(n)))),
+        4,
+        channel
+      )
       const b = yield* channel.clone({ isIterator: true })
       yield* channel.send({ value: 1 })
       yield* channel.send({ value: 2 })

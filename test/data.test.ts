@@ -1,6 +1,15 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Equal, Exit, Schema } from "effect"
-import { App, ChannelClosedError, Event, FutureMessage, InvalidChannelOptionsError, Message, MessageSchema, RecordMetadata } from "effect-faust"
+import {
+  App,
+  ChannelClosedError,
+  Event,
+  FutureMessage,
+  InvalidChannelOptionsError,
+  Message,
+  MessageSchema,
+  RecordMetadata
+} from "effect-faust"
 
 const sample = (offset: number) =>
   Message.make({
@@ -35,7 +44,10 @@ describe("Message", () => {
     const list = Message.headersToList(pairs)
     assert.deepStrictEqual(list, [["a", "1"], ["a", "2"]])
     assert.notStrictEqual(list, pairs)
-    assert.deepStrictEqual(Message.headersToList({ x: "1", y: new Uint8Array([1]) }), [["x", "1"], ["y", new Uint8Array([1])]])
+    assert.deepStrictEqual(Message.headersToList({ x: "1", y: new Uint8Array([1]) }), [["x", "1"], [
+      "y",
+      new Uint8Array([1])
+    ]])
     assert.deepStrictEqual(Message.headersToList(undefined), [])
   })
 })
@@ -64,7 +76,13 @@ describe("FutureMessage", () => {
       const future = yield* FutureMessage.make(pending)
       assert.isTrue(FutureMessage.isFutureMessage(future))
       assert.isFalse(future.isDone)
-      const metadata = RecordMetadata.make({ topic: "<anon>", partition: -1, offset: -1, timestamp: 0, timestampType: 1 })
+      const metadata = RecordMetadata.make({
+        topic: "<anon>",
+        partition: -1,
+        offset: -1,
+        timestamp: 0,
+        timestampType: 1
+      })
       assert.isTrue(yield* future.succeed(metadata))
       assert.isFalse(yield* future.succeed(metadata))
       assert.isTrue(future.isDone)

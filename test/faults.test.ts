@@ -14,7 +14,9 @@ describe("interruption", () => {
       const stuck = yield* channel.stream().pipe(Stream.runForEach(() => Effect.never), Effect.forkChild)
       const healthy = yield* channel.stream().pipe(Stream.take(10), Stream.runCollect, Effect.forkChild)
       yield* waitUntil(() => channel.subscriberCount === 2)
-      const sender = yield* Effect.forkChild(Effect.forEach(Array.from({ length: 10 }, (_, i) => i), (value) => channel.send({ value })))
+      const sender = yield* Effect.forkChild(
+        Effect.forEach(Array.from({ length: 10 }, (_, i) => i), (value) => channel.send({ value }))
+      )
       yield* settle
       assert.isUndefined(sender.pollUnsafe(), "the sender waits for the stuck subscriber")
       yield* Fiber.interrupt(stuck)
@@ -55,7 +57,11 @@ describe("interruption", () => {
             break
           }
           default: {
-            const fiber = yield* channel.stream().pipe(Stream.take(1), Stream.runCollect, Effect.forkChild({ startImmediately: true }))
+            const fiber = yield* channel.stream().pipe(
+              Stream.take(1),
+              Stream.runCollect,
+              Effect.forkChild({ startImmediately: true })
+            )
             yield* channel.send({ value: i })
             assert.deepStrictEqual(yield* Fiber.join(fiber), [i])
           }

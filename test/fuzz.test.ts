@@ -60,7 +60,15 @@ const deliverBatch = (policy: Policy, inputs: ReadonlyArray<readonly [Uint8Array
     let failedTyped = 0
     for (let offset = 0; offset < inputs.length; offset++) {
       const [rawKey, rawValue] = inputs[offset]
-      const message = Message.make({ topic: "fuzz", partition: 0, offset, timestamp: 0, timestampType: 0, key: rawKey, value: rawValue })
+      const message = Message.make({
+        topic: "fuzz",
+        partition: 0,
+        offset,
+        timestamp: 0,
+        timestampType: 0,
+        key: rawKey,
+        value: rawValue
+      })
       const exit = yield* Effect.exit(channel.deliver(message))
       if (Exit.isSuccess(exit)) continue
       const error = Cause.squash(exit.cause)
@@ -88,27 +96,31 @@ const deliverBatch = (policy: Policy, inputs: ReadonlyArray<readonly [Uint8Array
 
 describe("fuzzing deliver (fast-check, 10^5 inputs per policy)", () => {
   for (const policy of ["fail", "skip", "deadLetter"] as const) {
-    it.live(`onDecodeError: ${policy} — never a defect, never a hang, every input accounted for`, () =>
-      Effect.gen(function*() {
-        const totals = { decoded: 0, skipped: 0, deadLettered: 0, failed: 0 }
-        yield* Effect.promise(() =>
-          fc.assert(
-            fc.asyncProperty(batches, (inputs) =>
-              Effect.runPromise(Effect.map(deliverBatch(policy, inputs), (result) => {
-                totals.decoded += result.decoded
-                totals.skipped += result.skipped
-                totals.deadLettered += result.deadLettered
-                totals.failed += result.failed
-              }))),
-            { numRuns: RUNS }
+    it.live(
+      `onDecodeError: ${policy} — never a defect, never a hang, every input accounted for`,
+      () =>
+        Effect.gen(function*() {
+          const totals = { decoded: 0, skipped: 0, deadLettered: 0, failed: 0 }
+          yield* Effect.promise(() =>
+            fc.assert(
+              fc.asyncProperty(batches, (inputs) =>
+                Effect.runPromise(Effect.map(deliverBatch(policy, inputs), (result) => {
+                  totals.decoded += result.decoded
+                  totals.skipped += result.skipped
+                  totals.deadLettered += result.deadLettered
+                  totals.failed += result.failed
+                }))),
+              { numRuns: RUNS }
+            )
           )
-        )
-        const accounted = totals.decoded + totals.skipped + totals.deadLettered + totals.failed
-        assert.strictEqual(accounted, RUNS * 1_000)
-        assert.isAbove(totals.decoded, 0, "some inputs decode")
-        if (policy === "skip") assert.isAbove(totals.skipped, 0)
-        if (policy === "deadLetter") assert.isAbove(totals.deadLettered, 0)
-        if (policy === "fail") assert.isAbove(totals.failed, 0)
-      }), 120_000)
+          const accounted = totals.decoded + totals.skipped + totals.deadLettered + totals.failed
+          assert.strictEqual(accounted, RUNS * 1_000)
+          assert.isAbove(totals.decoded, 0, "some inputs decode")
+          if (policy === "skip") assert.isAbove(totals.skipped, 0)
+          if (policy === "deadLetter") assert.isAbove(totals.deadLettered, 0)
+          if (policy === "fail") assert.isAbove(totals.failed, 0)
+        }),
+      120_000
+    )
   }
 })

@@ -4,7 +4,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Option, Queue, Schema, Stream } from "effect"
-import { TestClock } from "effect/testing"
 import {
   Channel,
   ChannelClosedError,
@@ -17,6 +16,7 @@ import {
   NoSubscribersError,
   ValueDecodeError
 } from "effect-faust"
+import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
 import { AppTest, bytes, quiet, rawMessage, waitUntil } from "./helpers.ts"
 
@@ -64,7 +64,15 @@ describe("fan-out interrupted with several subscribers (nothing half-sent)", () 
             key: null,
             value: 9,
             headers: [],
-            message: Message.make({ topic: "t", partition: 0, offset: 0, timestamp: 0, timestampType: 0, key: null, value: 9 })
+            message: Message.make({
+              topic: "t",
+              partition: 0,
+              offset: 0,
+              timestamp: 0,
+              timestampType: 0,
+              key: null,
+              value: 9
+            })
           }))
           : Effect.flatMap(channel.asFutureMessage({ value: 9 }), (future) => channel.publishMessage(future))
         const blocked = yield* Effect.forkChild(publish)
@@ -108,55 +116,61 @@ describe("fan-out interrupted with several subscribers (nothing half-sent)", () 
       assert.deepStrictEqual(ra, ra.length === 0 ? [] : [1, 2, 3, 4, 5, 6, 7].slice(0, ra.length), "a prefix")
     }).pipe(Effect.provide(AppTest)))
 
-  it.live("nothing half-sent (property): send/sendAll interrupted after a random number of steps, with random reads, keeps all subscribers equal", () =>
-    Effect.promise(() =>
-      fc.assert(
-        fc.asyncProperty(
-          fc.integer({ min: 1, max: 3 }),
-          fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 2, maxLength: 4 }),
-          fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 20 })), { maxLength: 6 }),
-          fc.integer({ min: 0, max: 30 }),
-          fc.boolean(),
-          (maxsize, prefill, reads, stopAfter, batch) =>
-            Effect.runPromise(
-              Effect.gen(function*() {
-                const channel = yield* Channel.make({ value: Schema.Number, maxsize })
-                const subs = yield* Effect.forEach(prefill, () => channel.clone({ isIterator: true }))
-                const received: Array<Array<number>> = subs.map(() => [])
-                // prefill subscriber i with min(prefill[i], maxsize) old messages: send maxsize, then read the surplus
-                yield* channel.sendAll(Array.from({ length: maxsize }, (_, i) => -1 - i))
-                for (let i = 0; i < subs.length; i++) {
-                  for (let k = 0; k < maxsize - Math.min(prefill[i], maxsize); k++) yield* subs[i].get()
-                }
-                const values = Array.from({ length: 8 }, (_, i) => i)
-                const sender = yield* Effect.forkChild(
-                  batch ? channel.sendAll(values) : Effect.forEach(values, (value) => channel.send({ value }), { discard: true }),
-                  { startImmediately: true }
-                )
-                for (const [who, steps] of reads) {
-                  for (let s = 0; s < steps; s++) yield* Effect.yieldNow
-                  const sub = subs[who % subs.length]
-                  if (!(yield* sub.empty)) {
-                    const v = (yield* sub.get()).value
-                    if (v >= 0) received[who % subs.length].push(v)
+  it.live(
+    "nothing half-sent (property): send/sendAll interrupted after a random number of steps, with random reads, keeps all subscribers equal",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.integer({ min: 1, max: 3 }),
+            fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 2, maxLength: 4 }),
+            fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 20 })), { maxLength: 6 }),
+            fc.integer({ min: 0, max: 30 }),
+            fc.boolean(),
+            (maxsize, prefill, reads, stopAfter, batch) =>
+              Effect.runPromise(
+                Effect.gen(function*() {
+                  const channel = yield* Channel.make({ value: Schema.Number, maxsize })
+                  const subs = yield* Effect.forEach(prefill, () => channel.clone({ isIterator: true }))
+                  const received: Array<Array<number>> = subs.map(() => [])
+                  // prefill subscriber i with min(prefill[i], maxsize) old messages: send maxsize, then read the surplus
+                  yield* channel.sendAll(Array.from({ length: maxsize }, (_, i) => -1 - i))
+                  for (let i = 0; i < subs.length; i++) {
+                    for (let k = 0; k < maxsize - Math.min(prefill[i], maxsize); k++) yield* subs[i].get()
                   }
-                }
-                for (let s = 0; s < stopAfter; s++) yield* Effect.yieldNow
-                yield* Fiber.interrupt(sender)
-                for (let i = 0; i < subs.length; i++) {
-                  for (const v of yield* drain(subs[i])) if (v >= 0) received[i].push(v)
-                }
-                for (const r of received) {
-                  if (batch) assert.deepStrictEqual(r, received[0], "same prefix everywhere")
-                  else assert.oneOf(received[0].length - r.length, [0], "same sends everywhere")
-                  assert.deepStrictEqual(r, values.slice(0, r.length))
-                }
-              }).pipe(Effect.provide(AppTest))
-            )
-        ),
-        { numRuns: 300 }
-      )
-    ), 60_000)
+                  const values = Array.from({ length: 8 }, (_, i) => i)
+                  const sender = yield* Effect.forkChild(
+                    batch
+                      ? channel.sendAll(values)
+                      : Effect.forEach(values, (value) => channel.send({ value }), { discard: true }),
+                    { startImmediately: true }
+                  )
+                  for (const [who, steps] of reads) {
+                    for (let s = 0; s < steps; s++) yield* Effect.yieldNow
+                    const sub = subs[who % subs.length]
+                    if (!(yield* sub.empty)) {
+                      const v = (yield* sub.get()).value
+                      if (v >= 0) received[who % subs.length].push(v)
+                    }
+                  }
+                  for (let s = 0; s < stopAfter; s++) yield* Effect.yieldNow
+                  yield* Fiber.interrupt(sender)
+                  for (let i = 0; i < subs.length; i++) {
+                    for (const v of yield* drain(subs[i])) if (v >= 0) received[i].push(v)
+                  }
+                  for (const r of received) {
+                    if (batch) assert.deepStrictEqual(r, received[0], "same prefix everywhere")
+                    else assert.oneOf(received[0].length - r.length, [0], "same sends everywhere")
+                    assert.deepStrictEqual(r, values.slice(0, r.length))
+                  }
+                }).pipe(Effect.provide(AppTest))
+              )
+          ),
+          { numRuns: 300 }
+        )
+      ),
+    60_000
+  )
 })
 
 describe("waiting sends keep their order", () => {
@@ -209,13 +223,17 @@ describe("waiting sends keep their order", () => {
   it.live("many concurrent senders: each sender's messages arrive in its order at every subscriber, no sender left blocked", () =>
     Effect.gen(function*() {
       const channel = yield* Channel.make({ value: Schema.Struct({ s: Schema.Number, i: Schema.Number }), maxsize: 2 })
-      const readers = yield* Effect.forEach([0, 1, 2], () =>
-        channel.stream().pipe(Stream.take(20 * 30), Stream.runCollect, Effect.forkChild))
+      const readers = yield* Effect.forEach(
+        [0, 1, 2],
+        () => channel.stream().pipe(Stream.take(20 * 30), Stream.runCollect, Effect.forkChild)
+      )
       yield* waitUntil(() => channel.subscriberCount === 3)
       const senders = yield* Effect.forEach(Array.from({ length: 20 }, (_, s) => s), (s) =>
         Effect.forkChild(
           s % 2 === 0
-            ? Effect.forEach(Array.from({ length: 30 }, (_, i) => i), (i) => channel.send({ value: { s, i } }), { discard: true })
+            ? Effect.forEach(Array.from({ length: 30 }, (_, i) => i), (i) => channel.send({ value: { s, i } }), {
+              discard: true
+            })
             : channel.sendAll(Array.from({ length: 30 }, (_, i) => ({ s, i })))
         ))
       yield* Effect.forEach(senders, Fiber.join).pipe(
@@ -328,7 +346,11 @@ describe("the no-subscriber buffer, handed between readers", () => {
       const q = yield* Queue.bounded<any, any>(4)
       const clone = yield* channel.cloneUsingQueue(q)
       yield* channel.send({ value: 3 })
-      assert.deepStrictEqual([(yield* clone.get()).value, (yield* clone.get()).value, (yield* clone.get()).value], [1, 2, 3])
+      assert.deepStrictEqual([(yield* clone.get()).value, (yield* clone.get()).value, (yield* clone.get()).value], [
+        1,
+        2,
+        3
+      ])
     }).pipe(Effect.provide(AppTest)))
 
   it.effect("handed over to the one that has read nothing yet: first reader (get) leaves, of two others the unread one takes the buffer", () =>
@@ -362,37 +384,46 @@ describe("the no-subscriber buffer, handed between readers", () => {
       assert.deepStrictEqual(got, [1, 2])
     }).pipe(Effect.provide(AppTest)))
 
-  it.live("each buffered message goes to exactly one reader (property): root get() with a timeout or interrupted after random steps loses nothing", () =>
-    Effect.promise(() =>
-      fc.assert(
-        fc.asyncProperty(fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.boolean()), { maxLength: 8 }), (steps) =>
-          Effect.runPromise(
-            Effect.gen(function*() {
-              const channel = yield* Channel.make({ value: Schema.Number, maxsize: 1 })
-              const got: Array<number> = []
-              const senders: Array<Fiber.Fiber<unknown, unknown>> = []
-              let next = 0
-              for (const [wait, withSend] of steps) {
-                if (withSend) senders.push(yield* Effect.forkChild(channel.send({ value: next++ }), { startImmediately: true }))
-                const getter = yield* Effect.forkChild(channel.get(), { startImmediately: true })
-                for (let i = 0; i < wait; i++) yield* Effect.yieldNow
-                yield* Fiber.interrupt(getter)
-                const exit = yield* Fiber.await(getter)
-                if (Exit.isSuccess(exit)) got.push(exit.value.value)
-              }
-              // everyone sent must now be readable exactly once
-              while (got.length < next) {
-                const e = yield* channel.get({ timeout: "1 second" }).pipe(Effect.option)
-                if (Option.isNone(e)) break
-                got.push(e.value.value)
-              }
-              assert.deepStrictEqual(got, Array.from({ length: next }, (_, i) => i))
-              yield* Effect.forEach(senders, Fiber.join)
-            }).pipe(Effect.provide(AppTest))
-          )),
-        { numRuns: 300 }
-      )
-    ), 60_000)
+  it.live(
+    "each buffered message goes to exactly one reader (property): root get() with a timeout or interrupted after random steps loses nothing",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(fc.tuple(fc.integer({ min: 0, max: 6 }), fc.boolean()), { maxLength: 8 }),
+            (steps) =>
+              Effect.runPromise(
+                Effect.gen(function*() {
+                  const channel = yield* Channel.make({ value: Schema.Number, maxsize: 1 })
+                  const got: Array<number> = []
+                  const senders: Array<Fiber.Fiber<unknown, unknown>> = []
+                  let next = 0
+                  for (const [wait, withSend] of steps) {
+                    if (withSend) {
+                      senders.push(yield* Effect.forkChild(channel.send({ value: next++ }), { startImmediately: true }))
+                    }
+                    const getter = yield* Effect.forkChild(channel.get(), { startImmediately: true })
+                    for (let i = 0; i < wait; i++) yield* Effect.yieldNow
+                    yield* Fiber.interrupt(getter)
+                    const exit = yield* Fiber.await(getter)
+                    if (Exit.isSuccess(exit)) got.push(exit.value.value)
+                  }
+                  // everyone sent must now be readable exactly once
+                  while (got.length < next) {
+                    const e = yield* channel.get({ timeout: "1 second" }).pipe(Effect.option)
+                    if (Option.isNone(e)) break
+                    got.push(e.value.value)
+                  }
+                  assert.deepStrictEqual(got, Array.from({ length: next }, (_, i) => i))
+                  yield* Effect.forEach(senders, Fiber.join)
+                }).pipe(Effect.provide(AppTest))
+              )
+          ),
+          { numRuns: 300 }
+        )
+      ),
+    60_000
+  )
 
   it.effect("get({ timeout }) racing a send: a get that timed out took nothing (TestClock)", () =>
     Effect.gen(function*() {
@@ -462,19 +493,24 @@ describe("closing with messages everywhere", () => {
         yield* close === "end" ? channel.end : channel.throw("closed")
         yield* Fiber.interrupt(first)
         const seen: Array<number> = []
-        const exit = yield* channel.stream().pipe(Stream.runForEach((v) => Effect.sync(() => seen.push(v))), Effect.exit)
+        const exit = yield* channel.stream().pipe(
+          Stream.runForEach((v) => Effect.sync(() => seen.push(v))),
+          Effect.exit
+        )
         assert.deepStrictEqual(seen, [2, 3])
         assert.deepStrictEqual(exit, close === "end" ? Exit.void : Exit.fail("closed"))
       }).pipe(Effect.provide(AppTest)))
   }
 
-  for (const [name, schema, error] of [
-    ["undefined", Schema.Undefined, undefined],
-    ["null", Schema.Null, null],
-    ["false", Schema.Boolean, false],
-    ["0", Schema.Number, 0],
-    ["empty string", Schema.String, ""]
-  ] as const) {
+  for (
+    const [name, schema, error] of [
+      ["undefined", Schema.Undefined, undefined],
+      ["null", Schema.Null, null],
+      ["false", Schema.Boolean, false],
+      ["0", Schema.Number, 0],
+      ["empty string", Schema.String, ""]
+    ] as const
+  ) {
     it.effect(`throw is terminal even with a falsy error (${name}): readers fail with it, sends fail closedBy "throw"`, () =>
       Effect.gen(function*() {
         const channel = yield* Channel.make({ value: Schema.Number, error: schema as Schema.Top })
@@ -531,7 +567,10 @@ describe("closing with messages everywhere", () => {
       yield* a.get()
       const waiting = yield* Effect.forkChild(channel.sendAll([3, 4]))
       const publishing = yield* Effect.forkChild(
-        Effect.flatMap(channel.asFutureMessage({ value: 5 }), (f) => Effect.as(Effect.exit(channel.publishMessage(f)), f))
+        Effect.flatMap(
+          channel.asFutureMessage({ value: 5 }),
+          (f) => Effect.as(Effect.exit(channel.publishMessage(f)), f)
+        )
       )
       yield* settle
       yield* channel.throw("boom")
@@ -568,7 +607,10 @@ describe("closing with messages everywhere", () => {
           yield* Deferred.succeed(gate, void 0)
           assert.isTrue(yield* yieldUntil(isDone(reader)), "the reader finishes after draining its queue")
           assert.deepStrictEqual(seen, Array.from({ length: maxsize + 1 }, (_, i) => i))
-          assert.deepStrictEqual(yield* Fiber.await(reader), close === "end" ? Exit.void : Exit.fail("boom") as Exit.Exit<any, any>)
+          assert.deepStrictEqual(
+            yield* Fiber.await(reader),
+            close === "end" ? Exit.void : Exit.fail("boom") as Exit.Exit<any, any>
+          )
         }).pipe(Effect.provide(AppTest)))
     }
 
@@ -708,7 +750,15 @@ describe("subscribers that leave, fail or die while a sender waits on them", () 
         key: null,
         value: 7,
         headers: [],
-        message: Message.make({ topic: "t", partition: 0, offset: 0, timestamp: 0, timestampType: 0, key: null, value: 7 })
+        message: Message.make({
+          topic: "t",
+          partition: 0,
+          offset: 0,
+          timestamp: 0,
+          timestampType: 0,
+          key: null,
+          value: 7
+        })
       }))
       assert.strictEqual((yield* channel.get()).value, 7)
     }).pipe(Effect.provide(AppTest)))
@@ -716,7 +766,11 @@ describe("subscribers that leave, fail or die while a sender waits on them", () 
   it.effect("subscriberCount returns to 0 after failing, dying, interrupted and completed readers of stream/events/items", () =>
     Effect.gen(function*() {
       const channel = yield* Channel.make({ value: Schema.Number, whenNoSubscribers: "drop" })
-      const streams = [channel.stream(), Stream.map(channel.events(), (e) => e.value), Stream.map(channel.items(), ([, v]) => v)]
+      const streams = [
+        channel.stream(),
+        Stream.map(channel.events(), (e) => e.value),
+        Stream.map(channel.items(), ([, v]) => v)
+      ]
       for (const s of streams) {
         const failing = yield* s.pipe(Stream.runForEach(() => Effect.fail("x")), Effect.forkChild)
         const dying = yield* s.pipe(Stream.runForEach(() => Effect.die("x")), Effect.forkChild)
@@ -762,16 +816,42 @@ const hostileThings = (): ReadonlyArray<readonly [string, () => unknown]> => {
     ["a symbol", () => Symbol("hostile")],
     ["a revoked proxy", () => revoked.proxy],
     ["a proxy whose every trap throws", () => trapAll],
-    ["an object with a throwing toPrimitive", () => ({ [Symbol.toPrimitive]: () => { throw new Error("no") } })],
-    ["an object with a throwing toStringTag getter", () => Object.defineProperty({}, Symbol.toStringTag, { get: () => { throw new Error("no") } })],
-    ["an object with a throwing toJSON", () => ({ toJSON: () => { throw new Error("no") } })],
+    ["an object with a throwing toPrimitive", () => ({
+      [Symbol.toPrimitive]: () => {
+        throw new Error("no")
+      }
+    })],
+    ["an object with a throwing toStringTag getter", () =>
+      Object.defineProperty({}, Symbol.toStringTag, {
+        get: () => {
+          throw new Error("no")
+        }
+      })],
+    ["an object with a throwing toJSON", () => ({
+      toJSON: () => {
+        throw new Error("no")
+      }
+    })],
     ["a circular array", () => circular],
     ["an Error whose name and message getters throw", () =>
       Object.defineProperties(new Error(), {
-        name: { get: () => { throw new Error("no") } },
-        message: { get: () => { throw new Error("no") } }
+        name: {
+          get: () => {
+            throw new Error("no")
+          }
+        },
+        message: {
+          get: () => {
+            throw new Error("no")
+          }
+        }
       })],
-    ["an Error whose stack getter throws", () => Object.defineProperty(new Error("s"), "stack", { get: () => { throw new Error("no") } })],
+    ["an Error whose stack getter throws", () =>
+      Object.defineProperty(new Error("s"), "stack", {
+        get: () => {
+          throw new Error("no")
+        }
+      })],
     ["a 100,000-deep object", () => {
       let o: Record<string, unknown> = {}
       for (let i = 0; i < 100_000; i++) o = { o }
@@ -800,7 +880,10 @@ describe("decode never throws past the policy", () => {
           })
           const exit = yield* Effect.exit(channel.deliver(rawMessage(bytes("x"))))
           if (policy === "fail") {
-            assert.isTrue(Exit.isFailure(exit) && Cause.hasFails(exit.cause) && !Cause.hasDies(exit.cause), "typed failure, not a defect")
+            assert.isTrue(
+              Exit.isFailure(exit) && Cause.hasFails(exit.cause) && !Cause.hasDies(exit.cause),
+              "typed failure, not a defect"
+            )
             const error = failureOf(exit) as ValueDecodeError
             assert.instanceOf(error, ValueDecodeError)
             assert.isString(error.message)
@@ -861,7 +944,11 @@ describe("decode never throws past the policy", () => {
     Effect.gen(function*() {
       const [, trapAll] = hostileThings().find(([n]) => n === "a proxy whose every trap throws")!
       const codec = Codec.make({ name: "proxy", dumps: () => new Uint8Array(), loads: () => trapAll() })
-      const channel = yield* Channel.make({ value: Schema.Struct({ a: Schema.Number }), valueSerializer: codec, onDecodeError: "skip" })
+      const channel = yield* Channel.make({
+        value: Schema.Struct({ a: Schema.Number }),
+        valueSerializer: codec,
+        onDecodeError: "skip"
+      })
       const exit = yield* Effect.exit(channel.deliver(rawMessage(bytes("x"))))
       assert.isTrue(Exit.isSuccess(exit))
       assert.strictEqual(channel.decodeErrorCounts.skipped, 1)
@@ -870,14 +957,22 @@ describe("decode never throws past the policy", () => {
   it.effect("invalid UTF-8 bytes for a String key are a KeyDecodeError, not a defect", () =>
     Effect.gen(function*() {
       const channel = yield* Channel.make({ key: Schema.String, value: Schema.Number })
-      const exit = yield* Effect.exit(channel.decode(rawMessage(bytes("1"), new Uint8Array([0xff, 0xfe, 0xc0])), { propagate: true }))
+      const exit = yield* Effect.exit(
+        channel.decode(rawMessage(bytes("1"), new Uint8Array([0xff, 0xfe, 0xc0])), { propagate: true })
+      )
       assert.isTrue(Exit.isFailure(exit) && !Cause.hasDies(exit.cause))
       assert.instanceOf(failureOf(exit), KeyDecodeError)
     }).pipe(Effect.provide(AppTest)))
 
   it.effect("a key codec that throws is a KeyDecodeError (not a ValueDecodeError, not a defect)", () =>
     Effect.gen(function*() {
-      const codec = Codec.make({ name: "k", dumps: () => new Uint8Array(), loads: () => { throw Symbol("k") } })
+      const codec = Codec.make({
+        name: "k",
+        dumps: () => new Uint8Array(),
+        loads: () => {
+          throw Symbol("k")
+        }
+      })
       const channel = yield* Channel.make({ key: Schema.Unknown, value: Schema.Number, keySerializer: codec })
       const exit = yield* Effect.exit(channel.decode(rawMessage(bytes("1"), bytes("k")), { propagate: true }))
       assert.isTrue(Exit.isFailure(exit) && !Cause.hasDies(exit.cause))
@@ -892,7 +987,12 @@ describe("decode never throws past the policy", () => {
       const failing = yield* Channel.make({ key: Tree, value: Schema.Number, keySerializer: "json" })
       assert.instanceOf(yield* Effect.flip(failing.deliver(rawMessage(bytes("1"), deep))), KeyDecodeError)
       const dlq = yield* Channel.make({ label: "dlq" })
-      const dead = yield* Channel.make({ key: Tree, value: Schema.Number, keySerializer: "json", onDecodeError: { deadLetter: dlq } })
+      const dead = yield* Channel.make({
+        key: Tree,
+        value: Schema.Number,
+        keySerializer: "json",
+        onDecodeError: { deadLetter: dlq }
+      })
       yield* dead.deliver(rawMessage(bytes("1"), deep))
       assert.strictEqual(dead.decodeErrorCounts.deadLettered, 1)
       const event = yield* dlq.get()
@@ -901,8 +1001,12 @@ describe("decode never throws past the policy", () => {
 
   it.effect("deep input: a 200,000-deep JSON value for a recursive Schema.Struct is a ValueDecodeError", () =>
     Effect.gen(function*() {
-      interface Node { readonly next: Node | null }
-      const Node: Schema.Codec<Node> = Schema.Struct({ next: Schema.NullOr(Schema.suspend((): Schema.Codec<Node> => Node)) })
+      interface Node {
+        readonly next: Node | null
+      }
+      const Node: Schema.Codec<Node> = Schema.Struct({
+        next: Schema.NullOr(Schema.suspend((): Schema.Codec<Node> => Node))
+      })
       const deep = bytes("{\"next\":".repeat(200_000) + "null" + "}".repeat(200_000))
       const channel = yield* Channel.make({ value: Node, onDecodeError: "skip" })
       const exit = yield* Effect.exit(channel.deliver(rawMessage(deep)))
@@ -954,7 +1058,17 @@ describe("decode never throws past the policy", () => {
 })
 
 describe("option validation", () => {
-  const badMaxsizes: ReadonlyArray<unknown> = [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "3", -0.5, Number.NEGATIVE_INFINITY, 1e-7]
+  const badMaxsizes: ReadonlyArray<unknown> = [
+    0,
+    -1,
+    1.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    "3",
+    -0.5,
+    Number.NEGATIVE_INFINITY,
+    1e-7
+  ]
   for (const maxsize of badMaxsizes) {
     it.effect(`invalid options fail with InvalidChannelOptionsError: maxsize ${String(maxsize)} (make and clone)`, () =>
       Effect.gen(function*() {
@@ -1040,7 +1154,10 @@ describe("the buffer shared between a subscriber and the root's get()", () => {
     Effect.gen(function*() {
       const channel = yield* Channel.make({ value: Schema.Number, maxsize: 2 })
       yield* channel.sendAll([1, 2])
-      const waiting = yield* Effect.forEach([3, 4, 5], (value) => Effect.forkChild(channel.send({ value }), { startImmediately: true }))
+      const waiting = yield* Effect.forEach(
+        [3, 4, 5],
+        (value) => Effect.forkChild(channel.send({ value }), { startImmediately: true })
+      )
       yield* settle
       assert.isTrue(waiting.every((f) => f.pollUnsafe() === undefined))
       const sub = yield* channel.clone({ isIterator: true })
@@ -1105,7 +1222,11 @@ describe("a stream subscriber whose handler is slow (not stuck) while a sender w
         const next = yield* Effect.forkChild(channel.send({ value: 100 }))
         assert.isTrue(yield* yieldUntil(isDone(next)), "the next send completes: the subscriber's queue is empty")
         assert.isTrue(yield* yieldUntil(() => seen.length === maxsize + 2))
-        assert.deepStrictEqual(seen, [...Array.from({ length: maxsize + 1 }, (_, i) => i), 100], "the interrupted message reached no one")
+        assert.deepStrictEqual(
+          seen,
+          [...Array.from({ length: maxsize + 1 }, (_, i) => i), 100],
+          "the interrupted message reached no one"
+        )
       }).pipe(Effect.provide(AppTest)))
 
     it.effect(`an interrupted sender leaves no one blocked: end after a send waiting on a slow stream subscriber was interrupted still ends the stream (maxsize ${maxsize})`, () =>

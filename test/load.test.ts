@@ -79,4 +79,3 @@ describe("load (in memory)", () => {
     120_000
   )
 })
-

@@ -11,7 +11,11 @@ const read = (id: string, attributes: Record<string, string>) =>
       Object.entries(attributes).every(([key, value]) => snapshot.attributes?.[key] === value)
     )
     if (found === undefined) return undefined
-    return "count" in found.state ? Number(found.state.count) : "value" in found.state ? Number(found.state.value) : undefined
+    return "count" in found.state
+      ? Number(found.state.count)
+      : "value" in found.state
+      ? Number(found.state.value)
+      : undefined
   })
 
 const Isolated = Layer.succeed(Metric.MetricRegistry, new Map())
@@ -74,8 +78,10 @@ describe("metrics", () => {
 })
 
 describe("spans", () => {
-  const currentSpanName = Effect.map(Effect.result(Effect.currentSpan), (result) =>
-    Result.isSuccess(result) ? result.success.name : undefined)
+  const currentSpanName = Effect.map(
+    Effect.result(Effect.currentSpan),
+    (result) => Result.isSuccess(result) ? result.success.name : undefined
+  )
 
   it.effect("with spans: true, send and deliver run inside Channel.send / Channel.deliver spans", () =>
     Effect.gen(function*() {

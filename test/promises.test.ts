@@ -100,7 +100,10 @@ describe("the no-subscriber buffer", () => {
       yield* Effect.forEach([1, 2, 3], (value) => channel.send({ value }))
       yield* channel.throw("boom")
       const seen: Array<number> = []
-      const exit = yield* channel.stream().pipe(Stream.runForEach((value) => Effect.sync(() => seen.push(value))), Effect.exit)
+      const exit = yield* channel.stream().pipe(
+        Stream.runForEach((value) => Effect.sync(() => seen.push(value))),
+        Effect.exit
+      )
       assert.deepStrictEqual(seen, [1, 2, 3])
       assert.deepStrictEqual(exit, Exit.fail("boom"))
     }).pipe(Effect.provide(AppTest)))
@@ -163,7 +166,10 @@ describe("nothing half-sent", () => {
     Effect.gen(function*() {
       const channel = yield* Channel.make({ value: Schema.Number, maxsize: 2 })
       const readByA: Array<number> = []
-      const a = yield* channel.stream().pipe(Stream.runForEach((value) => Effect.sync(() => readByA.push(value))), Effect.forkChild)
+      const a = yield* channel.stream().pipe(
+        Stream.runForEach((value) => Effect.sync(() => readByA.push(value))),
+        Effect.forkChild
+      )
       const b = yield* channel.clone({ isIterator: true })
       yield* waitUntil(() => channel.subscriberCount === 2)
       const sending = yield* Effect.forkChild(channel.sendAll([1, 2, 3, 4, 5, 6]))
@@ -294,12 +300,23 @@ const hostileCauses = (): ReadonlyArray<readonly [string, unknown]> => {
   revoked.revoke()
   return [
     ["a null-prototype object", Object.create(null)],
-    ["an object whose toString throws", { toString: () => { throw new Error("no") } }],
+    ["an object whose toString throws", {
+      toString: () => {
+        throw new Error("no")
+      }
+    }],
     ["a circular object", circular],
     ["a bigint", 10n],
     ["a revoked proxy", revoked.proxy],
     ["a symbol", Symbol("s")],
-    ["an Error whose message getter throws", Object.defineProperty(new Error(), "message", { get: () => { throw new Error("no") } })]
+    [
+      "an Error whose message getter throws",
+      Object.defineProperty(new Error(), "message", {
+        get: () => {
+          throw new Error("no")
+        }
+      })
+    ]
   ]
 }
 
@@ -324,7 +341,11 @@ describe("errors never throw while describing their cause", () => {
   }
 
   it("JSON keeps the fields of an ordinary error", () => {
-    const error = new InvalidChannelOptionsError({ option: "maxsize", value: 0, reason: "must be an integer of at least 1" })
+    const error = new InvalidChannelOptionsError({
+      option: "maxsize",
+      value: 0,
+      reason: "must be an integer of at least 1"
+    })
     assert.deepStrictEqual(JSON.parse(JSON.stringify(error)), {
       _tag: "InvalidChannelOptionsError",
       message: error.message,
@@ -488,57 +509,67 @@ const runMixed = (ops: ReadonlyArray<MixedOp>, maxsize: number, close: "end" | "
     yield* channel.stream().pipe(Stream.runForEach((value) => Effect.sync(() => leftover.push(value))), Effect.ignore)
     // Nothing may be left waiting: every sender and reader finishes once the channel is closed.
     const outcomes = yield* Effect.forEach(sends, (sent) => Fiber.await(sent.fiber)).pipe(
-      Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("a sender is still blocked after the channel closed") })
+      Effect.timeoutOrElse({
+        duration: "2 seconds",
+        orElse: () => Effect.die("a sender is still blocked after the channel closed")
+      })
     )
     yield* Effect.forEach(readers, (reader) => Fiber.await(reader.fiber)).pipe(
-      Effect.timeoutOrElse({ duration: "2 seconds", orElse: () => Effect.die("a reader is still blocked after the channel closed") })
+      Effect.timeoutOrElse({
+        duration: "2 seconds",
+        orElse: () => Effect.die("a reader is still blocked after the channel closed")
+      })
     )
     return { readers, sends, outcomes, leftover }
   }).pipe(Effect.provide(AppTest))
 
 describe("buffering, early stops, interrupted senders and closing, mixed (fast-check)", () => {
-  it.live("nothing buffered is lost or read twice, nothing is half-sent, order holds, nobody is left blocked", () =>
-    Effect.promise(() =>
-      fc.assert(
-        fc.asyncProperty(
-          fc.array(opArbitrary, { maxLength: 30 }),
-          fc.integer({ min: 1, max: 3 }),
-          fc.constantFrom("end" as const, "throw" as const),
-          (ops, maxsize, close) =>
-            Effect.runPromise(Effect.map(runMixed(ops, maxsize, close), ({ leftover, outcomes, readers, sends }) => {
-              const everyone = [...readers.map((reader) => reader.received), leftover]
-              const buffered = new Set(sends.filter((sent) => sent.toBuffer).flatMap((sent) => sent.values))
-              for (const received of everyone) {
-                // In order: the buffer's messages among themselves, the others among themselves (a
-                // reader that takes the buffer over reads it after what it had already read).
-                for (const fromBuffer of [true, false]) {
-                  const values = received.filter((value) => buffered.has(value) === fromBuffer)
-                  for (let i = 1; i < values.length; i++) {
-                    assert.isBelow(values[i - 1], values[i], "each reader sees messages once, in order")
+  it.live(
+    "nothing buffered is lost or read twice, nothing is half-sent, order holds, nobody is left blocked",
+    () =>
+      Effect.promise(() =>
+        fc.assert(
+          fc.asyncProperty(
+            fc.array(opArbitrary, { maxLength: 30 }),
+            fc.integer({ min: 1, max: 3 }),
+            fc.constantFrom("end" as const, "throw" as const),
+            (ops, maxsize, close) =>
+              Effect.runPromise(Effect.map(runMixed(ops, maxsize, close), ({ leftover, outcomes, readers, sends }) => {
+                const everyone = [...readers.map((reader) => reader.received), leftover]
+                const buffered = new Set(sends.filter((sent) => sent.toBuffer).flatMap((sent) => sent.values))
+                for (const received of everyone) {
+                  // In order: the buffer's messages among themselves, the others among themselves (a
+                  // reader that takes the buffer over reads it after what it had already read).
+                  for (const fromBuffer of [true, false]) {
+                    const values = received.filter((value) => buffered.has(value) === fromBuffer)
+                    for (let i = 1; i < values.length; i++) {
+                      assert.isBelow(values[i - 1], values[i], "each reader sees messages once, in order")
+                    }
                   }
                 }
-              }
-              sends.forEach((sent, index) => {
-                const completed = Exit.isSuccess(outcomes[index])
-                for (const value of sent.values) {
-                  const copies = everyone.filter((received) => received.includes(value)).length
-                  if (sent.toBuffer) {
-                    assert.isAtMost(copies, 1, `buffered ${value} is read once`)
-                    if (completed) assert.strictEqual(copies, 1, `buffered ${value} is not lost`)
-                    continue
+                sends.forEach((sent, index) => {
+                  const completed = Exit.isSuccess(outcomes[index])
+                  for (const value of sent.values) {
+                    const copies = everyone.filter((received) => received.includes(value)).length
+                    if (sent.toBuffer) {
+                      assert.isAtMost(copies, 1, `buffered ${value} is read once`)
+                      if (completed) assert.strictEqual(copies, 1, `buffered ${value} is not lost`)
+                      continue
+                    }
+                    // Readers that read everything, were there before the send and to the end.
+                    const witnesses = readers.filter((reader) =>
+                      reader.kind === "full" && !reader.interrupted && reader.subscribedAt < sent.at
+                    )
+                    const got = witnesses.filter((reader) => reader.received.includes(value)).length
+                    if (completed) assert.strictEqual(got, witnesses.length, `${value} reached every subscriber`)
+                    else assert.oneOf(got, [0, witnesses.length], `${value} reached every subscriber or none`)
                   }
-                  // Readers that read everything, were there before the send and to the end.
-                  const witnesses = readers.filter((reader) =>
-                    reader.kind === "full" && !reader.interrupted && reader.subscribedAt < sent.at
-                  )
-                  const got = witnesses.filter((reader) => reader.received.includes(value)).length
-                  if (completed) assert.strictEqual(got, witnesses.length, `${value} reached every subscriber`)
-                  else assert.oneOf(got, [0, witnesses.length], `${value} reached every subscriber or none`)
-                }
-              })
-            }))
-        ),
-        { numRuns: 300 }
-      )
-    ), 120_000)
+                })
+              }))
+          ),
+          { numRuns: 300 }
+        )
+      ),
+    120_000
+  )
 })

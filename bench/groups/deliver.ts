@@ -38,7 +38,7 @@ export const messages: ReadonlyArray<Message.Message> = Array.from({ length: POO
       id: `order-${i}`,
       sku: `sku-${(i * 7919) % 1000}`,
       qty: (i % 10) + 1,
-      price: Math.round(((i * 31) % 10_000)) / 100,
+      price: Math.round((i * 31) % 10_000) / 100,
       express: i % 3 === 0
     }))
   }))

@@ -26,9 +26,9 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { connect } from "node:net"
+import { Kafka, Topic } from "../../src/kafka/index.ts"
 import { App, CAPACITY, type FutureMessage } from "../lib/app.ts"
 import { type Case, now, type Pair } from "../lib/harness.ts"
-import { Kafka, Topic } from "../../src/kafka/index.ts"
 
 export const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
 const brokers = bootstrapServers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)

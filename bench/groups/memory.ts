@@ -42,7 +42,12 @@ const resetBefore = (set: (value: number) => void) => Effect.sync(() => set(heap
 export const memory = async (subscribers: number, fibers: number, events: number): Promise<Array<MemoryResult>> => {
   let before = 0
   const setBefore = (value: number) => (before = value)
-  const measureIn = (label: string, count: number, body: (count: number) => Effect.Effect<unknown, unknown, any>, withApp: boolean) => {
+  const measureIn = (
+    label: string,
+    count: number,
+    body: (count: number) => Effect.Effect<unknown, unknown, any>,
+    withApp: boolean
+  ) => {
     let bytes = NaN
     return (async () => {
       for (let pass = 0; pass < 2; pass++) {
@@ -62,14 +67,19 @@ export const memory = async (subscribers: number, fibers: number, events: number
   }
 
   // ---- idle subscribers -------------------------------------------------------------------
-  const channelClone = await measureIn("Channel iterator clone (the subscriber itself)", subscribers, (k) =>
-    Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number })
-      yield* resetBefore(setBefore)
-      const clones = []
-      for (let i = 0; i < k; i++) clones.push(yield* channel.clone({ isIterator: true }))
-      return clones
-    }), true)
+  const channelClone = await measureIn(
+    "Channel iterator clone (the subscriber itself)",
+    subscribers,
+    (k) =>
+      Effect.gen(function*() {
+        const channel = yield* Channel.make({ value: Schema.Number })
+        yield* resetBefore(setBefore)
+        const clones = []
+        for (let i = 0; i < k; i++) clones.push(yield* channel.clone({ isIterator: true }))
+        return clones
+      }),
+    true
+  )
 
   const channelFiber = await measureIn("Channel events() running in a fiber", fibers, (k) =>
     Effect.gen(function*() {
@@ -82,66 +92,96 @@ export const memory = async (subscribers: number, fibers: number, events: number
       return running
     }), true)
 
-  const pubsubSubscription = await measureIn("PubSub.subscribe (the subscription itself)", subscribers, (k) =>
-    Effect.gen(function*() {
-      const pubsub = yield* PubSub.bounded<number>(CAPACITY)
-      yield* resetBefore(setBefore)
-      const subs = []
-      for (let i = 0; i < k; i++) subs.push(yield* PubSub.subscribe(pubsub))
-      return subs
-    }), false)
+  const pubsubSubscription = await measureIn(
+    "PubSub.subscribe (the subscription itself)",
+    subscribers,
+    (k) =>
+      Effect.gen(function*() {
+        const pubsub = yield* PubSub.bounded<number>(CAPACITY)
+        yield* resetBefore(setBefore)
+        const subs = []
+        for (let i = 0; i < k; i++) subs.push(yield* PubSub.subscribe(pubsub))
+        return subs
+      }),
+    false
+  )
 
-  const pubsubFiber = await measureIn("PubSub Stream.fromPubSub running in a fiber", fibers, (k) =>
-    Effect.gen(function*() {
-      const pubsub = yield* PubSub.bounded<number>(CAPACITY)
-      yield* resetBefore(setBefore)
-      const running: Array<Fiber.Fiber<void, unknown>> = []
-      for (let i = 0; i < k; i++) running.push(yield* Effect.forkChild(Stream.runDrain(Stream.fromPubSub(pubsub))))
-      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
-      return running
-    }), false)
+  const pubsubFiber = await measureIn(
+    "PubSub Stream.fromPubSub running in a fiber",
+    fibers,
+    (k) =>
+      Effect.gen(function*() {
+        const pubsub = yield* PubSub.bounded<number>(CAPACITY)
+        yield* resetBefore(setBefore)
+        const running: Array<Fiber.Fiber<void, unknown>> = []
+        for (let i = 0; i < k; i++) running.push(yield* Effect.forkChild(Stream.runDrain(Stream.fromPubSub(pubsub))))
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        return running
+      }),
+    false
+  )
 
-  const rawQueue = await measureIn("Queue.bounded(4096) (one per subscriber)", subscribers, (k) =>
-    Effect.gen(function*() {
-      yield* resetBefore(setBefore)
-      const queues = []
-      for (let i = 0; i < k; i++) queues.push(yield* Queue.bounded<number>(CAPACITY))
-      return queues
-    }), false)
+  const rawQueue = await measureIn(
+    "Queue.bounded(4096) (one per subscriber)",
+    subscribers,
+    (k) =>
+      Effect.gen(function*() {
+        yield* resetBefore(setBefore)
+        const queues = []
+        for (let i = 0; i < k; i++) queues.push(yield* Queue.bounded<number>(CAPACITY))
+        return queues
+      }),
+    false
+  )
 
-  const rawQueueFiber = await measureIn("Queue + Stream.fromQueue running in a fiber", fibers, (k) =>
-    Effect.gen(function*() {
-      yield* resetBefore(setBefore)
-      const running: Array<Fiber.Fiber<void, unknown>> = []
-      for (let i = 0; i < k; i++) {
-        const queue = yield* Queue.bounded<number>(CAPACITY)
-        running.push(yield* Effect.forkChild(Stream.runDrain(Stream.fromQueue(queue))))
-      }
-      for (let i = 0; i < 10; i++) yield* Effect.yieldNow
-      return running
-    }), false)
+  const rawQueueFiber = await measureIn(
+    "Queue + Stream.fromQueue running in a fiber",
+    fibers,
+    (k) =>
+      Effect.gen(function*() {
+        yield* resetBefore(setBefore)
+        const running: Array<Fiber.Fiber<void, unknown>> = []
+        for (let i = 0; i < k; i++) {
+          const queue = yield* Queue.bounded<number>(CAPACITY)
+          running.push(yield* Effect.forkChild(Stream.runDrain(Stream.fromQueue(queue))))
+        }
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        return running
+      }),
+    false
+  )
 
   // ---- buffered events --------------------------------------------------------------------
-  const channelBuffered = await measureIn("Channel.send, buffered in a subscriber queue", events, (m) =>
-    Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number, maxsize: m + 16 })
-      const subscriber = yield* channel.clone({ isIterator: true })
-      yield* resetBefore(setBefore)
-      for (let i = 0; i < m; i++) yield* channel.send({ value: i })
-      if (Queue.sizeUnsafe(subscriber.queue) !== m) throw new Error("not all events buffered")
-      return subscriber
-    }), true)
+  const channelBuffered = await measureIn(
+    "Channel.send, buffered in a subscriber queue",
+    events,
+    (m) =>
+      Effect.gen(function*() {
+        const channel = yield* Channel.make({ value: Schema.Number, maxsize: m + 16 })
+        const subscriber = yield* channel.clone({ isIterator: true })
+        yield* resetBefore(setBefore)
+        for (let i = 0; i < m; i++) yield* channel.send({ value: i })
+        if (Queue.sizeUnsafe(subscriber.queue) !== m) throw new Error("not all events buffered")
+        return subscriber
+      }),
+    true
+  )
 
-  const channelSendAllBuffered = await measureIn("Channel.sendAll, buffered in a subscriber queue", events, (m) =>
-    Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number, maxsize: m + 16 })
-      const subscriber = yield* channel.clone({ isIterator: true })
-      const values = Array.from({ length: m }, (_, i) => i)
-      yield* resetBefore(setBefore)
-      yield* channel.sendAll(values)
-      if (Queue.sizeUnsafe(subscriber.queue) !== m) throw new Error("not all events buffered")
-      return [subscriber, values]
-    }), true)
+  const channelSendAllBuffered = await measureIn(
+    "Channel.sendAll, buffered in a subscriber queue",
+    events,
+    (m) =>
+      Effect.gen(function*() {
+        const channel = yield* Channel.make({ value: Schema.Number, maxsize: m + 16 })
+        const subscriber = yield* channel.clone({ isIterator: true })
+        const values = Array.from({ length: m }, (_, i) => i)
+        yield* resetBefore(setBefore)
+        yield* channel.sendAll(values)
+        if (Queue.sizeUnsafe(subscriber.queue) !== m) throw new Error("not all events buffered")
+        return [subscriber, values]
+      }),
+    true
+  )
 
   const queueBuffered = await measureIn("Queue.offer, buffered", events, (m) =>
     Effect.gen(function*() {

@@ -73,7 +73,9 @@ const verdict = (t: { readonly text: string; readonly met: boolean } | undefined
 const bytes = (b: number) => (b >= 1024 ? `${(b / 1024).toFixed(2)} KiB` : `${b.toFixed(0)} B`)
 
 const scenarioOf = (group: string): string =>
-  ({ single: "1", fanout: "2", batch: "3", deliver: "4", wordcount: "5", kafka: "7" } as Record<string, string>)[group] ?? ""
+  ({ single: "1", fanout: "2", batch: "3", deliver: "4", wordcount: "5", kafka: "7" } as Record<string, string>)[
+    group
+  ] ?? ""
 
 /** The throughput table: one row per pair, skipped or crashed groups, plus the Faust comparisons. */
 export const throughputTable = (results: Results): string => {
@@ -99,17 +101,38 @@ export const throughputTable = (results: Results): string => {
       latency(p.baseline)
     ])
     for (const extra of p.extras) {
-      rows.push(["", "", "", `${rate(extra.median)} — ${extra.label}`, ratioText(p.candidate.median / extra.median), "", "", ""])
+      rows.push([
+        "",
+        "",
+        "",
+        `${rate(extra.median)} — ${extra.label}`,
+        ratioText(p.candidate.median / extra.median),
+        "",
+        "",
+        ""
+      ])
     }
   }
   for (const g of results.groups) {
-    if (g.skipped !== undefined) rows.push([scenarioOf(g.group), `group ${g.group}`, "", `skipped: ${g.skipped}`, "", "", "", ""])
-    else if (!g.ok && g.group !== "faust") rows.push([scenarioOf(g.group), `group ${g.group}`, "", `crashed: ${g.error ?? "?"}`, "", "", "", ""])
+    if (g.skipped !== undefined) {
+      rows.push([scenarioOf(g.group), `group ${g.group}`, "", `skipped: ${g.skipped}`, "", "", "", ""])
+    } else if (!g.ok && g.group !== "faust") {
+      rows.push([scenarioOf(g.group), `group ${g.group}`, "", `crashed: ${g.error ?? "?"}`, "", "", "", ""])
+    }
   }
   const f = results.faust
   if (f.ran) {
     for (const c of f.comparisons) {
-      rows.push(["6", c.title, rate(c.ours), `${rate(c.faust)} — Faust ${f.version ?? ""} in-memory channel`.trim(), ratioText(c.ratio), verdict(c.target), "", ""])
+      rows.push([
+        "6",
+        c.title,
+        rate(c.ours),
+        `${rate(c.faust)} — Faust ${f.version ?? ""} in-memory channel`.trim(),
+        ratioText(c.ratio),
+        verdict(c.target),
+        "",
+        ""
+      ])
     }
   } else {
     rows.push(["6", "Faust itself", "", `did not run: ${f.reason ?? "unknown"}`, "", "", "", ""])
@@ -168,12 +191,21 @@ export const svgChart = (results: Results): string => {
   }
   for (const g of results.groups) {
     if (g.skipped !== undefined) {
-      bars.push({ label: `${scenarioOf(g.group)}. group ${g.group}`.replace(/^\. /, ""), sublabel: `skipped: ${g.skipped}`, ratio: NaN })
+      bars.push({
+        label: `${scenarioOf(g.group)}. group ${g.group}`.replace(/^\. /, ""),
+        sublabel: `skipped: ${g.skipped}`,
+        ratio: NaN
+      })
     }
   }
   if (results.faust.ran) {
     for (const c of results.faust.comparisons) {
-      bars.push({ label: `6. ${c.title}`, sublabel: "vs Faust's in-memory channel", ratio: c.ratio, target: c.target?.ratio })
+      bars.push({
+        label: `6. ${c.title}`,
+        sublabel: "vs Faust's in-memory channel",
+        ratio: c.ratio,
+        target: c.target?.ratio
+      })
     }
   }
   const width = 960
@@ -200,26 +232,46 @@ export const svgChart = (results: Results): string => {
   )
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`)
   out.push(
-    `<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="600">effect-faust ÷ baseline (median throughput, same run; log scale)</text>`
+    `<text x="${
+      width / 2
+    }" y="24" text-anchor="middle" font-size="16" font-weight="600">effect-faust ÷ baseline (median throughput, same run; log scale)</text>`
   )
   const m = results.machine
   out.push(
-    `<text x="${width / 2}" y="44" text-anchor="middle" fill="#555">${xml(`${m.cpu} · ${m.nproc} cores · Node ${m.node} · effect ${m.effect} · ${results.generatedAt.slice(0, 10)}${results.smoke ? " · SMOKE (not a real measurement)" : ""}`)}</text>`
+    `<text x="${width / 2}" y="44" text-anchor="middle" fill="#555">${
+      xml(
+        `${m.cpu} · ${m.nproc} cores · Node ${m.node} · effect ${m.effect} · ${results.generatedAt.slice(0, 10)}${
+          results.smoke ? " · SMOKE (not a real measurement)" : ""
+        }`
+      )
+    }</text>`
   )
   // grid
   for (const g of [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]) {
     if (g < lo || g > hi) continue
     const gx = x(g).toFixed(1)
     const gy = top + bars.length * row + 4
-    out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${gy}" stroke="${g === 1 ? "#333" : "#e4e4e4"}" stroke-width="${g === 1 ? 1.5 : 1}"/>`)
+    out.push(
+      `<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${gy}" stroke="${g === 1 ? "#333" : "#e4e4e4"}" stroke-width="${
+        g === 1 ? 1.5 : 1
+      }"/>`
+    )
     out.push(`<text x="${gx}" y="${gy + 16}" text-anchor="middle" fill="#555">${g}×</text>`)
   }
   bars.forEach((b, i) => {
     const y = top + i * row
     out.push(`<text x="${left - 10}" y="${y + 16}" text-anchor="end" font-weight="600">${xml(b.label)}</text>`)
-    out.push(`<text x="${left - 10}" y="${y + 32}" text-anchor="end" fill="#666" font-size="11">${xml(clip(b.sublabel, 60))}</text>`)
+    out.push(
+      `<text x="${left - 10}" y="${y + 32}" text-anchor="end" fill="#666" font-size="11">${
+        xml(clip(b.sublabel, 60))
+      }</text>`
+    )
     if (!Number.isFinite(b.ratio) || b.ratio <= 0) {
-      out.push(`<text x="${x(1) + 6}" y="${y + 22}" fill="#a00">${b.sublabel.startsWith("skipped") ? "skipped" : "no result"}</text>`)
+      out.push(
+        `<text x="${x(1) + 6}" y="${y + 22}" fill="#a00">${
+          b.sublabel.startsWith("skipped") ? "skipped" : "no result"
+        }</text>`
+      )
       return
     }
     const x1 = x(1)
@@ -227,20 +279,30 @@ export const svgChart = (results: Results): string => {
     const met = b.target === undefined ? b.ratio >= 1 : b.ratio >= b.target
     const color = b.target === undefined ? (b.ratio >= 1 ? "#6a9fd8" : "#d8a06a") : met ? "#3c9a5f" : "#d0543c"
     out.push(
-      `<rect x="${Math.min(x1, x2).toFixed(1)}" y="${y + 8}" width="${Math.max(1, Math.abs(x2 - x1)).toFixed(1)}" height="24" fill="${color}" rx="2"/>`
+      `<rect x="${Math.min(x1, x2).toFixed(1)}" y="${y + 8}" width="${
+        Math.max(1, Math.abs(x2 - x1)).toFixed(1)
+      }" height="24" fill="${color}" rx="2"/>`
     )
     const label = b.ratio >= 10 ? `${b.ratio.toFixed(1)}×` : `${b.ratio.toFixed(2)}×`
     const tx = x2 >= x1 ? x2 + 6 : x2 - 6
-    out.push(`<text x="${tx.toFixed(1)}" y="${y + 25}" text-anchor="${x2 >= x1 ? "start" : "end"}" font-weight="600">${label}</text>`)
+    out.push(
+      `<text x="${tx.toFixed(1)}" y="${y + 25}" text-anchor="${
+        x2 >= x1 ? "start" : "end"
+      }" font-weight="600">${label}</text>`
+    )
     if (b.target !== undefined) {
       const t = x(b.target).toFixed(1)
-      out.push(`<line x1="${t}" y1="${y + 3}" x2="${t}" y2="${y + 37}" stroke="#111" stroke-width="2" stroke-dasharray="4 2"/>`)
+      out.push(
+        `<line x1="${t}" y1="${y + 3}" x2="${t}" y2="${y + 37}" stroke="#111" stroke-width="2" stroke-dasharray="4 2"/>`
+      )
       out.push(`<text x="${t}" y="${y + 2}" text-anchor="middle" font-size="10" fill="#111">target ${b.target}×</text>`)
     }
   })
   const axisY = top + bars.length * row + 16
   out.push(
-    `<text x="${width / 2}" y="${axisY + 40}" text-anchor="middle" fill="#666" font-size="11">green: target met · red: missed · blue/orange: no target (above/below 1×) · dashed line: the issue's target</text>`
+    `<text x="${width / 2}" y="${
+      axisY + 40
+    }" text-anchor="middle" fill="#666" font-size="11">green: target met · red: missed · blue/orange: no target (above/below 1×) · dashed line: the issue's target</text>`
   )
   if (memoryRows.length > 0) {
     // heap panel: bytes on a log scale, the 2 KiB idle-subscriber target marked
@@ -248,24 +310,48 @@ export const svgChart = (results: Results): string => {
     const bmin = 1
     const bx = (b: number) => left + (Math.log10(Math.max(b, bmin)) / Math.log10(maxBytes)) * (width - left - right)
     out.push(
-      `<text x="${width / 2}" y="${memTop - 30}" text-anchor="middle" font-size="16" font-weight="600">heap (bytes, log scale; lower is leaner)</text>`,
-      `<text x="${width / 2}" y="${memTop - 12}" text-anchor="middle" fill="#666" font-size="11">purple: effect-faust · grey: baseline</text>`
+      `<text x="${width / 2}" y="${
+        memTop - 30
+      }" text-anchor="middle" font-size="16" font-weight="600">heap (bytes, log scale; lower is leaner)</text>`,
+      `<text x="${width / 2}" y="${
+        memTop - 12
+      }" text-anchor="middle" fill="#666" font-size="11">purple: effect-faust · grey: baseline</text>`
     )
     for (const g of [1, 10, 100, 2048, 10000, 100000]) {
       if (g > maxBytes) continue
       const gx = bx(g).toFixed(1)
       const gy = memTop + memoryRows.length * memRow + 4
-      out.push(`<line x1="${gx}" y1="${memTop - 8}" x2="${gx}" y2="${gy}" stroke="${g === 2048 ? "#111" : "#e4e4e4"}" stroke-width="${g === 2048 ? 2 : 1}"${g === 2048 ? ' stroke-dasharray="4 2"' : ""}/>`)
-      out.push(`<text x="${gx}" y="${gy + 16}" text-anchor="middle" fill="#555">${g === 2048 ? "2 KiB (target)" : g >= 1000 ? `${g / 1000}k B` : `${g} B`}</text>`)
+      out.push(
+        `<line x1="${gx}" y1="${memTop - 8}" x2="${gx}" y2="${gy}" stroke="${
+          g === 2048 ? "#111" : "#e4e4e4"
+        }" stroke-width="${g === 2048 ? 2 : 1}"${g === 2048 ? " stroke-dasharray=\"4 2\"" : ""}/>`
+      )
+      out.push(
+        `<text x="${gx}" y="${gy + 16}" text-anchor="middle" fill="#555">${
+          g === 2048 ? "2 KiB (target)" : g >= 1000 ? `${g / 1000}k B` : `${g} B`
+        }</text>`
+      )
     }
     memoryRows.forEach((r, i) => {
       const y = memTop + i * memRow
       if (r.ours) {
-        out.push(`<text x="${left - 10}" y="${y + 12}" text-anchor="end" font-weight="600" font-size="12">${xml(clip(r.title, 52))}</text>`)
+        out.push(
+          `<text x="${left - 10}" y="${y + 12}" text-anchor="end" font-weight="600" font-size="12">${
+            xml(clip(r.title, 52))
+          }</text>`
+        )
       }
-      out.push(`<text x="${left - 10}" y="${y + (r.ours ? 24 : 16)}" text-anchor="end" fill="#666" font-size="10">${xml(clip(r.label, 64))}</text>`)
+      out.push(
+        `<text x="${left - 10}" y="${y + (r.ours ? 24 : 16)}" text-anchor="end" fill="#666" font-size="10">${
+          xml(clip(r.label, 64))
+        }</text>`
+      )
       const w = Math.max(1, bx(r.bytes) - left)
-      out.push(`<rect x="${left}" y="${y + 4}" width="${w.toFixed(1)}" height="16" fill="${r.ours ? "#6a5acd" : "#b8b8b8"}" rx="2"/>`)
+      out.push(
+        `<rect x="${left}" y="${y + 4}" width="${w.toFixed(1)}" height="16" fill="${
+          r.ours ? "#6a5acd" : "#b8b8b8"
+        }" rx="2"/>`
+      )
       const text = r.bytes >= 1024 ? `${(r.bytes / 1024).toFixed(2)} KiB` : `${r.bytes.toFixed(0)} B`
       out.push(`<text x="${(left + w + 6).toFixed(1)}" y="${y + 17}" font-size="12">${text}</text>`)
     })

@@ -36,7 +36,10 @@ const parent = new Map<number, number>()
 for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
 
 const short = (url: string) =>
-  url.replace(/^file:\/\//, "").replace(/.*node_modules\//, "").replace(/^\/work\/main\//, "").replace(/^\/tmp\/[^/]+\//, "")
+  url.replace(/^file:\/\//, "").replace(/.*node_modules\//, "").replace(/^\/work\/main\//, "").replace(
+    /^\/tmp\/[^/]+\//,
+    ""
+  )
 const keyOf = (n: Node) =>
   `${n.callFrame.functionName || "(anonymous)"} ${short(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`
 
@@ -62,7 +65,9 @@ const print = (title: string, map: Map<string, number>) => {
   console.log(`\n${title} (of ${(total / 1000).toFixed(0)} ms sampled)`)
   const rows = [...map].filter(([k]) => filter === undefined || k.includes(filter)).sort((a, b) => b[1] - a[1])
     .slice(0, top)
-  for (const [k, t] of rows) console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${(t / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+  for (const [k, t] of rows) {
+    console.log(`${((100 * t) / total).toFixed(1).padStart(5)}%  ${(t / 1000).toFixed(0).padStart(6)} ms  ${k}`)
+  }
 }
 print("self time", selfTime)
 print("total time", totalTime)

@@ -11,10 +11,11 @@ import { NodeInspectSymbol } from "effect/Inspectable"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
-import type * as Scope from "effect/Scope"
 import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { type App, defaultCreateEvent } from "../App.ts"
+import type { AsFutureMessageOptions, SendOptions } from "../Channel.ts"
 import * as Codec from "../Codec.ts"
 import {
   ChannelClosedError,
@@ -28,7 +29,6 @@ import {
   UnsupportedOperationError,
   ValueDecodeError
 } from "../Errors.ts"
-import type { AsFutureMessageOptions, SendOptions } from "../Channel.ts"
 import type * as Event from "../Event.ts"
 import type * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
@@ -37,8 +37,8 @@ import * as RecordMetadata from "../RecordMetadata.ts"
 import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
-import * as subscriberList from "./subscriberList.ts"
 import { SentEvent } from "./sentEvent.ts"
+import * as subscriberList from "./subscriberList.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Channel" as const
@@ -250,7 +250,8 @@ export class ChannelImpl<K, V, E> {
     readonly onDecodeError?: DecodeErrorPolicy | undefined
   }): Effect.Effect<ChannelImpl<K, V, E>, InvalidChannelOptionsError> {
     const maxsize = options?.maxsize ?? this.settings.maxsize
-    const invalid = checkMaxsize(maxsize) ?? checkDecodeErrorPolicy(options?.onDecodeError ?? this.settings.onDecodeError)
+    const invalid = checkMaxsize(maxsize) ??
+      checkDecodeErrorPolicy(options?.onDecodeError ?? this.settings.onDecodeError)
     if (invalid !== undefined) return Exit.fail(invalid)
     const settings: Settings<K, V> = options === undefined ? this.settings : {
       ...this.settings,
@@ -313,7 +314,9 @@ export class ChannelImpl<K, V, E> {
     return this.takeBatch
   }
 
-  private afterTakeBatch(events: Array<Event.Event<K, V>>): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
+  private afterTakeBatch(
+    events: Array<Event.Event<K, V>>
+  ): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
     if (this.wakeQueued) {
       const index = events.indexOf(Wake)
       if (index !== -1) {
@@ -392,7 +395,9 @@ export class ChannelImpl<K, V, E> {
   /** Sends again what a waiting send had left when every subscriber left. */
   private readonly retryPutAll = (events: ReadonlyArray<Event.Event<K, V>>) => this.putAll(events)
 
-  private putAllWithoutSubscribers(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
+  private putAllWithoutSubscribers(
+    events: ReadonlyArray<Event.Event<K, V>>
+  ): Effect.Effect<void, FutureMessage.PublishError> {
     const hub = this.hub
     switch (this.settings.whenNoSubscribers) {
       case "drop":
@@ -413,13 +418,19 @@ export class ChannelImpl<K, V, E> {
   }
 
   send(options: SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
-    return this.settings.spans ? Effect.withSpan(this.sendUntraced(options), "Channel.send", this.spanOptions) : this.sendUntraced(options)
+    return this.settings.spans
+      ? Effect.withSpan(this.sendUntraced(options), "Channel.send", this.spanOptions)
+      : this.sendUntraced(options)
   }
 
-  private sendUntraced(options: SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
+  private sendUntraced(
+    options: SendOptions<K, V>
+  ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
     if (options.callback !== undefined) {
-      return Effect.flatMap(this.asFutureMessage(options as AsFutureMessageOptions<K, V>), (future) =>
-        this.publishMessage(future)) as Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError>
+      return Effect.flatMap(
+        this.asFutureMessage(options as AsFutureMessageOptions<K, V>),
+        (future) => this.publishMessage(future)
+      ) as Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError>
     }
     return Effect.withFiber((fiber) => {
       const timestamp = options.timestamp ?? currentTimeMillis(fiber)
@@ -499,7 +510,9 @@ export class ChannelImpl<K, V, E> {
     options: AsFutureMessageOptions<K, V>
   ): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError> {
     if (options.eagerPartitioning === true) {
-      return Exit.fail(new NotATopicError({ channel: this.label, operation: "asFutureMessage({ eagerPartitioning: true })" }))
+      return Exit.fail(
+        new NotATopicError({ channel: this.label, operation: "asFutureMessage({ eagerPartitioning: true })" })
+      )
     }
     return Effect.sync(() => fromSendOptions(this, options))
   }
@@ -549,7 +562,13 @@ export class ChannelImpl<K, V, E> {
           const hub = this.hub
           if (hub.metrics !== undefined) return undefined
           hub.metrics = { context, nextSubscriber: 0 }
-          const remove = metrics.registerChannel(context, this.label, hub.stats, () => hub.subscribers.length, hub.buffer)
+          const remove = metrics.registerChannel(
+            context,
+            this.label,
+            hub.stats,
+            () => hub.subscribers.length,
+            hub.buffer
+          )
           for (const subscriber of hub.subscribers) metrics.trackSubscriber(hub.metrics, subscriber)
           return remove
         }),
@@ -579,14 +598,20 @@ export class ChannelImpl<K, V, E> {
 
   prepareKey(
     key: unknown,
-    options?: { readonly keySerializer?: Codec.Serializer | undefined; readonly headers?: Message.OpenHeaders | undefined }
+    options?: {
+      readonly keySerializer?: Codec.Serializer | undefined
+      readonly headers?: Message.OpenHeaders | undefined
+    }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
     return Exit.succeed([key, options?.headers] as const)
   }
 
   prepareValue(
     value: unknown,
-    options?: { readonly valueSerializer?: Codec.Serializer | undefined; readonly headers?: Message.OpenHeaders | undefined }
+    options?: {
+      readonly valueSerializer?: Codec.Serializer | undefined
+      readonly headers?: Message.OpenHeaders | undefined
+    }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
     return Exit.succeed([value, options?.headers] as const)
   }
@@ -687,8 +712,10 @@ export class ChannelImpl<K, V, E> {
       if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
       this.hub.stats.delivered++
       if (Queue.offerUnsafe(this.queue, decoded)) return Exit.void
-      return Effect.flatMap(Queue.offer(this.queue, decoded), (offered) =>
-        offered ? Exit.void : Exit.fail(this.closedError()))
+      return Effect.flatMap(
+        Queue.offer(this.queue, decoded),
+        (offered) => offered ? Exit.void : Exit.fail(this.closedError())
+      )
     })
     return this.settings.spans ? Effect.withSpan(deliver, "Channel.deliver", this.spanOptions) : deliver
   }
@@ -698,17 +725,26 @@ export class ChannelImpl<K, V, E> {
   }
 
   /** Routes a decode error to the key or value hook. */
-  handleDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  handleDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return error._tag === "KeyDecodeError"
       ? this.onKeyDecodeError(error, message)
       : this.onValueDecodeError(error, message)
   }
 
-  onKeyDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onKeyDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return this.onDecodeError(error, message)
   }
 
-  onValueDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onValueDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return this.onDecodeError(error, message)
   }
 
@@ -717,7 +753,10 @@ export class ChannelImpl<K, V, E> {
    * to this channel's readers and fails; `skip` logs and counts;
    * `deadLetter` forwards the raw message and counts.
    */
-  onDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     const policy = this.settings.onDecodeError
     const counts = this.hub.stats.decodeErrors
     const annotations = {
@@ -747,7 +786,9 @@ export class ChannelImpl<K, V, E> {
     ], message)
     return Effect.flatMap(target.put(forwarded), () => {
       counts.deadLettered++
-      return Effect.logWarning(`dead-lettered to ${target.label}: ${error.message}`).pipe(Effect.annotateLogs(annotations))
+      return Effect.logWarning(`dead-lettered to ${target.label}: ${error.message}`).pipe(
+        Effect.annotateLogs(annotations)
+      )
     })
   }
 
@@ -922,7 +963,8 @@ const handOverBuffer = (hub: Hub): void => {
 
 /** How a root was closed, from the cause it was closed with. */
 const closedByOf = (cause: Cause.Cause<unknown>): "throw" | "end" =>
-  cause.reasons.length > 0 && cause.reasons.every((reason) => CauseM.isFailReason(reason) && CauseM.isDone(reason.error))
+  cause.reasons.length > 0 &&
+    cause.reasons.every((reason) => CauseM.isFailReason(reason) && CauseM.isDone(reason.error))
     ? "end"
     : "throw"
 

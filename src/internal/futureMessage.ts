@@ -38,7 +38,10 @@ export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
  *
  * @internal
  */
-export const doneUnsafe = <K, V>(future: FutureMessage<K, V>, exit: Exit.Exit<RecordMetadata, FutureError>): boolean => {
+export const doneUnsafe = <K, V>(
+  future: FutureMessage<K, V>,
+  exit: Exit.Exit<RecordMetadata, FutureError>
+): boolean => {
   if (!(future instanceof FutureMessageImpl)) return false
   Deferred.doneUnsafe(future.deferred, exit)
   return true
@@ -70,7 +73,9 @@ export const fromSendOptions = <K, V>(
 
 /** `PendingMessage.make`: absent fields are `undefined`. @internal */
 export const makePendingMessage = <K, V>(
-  fields: { readonly channel: { readonly label: string }; readonly value: V } & Partial<Omit<PendingMessage<K, V>, "channel" | "value">>
+  fields:
+    & { readonly channel: { readonly label: string }; readonly value: V }
+    & Partial<Omit<PendingMessage<K, V>, "channel" | "value">>
 ): PendingMessage<K, V> => ({
   channel: fields.channel,
   key: fields.key ?? null,

@@ -23,11 +23,11 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { App } from "../App.ts"
 import { describe, InvalidChannelOptionsError, toJSONSafe } from "../Errors.ts"
-import * as groupPublish from "./internal/groupPublish.ts"
-import * as partialProduce from "./internal/partialProduce.ts"
-import type { PublishAll } from "./internal/groupPublish.ts"
 import type { Headers } from "../Message.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import * as groupPublish from "./internal/groupPublish.ts"
+import type { PublishAll } from "./internal/groupPublish.ts"
+import * as partialProduce from "./internal/partialProduce.ts"
 
 /**
  * A call to the broker failed: it is unreachable, refused a request, or a
@@ -265,10 +265,11 @@ export const resolve = (options: Options, appId: string): Effect.Effect<Settings
   Effect.suspend(() => {
     const invalid = (option: string, value: unknown, reason: string) =>
       Effect.fail(new InvalidChannelOptionsError({ option: `kafka.${option}`, value, reason }))
-    const servers = (typeof options.bootstrapServers === "string" ? [options.bootstrapServers] : options.bootstrapServers)
-      .flatMap((entry) => entry.split(","))
-      .map((entry) => entry.trim())
-      .filter((entry) => entry.length > 0)
+    const servers =
+      (typeof options.bootstrapServers === "string" ? [options.bootstrapServers] : options.bootstrapServers)
+        .flatMap((entry) => entry.split(","))
+        .map((entry) => entry.trim())
+        .filter((entry) => entry.length > 0)
     if (servers.length === 0 || servers.some((server) => !/^[^:\s]+:\d+$/.test(server))) {
       return invalid("bootstrapServers", options.bootstrapServers, `must list brokers as "host:port"`)
     }
@@ -280,8 +281,15 @@ export const resolve = (options: Options, appId: string): Effect.Effect<Settings
       if (duration !== undefined) ms[name] = Duration.toMillis(duration)
       else if (name !== "rebalanceTimeout") ms[name] = defaults[name]
     }
-    const { commitInterval, connectTimeout, heartbeatInterval, maxWaitTime, requestTimeout, retryDelay, sessionTimeout } =
-      ms as Record<DurationOption, number>
+    const {
+      commitInterval,
+      connectTimeout,
+      heartbeatInterval,
+      maxWaitTime,
+      requestTimeout,
+      retryDelay,
+      sessionTimeout
+    } = ms as Record<DurationOption, number>
     const rebalanceTimeout = ms.rebalanceTimeout ?? sessionTimeout
     if (heartbeatInterval > sessionTimeout || rebalanceTimeout < sessionTimeout) {
       return invalid(
@@ -299,7 +307,9 @@ export const resolve = (options: Options, appId: string): Effect.Effect<Settings
     }
     for (const [name, value] of Object.entries(counts)) {
       const least = name === "retries" ? 0 : 1
-      if (!Number.isInteger(value) || value < least) return invalid(name, value, `must be an integer of at least ${least}`)
+      if (!Number.isInteger(value) || value < least) {
+        return invalid(name, value, `must be an integer of at least ${least}`)
+      }
     }
     const autoOffsetReset = options.autoOffsetReset ?? "earliest"
     if (autoOffsetReset !== "earliest" && autoOffsetReset !== "latest") {
@@ -373,200 +383,217 @@ const settleMember = (
  * @since 0.1.0
  * @category constructors
  */
-export const make = Effect.fnUntraced(function*(settings: Settings): Effect.fn.Return<Kafka["Service"], never, Scope.Scope> {
-  const scope = yield* Effect.scope
-  const base = {
-    clientId: settings.clientId,
-    bootstrapBrokers: [...settings.bootstrapServers],
-    connectTimeout: settings.connectTimeout,
-    requestTimeout: settings.requestTimeout,
-    retries: settings.retries,
-    retryDelay: settings.retryDelay
-  }
-  const admin = yield* Effect.acquireRelease(
-    Effect.sync(() => new Admin(base)),
-    (client) => Effect.promise(() => client.close().catch(() => undefined))
-  )
-  // Idempotent: without it the client may write a retried batch twice (seen
-  // right after a topic is created); with it the broker drops the duplicate.
-  // The client turns `retries` of 1 or less into unbounded retries for an
-  // idempotent producer, so at least 2 keeps a dead broker a bounded failure.
-  const producer = yield* Effect.acquireRelease(
-    Effect.sync(() => new Producer({ ...base, idempotent: true, retries: Math.max(settings.retries, 2) })),
-    (client) => Effect.promise(() => client.close().catch(() => undefined))
-  )
-  const buffer = yield* Queue.bounded<Pending, Cause.Done>(settings.bufferMaxsize)
+export const make = Effect.fnUntraced(
+  function*(settings: Settings): Effect.fn.Return<Kafka["Service"], never, Scope.Scope> {
+    const scope = yield* Effect.scope
+    const base = {
+      clientId: settings.clientId,
+      bootstrapBrokers: [...settings.bootstrapServers],
+      connectTimeout: settings.connectTimeout,
+      requestTimeout: settings.requestTimeout,
+      retries: settings.retries,
+      retryDelay: settings.retryDelay
+    }
+    const admin = yield* Effect.acquireRelease(
+      Effect.sync(() => new Admin(base)),
+      (client) => Effect.promise(() => client.close().catch(() => undefined))
+    )
+    // Idempotent: without it the client may write a retried batch twice (seen
+    // right after a topic is created); with it the broker drops the duplicate.
+    // The client turns `retries` of 1 or less into unbounded retries for an
+    // idempotent producer, so at least 2 keeps a dead broker a bounded failure.
+    const producer = yield* Effect.acquireRelease(
+      Effect.sync(() => new Producer({ ...base, idempotent: true, retries: Math.max(settings.retries, 2) })),
+      (client) => Effect.promise(() => client.close().catch(() => undefined))
+    )
+    const buffer = yield* Queue.bounded<Pending, Cause.Done>(settings.bufferMaxsize)
 
-  /**
-   * Sends a batch: each record's own outcome, in order. When the call fails,
-   * the partitions the broker did append still succeed (their records must
-   * not be sent again), and a partition refused as too large is sent again
-   * one record at a time, so only the record that is too large fails.
-   */
-  const sendBatch = (
-    records: ReadonlyArray<ProducerRecord>,
-    acks: boolean
-  ): Effect.Effect<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>> =>
-    Effect.callback<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>>((resume) => {
-      producer.send({
-        acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
-        idempotent: acks,
-        messages: records.map(toClientMessage)
-      }).then(
-        (result) => {
-          const appended = new Map<string, partialProduce.PartitionResult>()
-          for (const { offset, partition, topic } of result.offsets ?? []) {
-            appended.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
-          }
-          resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).exits))
-        },
-        (rejection) => {
-          const whole = new KafkaError({ operation: "produce", cause: rejection, ...(sameTopic(records) ? { topic: records[0].topic } : {}) })
-          const { exits, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)
-          if (resend.length === 0) return resume(Effect.succeed(exits))
-          resume(Effect.as(
-            Effect.forEach(resend, (index) =>
-              Effect.map(sendBatch([records[index]], acks), ([exit]) => {
-                exits[index] = exit
-              }), { discard: true }),
-            exits
-          ))
-        }
-      )
-    })
-
-  /**
-   * Sends a batch and hands each record's result to its completion, in a
-   * plain loop: a completion that finishes synchronously returns
-   * `Effect.void`, and only the others are run (in order) afterwards.
-   */
-  const complete = (batch: ReadonlyArray<Pending>) =>
-    Effect.gen(function*() {
-      const groups = [
-        batch.filter((pending) => "record" in pending && pending.record.acks !== false),
-        batch.filter((pending) => "record" in pending && pending.record.acks === false)
-      ] as const
-      for (const [index, group] of groups.entries()) {
-        if (group.length === 0) continue
-        const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
-        const exits = yield* sendBatch(items.map((pending) => pending.record), index === 0)
-        let after: Array<Effect.Effect<void>> | undefined
-        for (let i = 0; i < items.length; i++) {
-          const item = items[i]
-          const result = exits[i]
-          const done = "onDone" in item ? item.onDone(result) : settleMember(item, result)
-          if (done !== undefined && done !== Effect.void) (after ??= []).push(done)
-        }
-        if (after !== undefined) for (const done of after) yield* done
-      }
-      for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
-    })
-
-  const sender = yield* Effect.forkIn(
-    Effect.catchIf(
-      Effect.forever(Effect.flatMap(Queue.takeBetween(buffer, 1, settings.maxBatchSize), complete)),
-      Cause.isDone,
-      () => Effect.void
-    ),
-    scope
-  )
-  // Registered after the clients, so it runs before they close: end the
-  // buffer, and let the sender drain what is left.
-  yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(buffer), Fiber.await(sender)))
-
-  const shutDown = (record: ProducerRecord) =>
-    new KafkaError({ operation: "produce", topic: record.topic, cause: new Error("the Kafka layer is shut down") })
-
-  const publish = (
-    record: ProducerRecord,
-    onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
-  ): Effect.Effect<void> =>
-    // Suspended: the record joins the buffer when the effect runs, not when it is built.
-    Effect.suspend(() => {
-      const pending: Pending = { record, onDone }
-      if (Queue.offerUnsafe(buffer, pending)) return Effect.void
-      return Effect.flatMap(Queue.offer(buffer, pending), (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
-    })
-
-  const publishAll: PublishAll = (records, onDone) =>
-    Effect.suspend(() => {
-      if (records.length === 0) return onDone([])
-      const group: Group = { exits: new Array(records.length), remaining: records.length, onDone }
-      const pendings: Array<Pending> = records.map((record, index) => ({ record, group, index }))
-      const remaining = Queue.offerAllUnsafe(buffer, pendings)
-      if (remaining.length === 0) return Effect.void
-      // What did not fit waits for room, in order; a shut buffer refuses it.
-      return Effect.flatMap(Queue.offerAll(buffer, remaining), (refused) =>
-        Effect.suspend(() => {
-          let done: Effect.Effect<void> | undefined
-          for (const pending of refused as Array<Extract<Pending, { group: Group }>>) {
-            done = settleMember(pending, Exit.fail(shutDown(pending.record))) ?? done
-          }
-          return done ?? Effect.void
-        }))
-    })
-
-  groupPublish.register(publish, publishAll)
-
-  const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
-  const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
-
-  return Kafka.of({
-    settings,
-    scope,
-    publish,
-    produce: (records) =>
-      Effect.flatMap(
-        Effect.forEach(records, (record) =>
-          Effect.flatMap(Deferred.make<RecordMetadata.RecordMetadata, KafkaError>(), (done) =>
-            Effect.as(publish(record, (exit) => Effect.asVoid(Deferred.done(done, exit))), done))),
-        (all) => Effect.forEach(all, Deferred.await)
-      ),
-    flush: Effect.flatMap(Deferred.make<void>(), (flushed) =>
-      Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)),
-    partitionCountUnsafe: (topic) => {
-      const cached = partitionCounts.get(topic)
-      return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined
-    },
-    partitionCount: (topic) =>
-      Effect.suspend(() => {
-        // Asked once per record sent: answered from memory while fresh, as
-        // the client's own metadata cache would, without a promise per record.
-        const cached = partitionCounts.get(topic)
-        if (cached !== undefined && cached.expires > Date.now()) return Effect.succeed(cached.count)
-        return Effect.tryPromise({
-          try: () => producer.metadata({ topics: [topic] }),
-          catch: metadataError(topic)
-        }).pipe(Effect.flatMap((metadata) => {
-          const count = metadata.topics.get(topic)?.partitionsCount
-          if (count === undefined) return Effect.fail(metadataError(topic)(new Error("unknown topic")))
-          partitionCounts.set(topic, { count, expires: Date.now() + METADATA_MAX_AGE })
-          return Effect.succeed(count)
-        }))
-      }),
-    createTopic: (spec) =>
-      Effect.tryPromise({
-        try: () =>
-          admin.createTopics({
-            topics: [spec.topic],
-            partitions: spec.partitions,
-            replicas: spec.replicas,
-            configs: Object.entries(spec.config).map(([name, value]) => ({ name, value }))
-          }).then(
-            () => true,
-            (error) => {
-              if (findErrorBy(error, "apiId", "TOPIC_ALREADY_EXISTS") !== null) return false
-              throw error
+    /**
+     * Sends a batch: each record's own outcome, in order. When the call fails,
+     * the partitions the broker did append still succeed (their records must
+     * not be sent again), and a partition refused as too large is sent again
+     * one record at a time, so only the record that is too large fails.
+     */
+    const sendBatch = (
+      records: ReadonlyArray<ProducerRecord>,
+      acks: boolean
+    ): Effect.Effect<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>> =>
+      Effect.callback<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>>((resume) => {
+        producer.send({
+          acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
+          idempotent: acks,
+          messages: records.map(toClientMessage)
+        }).then(
+          (result) => {
+            const appended = new Map<string, partialProduce.PartitionResult>()
+            for (const { offset, partition, topic } of result.offsets ?? []) {
+              appended.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
             }
-          ),
-        catch: (cause) => new KafkaError({ operation: "declare", topic: spec.topic, cause })
-      }),
-    topicNames: Effect.tryPromise({
-      try: () => admin.listTopics(),
-      catch: (cause) => new KafkaError({ operation: "metadata", cause })
+            resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).exits))
+          },
+          (rejection) => {
+            const whole = new KafkaError({
+              operation: "produce",
+              cause: rejection,
+              ...(sameTopic(records) ? { topic: records[0].topic } : {})
+            })
+            const { exits, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)
+            if (resend.length === 0) return resume(Effect.succeed(exits))
+            resume(Effect.as(
+              Effect.forEach(resend, (index) =>
+                Effect.map(sendBatch([records[index]], acks), ([exit]) => {
+                  exits[index] = exit
+                }), { discard: true }),
+              exits
+            ))
+          }
+        )
+      })
+
+    /**
+     * Sends a batch and hands each record's result to its completion, in a
+     * plain loop: a completion that finishes synchronously returns
+     * `Effect.void`, and only the others are run (in order) afterwards.
+     */
+    const complete = (batch: ReadonlyArray<Pending>) =>
+      Effect.gen(function*() {
+        const groups = [
+          batch.filter((pending) => "record" in pending && pending.record.acks !== false),
+          batch.filter((pending) => "record" in pending && pending.record.acks === false)
+        ] as const
+        for (const [index, group] of groups.entries()) {
+          if (group.length === 0) continue
+          const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
+          const exits = yield* sendBatch(items.map((pending) => pending.record), index === 0)
+          let after: Array<Effect.Effect<void>> | undefined
+          for (let i = 0; i < items.length; i++) {
+            const item = items[i]
+            const result = exits[i]
+            const done = "onDone" in item ? item.onDone(result) : settleMember(item, result)
+            if (done !== undefined && done !== Effect.void) (after ??= []).push(done)
+          }
+          if (after !== undefined) { for (const done of after) yield* done }
+        }
+        for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
+      })
+
+    const sender = yield* Effect.forkIn(
+      Effect.catchIf(
+        Effect.forever(Effect.flatMap(Queue.takeBetween(buffer, 1, settings.maxBatchSize), complete)),
+        Cause.isDone,
+        () => Effect.void
+      ),
+      scope
+    )
+    // Registered after the clients, so it runs before they close: end the
+    // buffer, and let the sender drain what is left.
+    yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(buffer), Fiber.await(sender)))
+
+    const shutDown = (record: ProducerRecord) =>
+      new KafkaError({ operation: "produce", topic: record.topic, cause: new Error("the Kafka layer is shut down") })
+
+    const publish = (
+      record: ProducerRecord,
+      onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
+    ): Effect.Effect<void> =>
+      // Suspended: the record joins the buffer when the effect runs, not when it is built.
+      Effect.suspend(() => {
+        const pending: Pending = { record, onDone }
+        if (Queue.offerUnsafe(buffer, pending)) return Effect.void
+        return Effect.flatMap(Queue.offer(buffer, pending), (offered) =>
+          offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
+      })
+
+    const publishAll: PublishAll = (records, onDone) =>
+      Effect.suspend(() => {
+        if (records.length === 0) return onDone([])
+        const group: Group = { exits: new Array(records.length), remaining: records.length, onDone }
+        const pendings: Array<Pending> = records.map((record, index) => ({ record, group, index }))
+        const remaining = Queue.offerAllUnsafe(buffer, pendings)
+        if (remaining.length === 0) return Effect.void
+        // What did not fit waits for room, in order; a shut buffer refuses it.
+        return Effect.flatMap(Queue.offerAll(buffer, remaining), (refused) =>
+          Effect.suspend(() => {
+            let done: Effect.Effect<void> | undefined
+            for (const pending of refused as Array<Extract<Pending, { group: Group }>>) {
+              done = settleMember(pending, Exit.fail(shutDown(pending.record))) ?? done
+            }
+            return done ?? Effect.void
+          }))
+      })
+
+    groupPublish.register(publish, publishAll)
+
+    const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
+    const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
+
+    return Kafka.of({
+      settings,
+      scope,
+      publish,
+      produce: (records) =>
+        Effect.flatMap(
+          Effect.forEach(records, (record) =>
+            Effect.flatMap(Deferred.make<RecordMetadata.RecordMetadata, KafkaError>(), (done) =>
+              Effect.as(
+                publish(record, (exit) =>
+                  Effect.asVoid(Deferred.done(done, exit))),
+                done
+              ))),
+          (all) =>
+            Effect.forEach(all, Deferred.await)
+        ),
+      flush: Effect.flatMap(
+        Deferred.make<void>(),
+        (flushed) =>
+          Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)
+      ),
+      partitionCountUnsafe: (topic) => {
+        const cached = partitionCounts.get(topic)
+        return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined
+      },
+      partitionCount: (topic) =>
+        Effect.suspend(() => {
+          // Asked once per record sent: answered from memory while fresh, as
+          // the client's own metadata cache would, without a promise per record.
+          const cached = partitionCounts.get(topic)
+          if (cached !== undefined && cached.expires > Date.now()) {
+            return Effect.succeed(cached.count)
+          }
+          return Effect.tryPromise({
+            try: () => producer.metadata({ topics: [topic] }),
+            catch: metadataError(topic)
+          }).pipe(Effect.flatMap((metadata) => {
+            const count = metadata.topics.get(topic)?.partitionsCount
+            if (count === undefined) return Effect.fail(metadataError(topic)(new Error("unknown topic")))
+            partitionCounts.set(topic, { count, expires: Date.now() + METADATA_MAX_AGE })
+            return Effect.succeed(count)
+          }))
+        }),
+      createTopic: (spec) =>
+        Effect.tryPromise({
+          try: () =>
+            admin.createTopics({
+              topics: [spec.topic],
+              partitions: spec.partitions,
+              replicas: spec.replicas,
+              configs: Object.entries(spec.config).map(([name, value]) => ({ name, value }))
+            }).then(
+              () => true,
+              (error) => {
+                if (findErrorBy(error, "apiId", "TOPIC_ALREADY_EXISTS") !== null) return false
+                throw error
+              }
+            ),
+          catch: (cause) => new KafkaError({ operation: "declare", topic: spec.topic, cause })
+        }),
+      topicNames: Effect.tryPromise({
+        try: () => admin.listTopics(),
+        catch: (cause) => new KafkaError({ operation: "metadata", cause })
+      })
     })
-  })
-})
+  }
+)
 
 /**
  * Provides {@link Kafka} from explicit options. Nothing connects until the
@@ -708,7 +735,9 @@ const outcomes = (
     if (result === undefined && whole !== undefined) return Exit.fail(whole)
     if (result !== undefined && result._tag === "Refused") {
       if (result.tooLarge && counts.get(key)! > 1) resend.push(index)
-      return Exit.fail(new KafkaError({ operation: "produce", topic: record.topic, partition: record.partition, cause: result.cause }))
+      return Exit.fail(
+        new KafkaError({ operation: "produce", topic: record.topic, partition: record.partition, cause: result.cause })
+      )
     }
     const offset = result === undefined ? -1 : next.get(key) ?? result.baseOffset
     if (result !== undefined) next.set(key, offset + 1)
@@ -725,4 +754,3 @@ const outcomes = (
 
 const sameTopic = (records: ReadonlyArray<ProducerRecord>): boolean =>
   records.every((record) => record.topic === records[0].topic)
-

@@ -22,12 +22,12 @@ import * as Channel from "../Channel.ts"
 import * as Codec from "../Codec.ts"
 import { type DecodeError, InvalidChannelOptionsError, type TransportError } from "../Errors.ts"
 import type { Event } from "../Event.ts"
-import { Kafka } from "./Kafka.ts"
 import type { ChannelImpl } from "../internal/channel.ts"
+import type * as MessageSchema from "../MessageSchema.ts"
 import * as acknowledgement from "./internal/acknowledgement.ts"
 import { resolveSettings } from "./internal/settings.ts"
 import * as internal from "./internal/topic.ts"
-import type * as MessageSchema from "../MessageSchema.ts"
+import { Kafka } from "./Kafka.ts"
 
 /**
  * @since 0.1.0
@@ -194,7 +194,9 @@ const makeWith = (
  * @since 0.1.0
  * @category constructors
  */
-export const make = <const O extends Options>(options: O): Effect.Effect<FromOptions<O>, InvalidChannelOptionsError, App | Kafka> =>
+export const make = <const O extends Options>(
+  options: O
+): Effect.Effect<FromOptions<O>, InvalidChannelOptionsError, App | Kafka> =>
   Effect.gen(function*() {
     const app = yield* App
     const kafka = yield* Kafka

@@ -22,8 +22,13 @@ const killable = brokerAvailable && bootstrapServers === "127.0.0.1:9092" && exi
 
 /** `npm run kafka:up`: starts the broker unless it runs (idempotent), and waits until it answers metadata requests. */
 const kafkaUp = Effect.callback<void, Error>((resume) => {
-  execFile("bash", [`${root}scripts/kafka/up.sh`], { cwd: root, timeout: 180_000 }, (error, _stdout, stderr) =>
-    resume(error ? Effect.fail(new Error(`kafka:up failed: ${stderr || error.message}`)) : Effect.void))
+  execFile(
+    "bash",
+    [`${root}scripts/kafka/up.sh`],
+    { cwd: root, timeout: 180_000 },
+    (error, _stdout, stderr) =>
+      resume(error ? Effect.fail(new Error(`kafka:up failed: ${stderr || error.message}`)) : Effect.void)
+  )
 })
 
 /** SIGKILL to the broker, then waits until its port is closed. */
@@ -31,66 +36,79 @@ const killBroker = Effect.gen(function*() {
   const pid = Number(readFileSync(pidFile, "utf8").trim())
   process.kill(pid, "SIGKILL")
   yield* Effect.suspend(function loop(): Effect.Effect<void> {
-    return Effect.flatMap(Effect.promise(() => reachable(bootstrapServers)), (up) => up ? Effect.andThen(Effect.sleep("100 millis"), loop) : Effect.void)
+    return Effect.flatMap(
+      Effect.promise(() => reachable(bootstrapServers)),
+      (up) => up ? Effect.andThen(Effect.sleep("100 millis"), loop) : Effect.void
+    )
   }).pipe(Effect.timeout("30 seconds"))
   return pid
 })
 
 describe.skipIf(!killable)("Kafka delivery when the broker dies", () => {
-  it.live("(a) the broker is killed with SIGKILL mid-stream and restarted: nothing the broker acknowledged is lost", () =>
-    Effect.gen(function*() {
-      const name = unique("killed")
-      const total = 30_000
-      const tally = new Tally()
-      let sendFailures = 0
-      let consumerRestarts = 0
-      // The producer sends chunks of 500 about ten times a second; a chunk that fails (the
-      // broker is down) is sent again until the broker takes it.
-      const producer = Effect.gen(function*() {
-        const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 3 })
-        for (let from = 0; from < total; from += 500) {
-          const ids = Array.from({ length: 500 }, (_, i) => from + i)
-          yield* topic.sendAll(ids).pipe(
-            Effect.tapError(() => Effect.sync(() => sendFailures++)),
-            Effect.retry(Schedule.spaced("500 millis"))
+  it.live(
+    "(a) the broker is killed with SIGKILL mid-stream and restarted: nothing the broker acknowledged is lost",
+    () =>
+      Effect.gen(function*() {
+        const name = unique("killed")
+        const total = 30_000
+        const tally = new Tally()
+        let sendFailures = 0
+        let consumerRestarts = 0
+        // The producer sends chunks of 500 about ten times a second; a chunk that fails (the
+        // broker is down) is sent again until the broker takes it.
+        const producer = Effect.gen(function*() {
+          const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 3 })
+          for (let from = 0; from < total; from += 500) {
+            const ids = Array.from({ length: 500 }, (_, i) => from + i)
+            yield* topic.sendAll(ids).pipe(
+              Effect.tapError(() => Effect.sync(() => sendFailures++)),
+              Effect.retry(Schedule.spaced("500 millis"))
+            )
+            for (const id of ids) tally.sent.add(id)
+            yield* Effect.sleep("100 millis")
+          }
+        }).pipe(Effect.provide(kafkaLayer({ requestTimeout: "5 seconds" })))
+        // The consumer handles each event; when its stream fails (the broker is down) it starts again.
+        const consumer = Effect.gen(function*() {
+          const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 3 })
+          yield* topic.events().pipe(
+            Stream.runForEach((event) =>
+              Effect.sync(() => tally.receive(event.value, event.message.partition, event.message.offset))
+            ),
+            Effect.tapError(() => Effect.sync(() => consumerRestarts++)),
+            Effect.retry(Schedule.spaced("1 second"))
           )
-          for (const id of ids) tally.sent.add(id)
-          yield* Effect.sleep("100 millis")
-        }
-      }).pipe(Effect.provide(kafkaLayer({ requestTimeout: "5 seconds" })))
-      // The consumer handles each event; when its stream fails (the broker is down) it starts again.
-      const consumer = Effect.gen(function*() {
-        const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 3 })
-        yield* topic.events().pipe(
-          Stream.runForEach((event) => Effect.sync(() => tally.receive(event.value, event.message.partition, event.message.offset))),
-          Effect.tapError(() => Effect.sync(() => consumerRestarts++)),
-          Effect.retry(Schedule.spaced("1 second"))
+        }).pipe(Effect.provide(kafkaLayer({ requestTimeout: "5 seconds" })))
+        const consuming = yield* Effect.forkChild(consumer)
+        const producing = yield* Effect.forkChild(producer)
+        yield* eventually(() => tally.received >= 8_000, 120_000, "8000 received before the kill")
+        const killedAt = tally.received
+        const pid = yield* killBroker
+        yield* Effect.sleep("2 seconds")
+        const restarted = yield* Effect.timed(kafkaUp)
+        yield* Fiber.join(producing)
+        yield* eventually(
+          () => tally.complete,
+          180_000,
+          "every acknowledged event",
+          () => JSON.stringify({ ...tally.counts(), sendFailures, consumerRestarts })
         )
-      }).pipe(Effect.provide(kafkaLayer({ requestTimeout: "5 seconds" })))
-      const consuming = yield* Effect.forkChild(consumer)
-      const producing = yield* Effect.forkChild(producer)
-      yield* eventually(() => tally.received >= 8_000, 120_000, "8000 received before the kill")
-      const killedAt = tally.received
-      const pid = yield* killBroker
-      yield* Effect.sleep("2 seconds")
-      const restarted = yield* Effect.timed(kafkaUp)
-      yield* Fiber.join(producing)
-      yield* eventually(() => tally.complete, 180_000, "every acknowledged event", () =>
-        JSON.stringify({ ...tally.counts(), sendFailures, consumerRestarts }))
-      yield* Fiber.interrupt(consuming)
-      console.log(
-        `[delivery] (a) broker ${pid} killed after ${killedAt} received, back after ${
-          Duration.toSeconds(restarted[0]).toFixed(1)
-        } s; failed sends retried: ${sendFailures}, consumer restarts: ${consumerRestarts}`
-      )
-      const counts = tally.report("(a) broker killed with SIGKILL mid-stream and restarted")
-      assert.strictEqual(counts.sent, total)
-      assert.strictEqual(counts.lost, 0)
-      // duplicates are allowed and counted: the consumer reads again what it handled after its
-      // last commit, and a chunk sent again after an unanswered request may be in the log twice
-    }).pipe(
-      Effect.provide(quiet),
-      // other test files use the broker: it runs again whatever happened
-      Effect.ensuring(Effect.ignore(kafkaUp))
-    ), 420_000)
+        yield* Fiber.interrupt(consuming)
+        console.log(
+          `[delivery] (a) broker ${pid} killed after ${killedAt} received, back after ${
+            Duration.toSeconds(restarted[0]).toFixed(1)
+          } s; failed sends retried: ${sendFailures}, consumer restarts: ${consumerRestarts}`
+        )
+        const counts = tally.report("(a) broker killed with SIGKILL mid-stream and restarted")
+        assert.strictEqual(counts.sent, total)
+        assert.strictEqual(counts.lost, 0)
+        // duplicates are allowed and counted: the consumer reads again what it handled after its
+        // last commit, and a chunk sent again after an unanswered request may be in the log twice
+      }).pipe(
+        Effect.provide(quiet),
+        // other test files use the broker: it runs again whatever happened
+        Effect.ensuring(Effect.ignore(kafkaUp))
+      ),
+    420_000
+  )
 })

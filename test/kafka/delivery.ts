@@ -82,7 +82,9 @@ export const eventually = (condition: () => boolean, millis = 30_000, what = "co
     Effect.timeoutOrElse({
       duration: millis,
       orElse: () =>
-        Effect.die(new Error(`timed out after ${millis} ms waiting for ${what}${detail === undefined ? "" : `: ${detail()}`}`))
+        Effect.die(
+          new Error(`timed out after ${millis} ms waiting for ${what}${detail === undefined ? "" : `: ${detail()}`}`)
+        )
     })
   )
 

@@ -52,7 +52,9 @@ describe("Kafka layer", () => {
         assert.instanceOf(error, InvalidChannelOptionsError)
         assert.strictEqual(error.option, option)
       }
-      const exit = yield* Effect.exit(Layer.build(Kafka.layer({ bootstrapServers: "" })).pipe(Effect.scoped, Effect.provide(AppTest)))
+      const exit = yield* Effect.exit(
+        Layer.build(Kafka.layer({ bootstrapServers: "" })).pipe(Effect.scoped, Effect.provide(AppTest))
+      )
       assert.isTrue(Exit.isFailure(exit))
     }))
 
@@ -89,19 +91,23 @@ describe("Kafka layer", () => {
 })
 
 describe("a broker that does not answer", () => {
-  it.live("publish adds the record when its effect runs, once per run, not when it is built", () =>
-    Effect.gen(function*() {
-      const kafka = yield* Kafka.Kafka
-      const answers: Array<string> = []
-      const record = { topic: "nowhere", partition: 0, key: null, value: utf8.encode("x"), headers: [], timestamp: 0 }
-      const publish = kafka.publish(record, (exit) => Effect.sync(() => answers.push(exit._tag)))
-      yield* kafka.flush
-      assert.deepStrictEqual(answers, [], "built, not run: nothing was sent")
-      yield* publish
-      yield* publish
-      yield* kafka.flush
-      assert.deepStrictEqual(answers, ["Failure", "Failure"])
-    }).pipe(Effect.provide(Unreachable)), 20_000)
+  it.live(
+    "publish adds the record when its effect runs, once per run, not when it is built",
+    () =>
+      Effect.gen(function*() {
+        const kafka = yield* Kafka.Kafka
+        const answers: Array<string> = []
+        const record = { topic: "nowhere", partition: 0, key: null, value: utf8.encode("x"), headers: [], timestamp: 0 }
+        const publish = kafka.publish(record, (exit) => Effect.sync(() => answers.push(exit._tag)))
+        yield* kafka.flush
+        assert.deepStrictEqual(answers, [], "built, not run: nothing was sent")
+        yield* publish
+        yield* publish
+        yield* kafka.flush
+        assert.deepStrictEqual(answers, ["Failure", "Failure"])
+      }).pipe(Effect.provide(Unreachable)),
+    20_000
+  )
 
   it.live("send fails with a typed KafkaError within a bounded time", () =>
     Effect.gen(function*() {
@@ -114,28 +120,32 @@ describe("a broker that does not answer", () => {
       assert.isBelow(Date.now() - started, 10_000)
     }).pipe(Effect.provide(Unreachable)), 20_000)
 
-  it.live("without declaring, the send still fails typed (metadata), and so do sendSoon's future and a stream", () =>
-    Effect.gen(function*() {
-      const topic = yield* Topic.make({ topics: ["nowhere"], value: Schema.String })
-      const error = yield* Effect.flip(topic.send({ value: "x" }))
-      assert.instanceOf(error, KafkaError)
-      assert.strictEqual((error as KafkaError).operation, "metadata")
-      const soon = yield* Effect.flip(topic.sendSoon({ value: "y" }))
-      assert.instanceOf(soon, KafkaError)
-      const streamed = yield* Effect.flip(Stream.runCollect(topic.stream()))
-      assert.instanceOf(streamed, KafkaError)
-      assert.strictEqual((streamed as KafkaError).operation, "consume")
-    }).pipe(
-      Effect.provide(
-        Kafka.layer({
-          bootstrapServers: "127.0.0.1:1",
-          retries: 1,
-          retryDelay: "20 millis",
-          connectTimeout: "500 millis",
-          topicAllowDeclare: false
-        }).pipe(Layer.provideMerge(AppTest))
-      )
-    ), 30_000)
+  it.live(
+    "without declaring, the send still fails typed (metadata), and so do sendSoon's future and a stream",
+    () =>
+      Effect.gen(function*() {
+        const topic = yield* Topic.make({ topics: ["nowhere"], value: Schema.String })
+        const error = yield* Effect.flip(topic.send({ value: "x" }))
+        assert.instanceOf(error, KafkaError)
+        assert.strictEqual((error as KafkaError).operation, "metadata")
+        const soon = yield* Effect.flip(topic.sendSoon({ value: "y" }))
+        assert.instanceOf(soon, KafkaError)
+        const streamed = yield* Effect.flip(Stream.runCollect(topic.stream()))
+        assert.instanceOf(streamed, KafkaError)
+        assert.strictEqual((streamed as KafkaError).operation, "consume")
+      }).pipe(
+        Effect.provide(
+          Kafka.layer({
+            bootstrapServers: "127.0.0.1:1",
+            retries: 1,
+            retryDelay: "20 millis",
+            connectTimeout: "500 millis",
+            topicAllowDeclare: false
+          }).pipe(Layer.provideMerge(AppTest))
+        )
+      ),
+    30_000
+  )
 })
 
 describe("Topic without a broker", () => {
@@ -212,7 +222,12 @@ describe("Topic without a broker", () => {
 
   it.effect("derive adds a prefix and suffix to each name and applies overrides; types stay", () =>
     Effect.gen(function*() {
-      const base = yield* Topic.make({ topics: ["clicks", "views"], value: Schema.Number, partitions: 3, label: "mine" })
+      const base = yield* Topic.make({
+        topics: ["clicks", "views"],
+        value: Schema.Number,
+        partitions: 3,
+        label: "mine"
+      })
       const derived = yield* base.derive({ prefix: "app-", suffix: "-repartition", partitions: 12, internal: true })
       assert.deepStrictEqual(derived.topics, ["app-clicks-repartition", "app-views-repartition"])
       assert.strictEqual(derived.partitions, 12)
@@ -259,7 +274,9 @@ describe("Topic without a broker", () => {
       const event = yield* topic.decode(message)
       assert.strictEqual(event.key, "k-1")
       assert.deepStrictEqual(event.value, { amount: 2.5, at })
-      const bad = yield* Effect.flip(topic.decode(Message.make({ ...message, value: utf8.encode("{") }), { propagate: true }))
+      const bad = yield* Effect.flip(
+        topic.decode(Message.make({ ...message, value: utf8.encode("{") }), { propagate: true })
+      )
       assert.strictEqual(bad._tag, "ValueDecodeError")
       assert.strictEqual(bad.received.offset, 7)
       const wrong = yield* Effect.flip(topic.prepareValue({ amount: "x" as unknown as number, at }))
@@ -277,7 +294,15 @@ describe("Topic fan-out without a broker", () => {
       assert.strictEqual(topic.subscriberCount, 2)
       assert.isTrue(yield* subscriber.empty)
       const message = (value: string, offset: number) =>
-        Message.make({ topic: "fan", partition: 0, offset, timestamp: 0, timestampType: 0, key: null, value: utf8.encode(value) })
+        Message.make({
+          topic: "fan",
+          partition: 0,
+          offset,
+          timestamp: 0,
+          timestampType: 0,
+          key: null,
+          value: utf8.encode(value)
+        })
       yield* topic.deliver(message("41", 0))
       yield* topic.deliver(message("oops", 1))
       assert.isFalse(yield* subscriber.empty)
@@ -312,7 +337,9 @@ describe("channel services on Kafka", () => {
       assert.strictEqual(text.decode(value as Uint8Array), "3")
       const snapshots = yield* Metric.snapshot
       assert.isTrue(
-        snapshots.some((snapshot) => snapshot.id === "effect_faust_sent_total" && snapshot.attributes?.channel === "demo/Counts"),
+        snapshots.some((snapshot) =>
+          snapshot.id === "effect_faust_sent_total" && snapshot.attributes?.channel === "demo/Counts"
+        ),
         "the layer registers the topic's metrics"
       )
     }).pipe(

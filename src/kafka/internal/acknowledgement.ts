@@ -4,8 +4,6 @@ import * as Message from "../../Message.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
-
-
 /** An offset to commit, with the tracker it comes from (its `committed` moves when the commit lands). */
 export interface CommitOffset {
   readonly topic: string
@@ -59,7 +57,13 @@ export class PartitionTracker {
   /** Set when its generation is revoked: its events are no longer delivered, its acknowledgements no longer count. */
   revoked = false
   readonly guard: sendGuard.SessionGuard
-  constructor(topic: string, partition: number, base: bigint, stats: kafkaMetrics.Stats, guard: sendGuard.SessionGuard) {
+  constructor(
+    topic: string,
+    partition: number,
+    base: bigint,
+    stats: kafkaMetrics.Stats,
+    guard: sendGuard.SessionGuard
+  ) {
     this.topic = topic
     this.partition = partition
     this.base = base
@@ -135,8 +139,12 @@ class TopicEvent<K, V> extends EventBase<K, V> {
   }
 }
 
-export const makeTopicEvent = <K, V>(key: K | null, value: V, headers: Message.Headers, message: Message.Message): Event.Event<K, V> =>
-  new TopicEvent(key, value, headers, message)
+export const makeTopicEvent = <K, V>(
+  key: K | null,
+  value: V,
+  headers: Message.Headers,
+  message: Message.Message
+): Event.Event<K, V> => new TopicEvent(key, value, headers, message)
 
 export const deliveryOf = (event: Event.Event<any, any>): Delivery | undefined =>
   event instanceof TopicEvent ? TopicEvent.deliveryOf(event) : deliveries.get(event)

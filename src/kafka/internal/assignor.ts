@@ -38,5 +38,8 @@ export const bySubscription: GroupPartitionsAssigner = (_leader, members, leader
       assignment.partitions.push(partition)
     }
   }
-  return memberIds.map((memberId): GroupPartitionsAssignments => ({ memberId, assignments: assignments.get(memberId)! }))
+  return memberIds.map((memberId): GroupPartitionsAssignments => ({
+    memberId,
+    assignments: assignments.get(memberId)!
+  }))
 }

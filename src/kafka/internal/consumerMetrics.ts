@@ -19,7 +19,10 @@ export const readOffsets = (
 ): Effect.Effect<void> =>
   Effect.suspend(() => {
     const generation = session.current
-    if (topic.root.metrics === undefined || generation === undefined || generation.revoked || generation.assigned.size === 0) {
+    if (
+      topic.root.metrics === undefined || generation === undefined || generation.revoked ||
+      generation.assigned.size === 0
+    ) {
       return Effect.void
     }
     const byTopic = new Map<string, Array<number>>()
@@ -56,9 +59,10 @@ const committedOffsetOf = (session: Session, key: string): bigint => {
 export const syncPartitionMetrics = (topic: TopicImpl<any, any, any>, session: Session): void => {
   const registry = topic.root.metrics
   const generation = session.current
-  const wanted = registry !== undefined && generation !== undefined && !generation.revoked && topic.root.session === session
-    ? generation.assignment
-    : HashSet.empty<Message.TopicPartition>()
+  const wanted =
+    registry !== undefined && generation !== undefined && !generation.revoked && topic.root.session === session
+      ? generation.assignment
+      : HashSet.empty<Message.TopicPartition>()
   const keys = new Set(Array.from(wanted, (tp) => `${tp.topic}:${tp.partition}`))
   for (const [key, remove] of session.partitionMetrics) {
     if (!keys.has(key)) {

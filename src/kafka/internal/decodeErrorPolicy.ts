@@ -40,7 +40,12 @@ export const applyDecodeErrorPolicy = (
     tracked.handled = true
     release(tracked)
   })
-  const annotations = { channel: topic.label, topic: message.topic, partition: message.partition, offset: message.offset }
+  const annotations = {
+    channel: topic.label,
+    topic: message.topic,
+    partition: message.partition,
+    offset: message.offset
+  }
   if (policy === "fail") {
     return Effect.suspend(() => {
       counts.failed++
@@ -60,7 +65,10 @@ export const applyDecodeErrorPolicy = (
   if (policy === "skip") {
     return Effect.suspend(() => {
       counts.skipped++
-      return Effect.logWarning(`skipped: ${error.message}`).pipe(Effect.annotateLogs(annotations), Effect.andThen(settle))
+      return Effect.logWarning(`skipped: ${error.message}`).pipe(
+        Effect.annotateLogs(annotations),
+        Effect.andThen(settle)
+      )
     })
   }
   const target = policy.deadLetter
@@ -75,7 +83,10 @@ export const applyDecodeErrorPolicy = (
   const forwarded = topic.context.app.createEvent(message.key, message.value, [...message.headers, ...added], message)
   const original = rawHeaders.get(message)
   if (original !== undefined) {
-    deadLetterHeaders.set(forwarded, [...original, ...added.map(([name, value]) => [utf8Bytes(name), utf8Bytes(value as string)] as const)])
+    deadLetterHeaders.set(forwarded, [
+      ...original,
+      ...added.map(([name, value]) => [utf8Bytes(name), utf8Bytes(value as string)] as const)
+    ])
   }
   return Effect.flatMap(target.put(forwarded), () => {
     counts.deadLettered++

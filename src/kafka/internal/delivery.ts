@@ -61,7 +61,7 @@ export const offerRun = (
     if (rest.length === 0) continue
     ;(waits ??= []).push(Effect.map(Queue.offerAll(queue, rest), (refused) => {
       // what a queue shut down while waiting did not take: the suffix of the run
-      if (tracked !== undefined) for (let j = n - refused.length; j < n; j++) release(tracked[j])
+      if (tracked !== undefined) { for (let j = n - refused.length; j < n; j++) release(tracked[j]) }
     }))
   }
   // Concurrently: a subscriber must not wait for its run behind another's full queue (a reader

@@ -1,7 +1,7 @@
 import type * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
-import type { KafkaError, ProducerRecord } from "../Kafka.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
+import type { KafkaError, ProducerRecord } from "../Kafka.ts"
 
 /** A `Kafka` service's `publish`: one record, one completion. */
 type Publish = (

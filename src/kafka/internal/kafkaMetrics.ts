@@ -29,12 +29,15 @@ export interface Stats {
 
 export const makeStats = (): Stats => ({ acknowledged: 0, committed: 0 })
 
-
 /** Registers the topic-wide series; returns a function removing them. */
 export const registerTopic = (context: Context.Context<never>, label: string, stats: Stats): () => void => {
   const channel = { channel: label }
   const registrations = [
-    Metric.registerUnsafe(Metric.withAttributes(acknowledged, channel), context, counterHooks(() => stats.acknowledged)),
+    Metric.registerUnsafe(
+      Metric.withAttributes(acknowledged, channel),
+      context,
+      counterHooks(() => stats.acknowledged)
+    ),
     Metric.registerUnsafe(Metric.withAttributes(committed, channel), context, counterHooks(() => stats.committed))
   ]
   return () => registrations.forEach((registration) => registration.remove())
@@ -50,7 +53,11 @@ export const registerPartition = (
 ): () => void => {
   const attributes = { channel: label, topic, partition: String(partition) }
   const registrations = [
-    Metric.registerUnsafe(Metric.withAttributes(committedOffset, attributes), context, gaugeHooks(read.committedOffset)),
+    Metric.registerUnsafe(
+      Metric.withAttributes(committedOffset, attributes),
+      context,
+      gaugeHooks(read.committedOffset)
+    ),
     Metric.registerUnsafe(Metric.withAttributes(consumerLag, attributes), context, gaugeHooks(read.lag))
   ]
   return () => registrations.forEach((registration) => registration.remove())

@@ -44,7 +44,10 @@ export const watch = (options: {
     if (before === undefined) return
     const added = names.flatMap((name) => {
       const from = before.get(name) ?? 0
-      return Array.from({ length: Math.max(0, counts.get(name)! - from) }, (_, i) => ({ topic: name, partition: from + i }))
+      return Array.from(
+        { length: Math.max(0, counts.get(name)! - from) },
+        (_, i) => ({ topic: name, partition: from + i })
+      )
     })
     if (added.length === 0) return
     if (options.fromEarliest) yield* Effect.tryPromise(() => commitStartOf(consumer, added))

@@ -31,7 +31,9 @@ export const partitionResults = (rejection: unknown): Map<string, PartitionResul
   const results = new Map<string, PartitionResult>()
   const produced = (rejection as { produced?: { offsets?: unknown } } | null)?.produced?.offsets
   if (Array.isArray(produced)) {
-    for (const { offset, partition, topic } of produced as Array<{ topic: string; partition: number; offset: bigint }>) {
+    for (
+      const { offset, partition, topic } of produced as Array<{ topic: string; partition: number; offset: bigint }>
+    ) {
       results.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
     }
   }
@@ -41,20 +43,22 @@ export const partitionResults = (rejection: unknown): Map<string, PartitionResul
     const responses = (failure as { response?: { responses?: unknown } } | null)?.response?.responses
     if (!Array.isArray(responses)) continue
     const nested = (failure as { errors?: unknown }).errors
-    responses.forEach((response: { name: string; partitionResponses?: ReadonlyArray<PartitionResponse> }, topicIndex) => {
-      response.partitionResponses?.forEach((answer, partitionIndex) => {
-        const key = `${response.name}:${answer.index}`
-        if (answer.errorCode === 0) {
-          results.set(key, { _tag: "Appended", baseOffset: Number(answer.baseOffset) })
-          return
-        }
-        const path = `/responses/${topicIndex}/partition_responses/${partitionIndex}`
-        const cause = Array.isArray(nested)
-          ? nested.find((error: { path?: unknown }) => error?.path === path) ?? failure
-          : failure
-        results.set(key, { _tag: "Refused", cause, tooLarge: TOO_LARGE.has(answer.errorCode) })
-      })
-    })
+    responses.forEach(
+      (response: { name: string; partitionResponses?: ReadonlyArray<PartitionResponse> }, topicIndex) => {
+        response.partitionResponses?.forEach((answer, partitionIndex) => {
+          const key = `${response.name}:${answer.index}`
+          if (answer.errorCode === 0) {
+            results.set(key, { _tag: "Appended", baseOffset: Number(answer.baseOffset) })
+            return
+          }
+          const path = `/responses/${topicIndex}/partition_responses/${partitionIndex}`
+          const cause = Array.isArray(nested)
+            ? nested.find((error: { path?: unknown }) => error?.path === path) ?? failure
+            : failure
+          results.set(key, { _tag: "Refused", cause, tooLarge: TOO_LARGE.has(answer.errorCode) })
+        })
+      }
+    )
   }
   return results.size > 0 ? results : undefined
 }

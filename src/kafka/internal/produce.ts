@@ -15,14 +15,14 @@ import * as Codec from "../../Codec.ts"
 import { ChannelClosedError, CodecError, NotATopicError, type TransportError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
+import type { Settings as ChannelSettings } from "../../internal/channel.ts"
 import { doneUnsafe, fromSendOptions } from "../../internal/futureMessage.ts"
-import { publishAllOf } from "./groupPublish.ts"
-import { KafkaError, type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
 import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
-import type { Settings as ChannelSettings } from "../../internal/channel.ts"
-import * as sendGuard from "./sendGuard.ts"
+import { KafkaError, type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
+import { publishAllOf } from "./groupPublish.ts"
 import { partitionForKey } from "./murmur2.ts"
+import * as sendGuard from "./sendGuard.ts"
 
 import { deadLetterHeaders } from "./received.ts"
 import type { TopicSettings } from "./settings.ts"
@@ -88,7 +88,10 @@ export class TopicProducer<K, V> {
    * when a step needs an effect (no single name, not declared yet, no cached
    * partition count).
    */
-  private recordUnsafe(pending: FutureMessage.PendingMessage<K, V>, clock: Clock.Clock): KafkaProducerRecord | CodecError | undefined {
+  private recordUnsafe(
+    pending: FutureMessage.PendingMessage<K, V>,
+    clock: Clock.Clock
+  ): KafkaProducerRecord | CodecError | undefined {
     const topic = pending.topic ?? this.singleTopicName
     if (topic === undefined || !this.topic.root.declaredOk) return undefined
     const key = this.encodeUnsafe("key", pending.key, pending.keySerializer)
@@ -145,7 +148,10 @@ export class TopicProducer<K, V> {
     detached: boolean
   ): Effect.Effect<Deferred.Deferred<void> | undefined> {
     const settled = detached ? undefined : Deferred.makeUnsafe<void>()
-    return Effect.as(this.topic.context.kafka.publish(record, this.completion(future, record.topic, settled, detached)), settled)
+    return Effect.as(
+      this.topic.context.kafka.publish(record, this.completion(future, record.topic, settled, detached)),
+      settled
+    )
   }
 
   /** What runs when the broker answers a record: see `enqueue`. */
@@ -167,13 +173,17 @@ export class TopicProducer<K, V> {
       // needs an effect (the callback, the waiting sender) runs after.
       let after: Effect.Effect<unknown> | undefined
       if (!doneUnsafe(future, error === undefined ? exit : Exit.fail(error))) {
-        after = error === undefined ? future.succeed((exit as Exit.Success<RecordMetadata.RecordMetadata>).value) : future.fail(error)
+        after = error === undefined
+          ? future.succeed((exit as Exit.Success<RecordMetadata.RecordMetadata>).value)
+          : future.fail(error)
       }
       if (error === undefined && future.message.callback !== undefined) {
         after = after === undefined ? runCallback(future) : Effect.andThen(after, runCallback(future))
       }
       if (settled !== undefined) {
-        after = after === undefined ? Deferred.succeed(settled, undefined) : Effect.ensuring(after, Deferred.succeed(settled, undefined))
+        after = after === undefined
+          ? Deferred.succeed(settled, undefined)
+          : Effect.ensuring(after, Deferred.succeed(settled, undefined))
       }
       return after === undefined ? Effect.void : Effect.asVoid(after)
     }
@@ -205,7 +215,15 @@ export class TopicProducer<K, V> {
           failure = bytes
           break
         }
-        records.push({ topic, partition: 0, key: null, value: bytes, headers: [], timestamp, acks: this.topic.settings.acks })
+        records.push({
+          topic,
+          partition: 0,
+          key: null,
+          value: bytes,
+          headers: [],
+          timestamp,
+          acks: this.topic.settings.acks
+        })
       }
       if (records.length === 0) return yield* failure!
       const count = yield* this.topic.context.kafka.partitionCount(topic)
@@ -219,7 +237,9 @@ export class TopicProducer<K, V> {
             if (Exit.isSuccess(exit)) stats.sent++
             else if (first === undefined) first = asKafkaError(topic, Cause.squash(exit.cause))
           }
-          return Effect.asVoid(first === undefined ? Deferred.succeed(settled, undefined) : Deferred.fail(settled, first))
+          return Effect.asVoid(
+            first === undefined ? Deferred.succeed(settled, undefined) : Deferred.fail(settled, first)
+          )
         }))
       if (failure !== undefined) return yield* failure
       yield* Deferred.await(settled)
@@ -274,7 +294,10 @@ export class TopicProducer<K, V> {
     if (closed !== undefined) return Effect.andThen(future.fail(closed), Effect.fail(closed))
     return Effect.flatMap(
       this.enqueue(future),
-      (settled) => settled === undefined ? awaitPublication(future) : Effect.andThen(Deferred.await(settled), awaitPublication(future))
+      (settled) =>
+        settled === undefined
+          ? awaitPublication(future)
+          : Effect.andThen(Deferred.await(settled), awaitPublication(future))
     )
   }
 
@@ -295,7 +318,11 @@ export class TopicProducer<K, V> {
   }
 
   /** Schema, then codec: the reverse of `decode`. `null` stays `null` (no key, or a tombstone). */
-  encode(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Effect.Effect<Uint8Array | null, CodecError> {
+  encode(
+    kind: "key" | "value",
+    input: unknown,
+    serializer: Codec.Serializer | undefined
+  ): Effect.Effect<Uint8Array | null, CodecError> {
     return Effect.suspend(() => {
       const encoded = this.encodeUnsafe(kind, input, serializer)
       return encoded instanceof CodecError ? Effect.fail(encoded) : Effect.succeed(encoded)
@@ -303,14 +330,20 @@ export class TopicProducer<K, V> {
   }
 
   /** `encode` without an effect: the bytes, or the error. */
-  encodeUnsafe(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Uint8Array | null | CodecError {
+  encodeUnsafe(
+    kind: "key" | "value",
+    input: unknown,
+    serializer: Codec.Serializer | undefined
+  ): Uint8Array | null | CodecError {
     if (input === null || input === undefined) return null
     const settings = this.topic.channelSettings
     const schema = kind === "key" ? settings.schema.key : settings.schema.value
     let encoded: unknown = input
     if (schema !== undefined) {
       const result = encoderOf(schema)(input)
-      if (Result.isFailure(result)) return new CodecError({ codec: "schema", operation: "dumps", cause: result.failure })
+      if (Result.isFailure(result)) {
+        return new CodecError({ codec: "schema", operation: "dumps", cause: result.failure })
+      }
       encoded = result.success
     }
     let codec = kind === "key" ? settings.keyCodec : settings.valueCodec
@@ -336,7 +369,9 @@ export class TopicProducer<K, V> {
       const topic = yield* this.produceTopicName
       yield* this.topic.maybeDeclare
       const key = event.key instanceof Uint8Array ? event.key : yield* this.encode("key", event.key, undefined)
-      const value = event.value instanceof Uint8Array ? event.value : yield* this.encode("value", event.value, undefined)
+      const value = event.value instanceof Uint8Array
+        ? event.value
+        : yield* this.encode("value", event.value, undefined)
       const partition = yield* this.partitionFor(topic, key)
       const timestamp = yield* Clock.currentTimeMillis
       yield* this.topic.context.kafka.produce([{
@@ -360,7 +395,9 @@ const encoders = new WeakMap<object, (input: unknown) => Result.Result<unknown, 
 const encoderOf = (schema: unknown): (input: unknown) => Result.Result<unknown, Schema.SchemaError> => {
   let encoder = encoders.get(schema as object)
   if (encoder === undefined) {
-    encoder = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>) as (input: unknown) => Result.Result<unknown, Schema.SchemaError>
+    encoder = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>) as (
+      input: unknown
+    ) => Result.Result<unknown, Schema.SchemaError>
     encoders.set(schema as object, encoder)
   }
   return encoder

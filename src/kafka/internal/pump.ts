@@ -34,7 +34,13 @@ export const pump = (
     if (!generation.assigned.has(key)) return undefined
     let tracker = generation.partitions.get(key)
     if (tracker === undefined) {
-      tracker = new PartitionTracker(received.topic, received.partition, received.offset, topic.root.kafkaStats, session.guard)
+      tracker = new PartitionTracker(
+        received.topic,
+        received.partition,
+        received.offset,
+        topic.root.kafkaStats,
+        session.guard
+      )
       generation.partitions.set(key, tracker)
     }
     return last = tracker

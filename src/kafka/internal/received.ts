@@ -1,10 +1,8 @@
 import { type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
+import { isUtf8 } from "node:buffer"
 import type * as Event from "../../Event.ts"
 import * as Message from "../../Message.ts"
-import { isUtf8 } from "node:buffer"
-
-
 
 const bytesOf = (buffer: Uint8Array): Uint8Array => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
 
@@ -27,7 +25,10 @@ export const toMessage = (m: KafkaMessage): Message.Message => {
     generationId: generationOf(m)
   })
   if (m.headerEntries.length > 0 && m.headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
-    rawHeaders.set(message, m.headerEntries.map(([name, value]) => [bytesOf(name), value == null ? null : bytesOf(value)]))
+    rawHeaders.set(
+      message,
+      m.headerEntries.map(([name, value]) => [bytesOf(name), value == null ? null : bytesOf(value)])
+    )
   }
   return message
 }
@@ -41,7 +42,10 @@ export const rawHeaders = new WeakMap<Message.Message, ReadonlyArray<readonly [U
 export const utf8Bytes = (text: string): Uint8Array => Buffer.from(text, "utf8")
 
 /** Dead letters to send with exact header bytes (see `rawHeaders`). */
-export const deadLetterHeaders = new WeakMap<Event.Event<any, any>, ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>>()
+export const deadLetterHeaders = new WeakMap<
+  Event.Event<any, any>,
+  ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>
+>()
 
 export const generationOf = (m: KafkaMessage): number | undefined => {
   const consumer = m.metadata.consumer as { readonly generationId?: number } | undefined

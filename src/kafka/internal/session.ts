@@ -11,13 +11,13 @@ import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
 import { type DecodeError, type TransportError } from "../../Errors.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
-import { KafkaError } from "../Kafka.ts"
 import * as Message from "../../Message.ts"
+import { KafkaError } from "../Kafka.ts"
 import { bySubscription } from "./assignor.ts"
 import * as newPartitions from "./newPartitions.ts"
 import * as sendGuard from "./sendGuard.ts"
 
-import { PartitionTracker, type CommitOffset } from "./acknowledgement.ts"
+import { type CommitOffset, PartitionTracker } from "./acknowledgement.ts"
 import { readOffsets, syncPartitionMetrics } from "./consumerMetrics.ts"
 import { pump } from "./pump.ts"
 import { failSubscribers } from "./subscribers.ts"
@@ -56,7 +56,11 @@ export class Generation {
   /** Set when a rebalance starts or the session ends: nothing more is delivered, late acknowledgements do not count. */
   revoked = false
   pump: Fiber.Fiber<void> | undefined = undefined
-  constructor(id: number, assignment: HashSet.HashSet<Message.TopicPartition>, stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) {
+  constructor(
+    id: number,
+    assignment: HashSet.HashSet<Message.TopicPartition>,
+    stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
+  ) {
     this.id = id
     this.assignment = assignment
     this.assigned = new Set(Array.from(assignment, (tp) => `${tp.topic}:${tp.partition}`))
@@ -111,7 +115,10 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     }
     const label = names.join(", ")
     const scope = yield* Effect.scope
-    const guard = yield* Effect.acquireRelease(Effect.sync(() => sendGuard.register(topic.root.sendGuards)), (guard) => Effect.sync(() => guard.close()))
+    const guard = yield* Effect.acquireRelease(
+      Effect.sync(() => sendGuard.register(topic.root.sendGuards)),
+      (guard) => Effect.sync(() => guard.close())
+    )
     const session: Session = {
       names,
       assignment: HashSet.empty(),
@@ -159,9 +166,9 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     })
     consumer.on("consumer:group:join", ({ assignments, generationId }) => {
       revoke(topic, session)
-      const assigned = (assignments ?? []).filter((assignment) => names.includes(assignment.topic)).flatMap((assignment) =>
-        assignment.partitions.map((partition) => Message.TopicPartition.make(assignment.topic, partition))
-      )
+      const assigned = (assignments ?? []).filter((assignment) => names.includes(assignment.topic)).flatMap((
+        assignment
+      ) => assignment.partitions.map((partition) => Message.TopicPartition.make(assignment.topic, partition)))
       session.joined = { id: generationId ?? -1, assignment: HashSet.fromIterable(assigned) }
       session.assignment = session.joined.assignment
       Queue.offerUnsafe(joins, undefined)
@@ -208,7 +215,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         }
         const current = session.current
         const rebalancing = current === undefined || current.revoked
-        if (all || !rebalancing) for (const offset of session.revoked.splice(0)) add(offset)
+        if (all || !rebalancing) { for (const offset of session.revoked.splice(0)) add(offset) }
         if (current !== undefined && !current.revoked) {
           for (const tracker of current.partitions.values()) {
             const offset = tracker.toCommit()
@@ -236,7 +243,12 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
             return Effect.tryPromise({
               try: () =>
                 consumer.commit({
-                  offsets: offsets.map(({ leaderEpoch, offset, partition, topic }) => ({ topic, partition, offset, leaderEpoch }))
+                  offsets: offsets.map(({ leaderEpoch, offset, partition, topic }) => ({
+                    topic,
+                    partition,
+                    offset,
+                    leaderEpoch
+                  }))
                 }),
               catch: (cause) => new KafkaError({ operation: "commit", topic: label, cause })
             }).pipe(

@@ -13,7 +13,17 @@ import type * as Topic from "../Topic.ts"
 export interface TopicSettings extends
   Pick<
     Topic.Topic<unknown, unknown, never>,
-    "topics" | "pattern" | "groupId" | "partitions" | "replicas" | "retention" | "compacting" | "deleting" | "config" | "acks" | "internal"
+    | "topics"
+    | "pattern"
+    | "groupId"
+    | "partitions"
+    | "replicas"
+    | "retention"
+    | "compacting"
+    | "deleting"
+    | "config"
+    | "acks"
+    | "internal"
   >
 {
   /** The options the topic was made from: `derive` starts from them. */
@@ -40,13 +50,18 @@ export const resolveSettings = (
       return Result.fail(invalid(option, value, "must be an integer of at least 1"))
     }
   }
-  const retention = options.retention === undefined ? undefined : Option.getOrUndefined(Duration.fromInput(options.retention))
+  const retention = options.retention === undefined
+    ? undefined
+    : Option.getOrUndefined(Duration.fromInput(options.retention))
   if (options.retention !== undefined && retention === undefined) {
     return Result.fail(invalid("retention", options.retention, "must be a Duration"))
   }
   const config: Record<string, string> = {}
   if (retention !== undefined) config["retention.ms"] = String(Duration.toMillis(retention))
-  const policies = [options.compacting === true ? "compact" : undefined, options.deleting === true ? "delete" : undefined]
+  const policies = [
+    options.compacting === true ? "compact" : undefined,
+    options.deleting === true ? "delete" : undefined
+  ]
     .filter((policy) => policy !== undefined)
   if (policies.length > 0) config["cleanup.policy"] = policies.join(",")
   for (const [name, value] of Object.entries(options.config ?? {})) config[name] = String(value)

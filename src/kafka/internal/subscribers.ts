@@ -21,7 +21,7 @@ export const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
   if (next === undefined) return
   if (next.length > 0) {
     subscriber.ackLast()
-    if (subscriber.held !== undefined) for (const delivery of Array.from(subscriber.held)) acknowledge(delivery)
+    if (subscriber.held !== undefined) { for (const delivery of Array.from(subscriber.held)) acknowledge(delivery) }
     let taken = Queue.takeUnsafe(subscriber.queue)
     while (taken !== undefined && Exit.isSuccess(taken)) {
       ack(taken.value)

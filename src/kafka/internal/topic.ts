@@ -14,30 +14,46 @@ import * as Stream from "effect/Stream"
 import { App, defaultCreateEvent } from "../../App.ts"
 import type * as Channel from "../../Channel.ts"
 import * as Codec from "../../Codec.ts"
-import { ChannelClosedError, CodecError, type DecodeError, InvalidChannelOptionsError, NotATopicError, type TransportError } from "../../Errors.ts"
+import {
+  ChannelClosedError,
+  CodecError,
+  type DecodeError,
+  InvalidChannelOptionsError,
+  NotATopicError,
+  type TransportError
+} from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
+import { TypeId as ChannelTypeId } from "../../internal/channel.ts"
+import type { ChannelImpl } from "../../internal/channel.ts"
 import { fromSendOptions } from "../../internal/futureMessage.ts"
-import { Kafka, KafkaError } from "../Kafka.ts"
+import * as metrics from "../../internal/metrics.ts"
 import * as Message from "../../Message.ts"
 import type { MessageSchema } from "../../MessageSchema.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
+import { Kafka, KafkaError } from "../Kafka.ts"
 import type * as Topic from "../Topic.ts"
-import { TypeId as ChannelTypeId } from "../../internal/channel.ts"
-import type { ChannelImpl } from "../../internal/channel.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
-import * as metrics from "../../internal/metrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/channel.ts"
-import { ack, acknowledge, deliveryOf, isStale, makeTopicEvent, trackedMessages, type Delivery, type Tracked } from "./acknowledgement.ts"
+import {
+  ack,
+  acknowledge,
+  type Delivery,
+  deliveryOf,
+  isStale,
+  makeTopicEvent,
+  type Tracked,
+  trackedMessages
+} from "./acknowledgement.ts"
 import { syncPartitionMetrics } from "./consumerMetrics.ts"
-import { acquireSession, type Session } from "./session.ts"
-import { failSubscribers, subscribe, unsubscribe } from "./subscribers.ts"
 import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
 import { offerRun } from "./delivery.ts"
 import { TopicProducer } from "./produce.ts"
+import { acquireSession, type Session } from "./session.ts"
 import type { TopicSettings } from "./settings.ts"
+import { failSubscribers, subscribe, unsubscribe } from "./subscribers.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Topic" as const
@@ -79,7 +95,6 @@ export interface Root {
   /** The produce path, shared by the root and its clones (made on the first send). */
   producer: TopicProducer<any, any> | undefined
 }
-
 
 /**
  * A topic instance. The root owns the shared state; clones share it.
@@ -227,7 +242,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         onDecodeError: options?.onDecodeError
       }),
       (base) => {
-        const clone = new TopicImpl(base, this.settings, this.context, this.root, base.queue, options?.isIterator ?? false)
+        const clone = new TopicImpl(
+          base,
+          this.settings,
+          this.context,
+          this.root,
+          base.queue,
+          options?.isIterator ?? false
+        )
         if (clone.isIterator) subscribe(clone)
         return clone
       }
@@ -283,7 +305,9 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       }
       yield* RcRef.get(this.root.sessions)
       if (!manual) {
-        yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void)
+        yield* Effect.addFinalizer((exit) =>
+          Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void
+        )
       }
       return Stream.fromPull(Effect.succeed(manual ? subscriber.pullHeld : subscriber.pullOne))
     })) as Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError>
@@ -418,10 +442,13 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 
   /** Schema, then codec: the reverse of `decode`. `null` stays `null` (no key, or a tombstone). */
-  encode(kind: "key" | "value", input: unknown, serializer: Codec.Serializer | undefined): Effect.Effect<Uint8Array | null, CodecError> {
+  encode(
+    kind: "key" | "value",
+    input: unknown,
+    serializer: Codec.Serializer | undefined
+  ): Effect.Effect<Uint8Array | null, CodecError> {
     return this.producer.encode(kind, input, serializer)
   }
-
 
   asFutureMessage(
     options: Channel.AsFutureMessageOptions<K, V>
@@ -487,22 +514,34 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   prepareKey(
     key: unknown,
-    options?: { readonly keySerializer?: Codec.Serializer | undefined; readonly headers?: Message.OpenHeaders | undefined }
+    options?: {
+      readonly keySerializer?: Codec.Serializer | undefined
+      readonly headers?: Message.OpenHeaders | undefined
+    }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
     return Effect.map(this.encode("key", key, options?.keySerializer), (bytes) => [bytes, options?.headers] as const)
   }
 
   prepareValue(
     value: unknown,
-    options?: { readonly valueSerializer?: Codec.Serializer | undefined; readonly headers?: Message.OpenHeaders | undefined }
+    options?: {
+      readonly valueSerializer?: Codec.Serializer | undefined
+      readonly headers?: Message.OpenHeaders | undefined
+    }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
-    return Effect.map(this.encode("value", value, options?.valueSerializer), (bytes) => [bytes, options?.headers] as const)
+    return Effect.map(
+      this.encode("value", value, options?.valueSerializer),
+      (bytes) => [bytes, options?.headers] as const
+    )
   }
 
   // ---------------------------------------------------------------------------
   // receiving
 
-  decode(message: Message.Message, options?: { readonly propagate?: boolean | undefined }): Effect.Effect<Event.Event<K, V>, DecodeError> {
+  decode(
+    message: Message.Message,
+    options?: { readonly propagate?: boolean | undefined }
+  ): Effect.Effect<Event.Event<K, V>, DecodeError> {
     return Effect.suspend(() => {
       const decoded = this.base.decodeUnsafe(message)
       if (!isDecodeError(decoded)) return Effect.succeed(decoded)
@@ -529,7 +568,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
       this.root.stats.delivered++
       const subscribers = this.isIterator ? [this] : this.root.subscribers
-      return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], this.eventFactory) ?? Effect.void
+      return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], this.eventFactory) ??
+        Effect.void
     })
     return this.base.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
   }
@@ -550,26 +590,36 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.handleDecodeError(error, message)
   }
 
-
-
-
-  private handleDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return error._tag === "KeyDecodeError" ? this.onKeyDecodeError(error, message) : this.onValueDecodeError(error, message)
+  private handleDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+    return error._tag === "KeyDecodeError"
+      ? this.onKeyDecodeError(error, message)
+      : this.onValueDecodeError(error, message)
   }
 
-  onKeyDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onKeyDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return this.onDecodeError(error, message)
   }
 
-  onValueDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onValueDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return this.onDecodeError(error, message)
   }
 
   /** Applies the decode-error policy (see `decodeErrorPolicy.ts`). */
-  onDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onDecodeError(
+    error: DecodeError,
+    message: Message.Message
+  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     return applyDecodeErrorPolicy(this, error, message, () => failSubscribers(this, Cause.fail(error)))
   }
-
 
   get(options?: { readonly timeout?: Duration.Input | undefined }): Effect.Effect<
     Event.Event<K, V>,
@@ -578,13 +628,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     const closed = () => Effect.fail(new ChannelClosedError({ channel: this.label }))
     // A subscriber reads its own queue; any other instance reads the next
     // event from the broker through a one-event subscription.
-    const take: Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError> = this.isIterator
-      ? Effect.catchIf(
-        Effect.tap(this.takeFresh, (event) => Effect.sync(() => ack(event))),
-        Cause.isDone,
-        closed
-      ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError>
-      : Effect.flatMap(Stream.runHead(this.events()), Option.match({ onNone: closed, onSome: Effect.succeed }))
+    const take: Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError> =
+      this.isIterator
+        ? Effect.catchIf(
+          Effect.tap(this.takeFresh, (event) => Effect.sync(() => ack(event))),
+          Cause.isDone,
+          closed
+        ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError>
+        : Effect.flatMap(Stream.runHead(this.events()), Option.match({ onNone: closed, onSome: Effect.succeed }))
     return options?.timeout === undefined ? take : Effect.timeout(take, options.timeout)
   }
 
@@ -644,10 +695,15 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
           const root = this.root
           if (root.metrics !== undefined) return undefined
           root.metrics = { context, nextSubscriber: 0 }
-          const removeChannel = metrics.registerChannel(context, this.label, root.stats, () => root.subscribers.length, undefined)
+          const removeChannel = metrics.registerChannel(context, this.label, root.stats, () =>
+            root.subscribers.length, undefined)
           const removeTopic = kafkaMetrics.registerTopic(context, this.label, root.kafkaStats)
-          for (const subscriber of root.subscribers) metrics.trackSubscriber(root.metrics, subscriber)
-          if (root.session !== undefined) syncPartitionMetrics(this, root.session)
+          for (const subscriber of root.subscribers) {
+            metrics.trackSubscriber(root.metrics, subscriber)
+          }
+          if (root.session !== undefined) {
+            syncPartitionMetrics(this, root.session)
+          }
           return () => {
             removeChannel()
             removeTopic()
@@ -655,11 +711,17 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         }),
         (remove) =>
           Effect.sync(() => {
-            if (remove === undefined) return
+            if (remove === undefined) {
+              return
+            }
             remove()
-            for (const subscriber of this.root.subscribers) metrics.untrackSubscriber(subscriber)
+            for (const subscriber of this.root.subscribers) {
+              metrics.untrackSubscriber(subscriber)
+            }
             this.root.metrics = undefined
-            if (this.root.session !== undefined) syncPartitionMetrics(this, this.root.session)
+            if (this.root.session !== undefined) {
+              syncPartitionMetrics(this, this.root.session)
+            }
           })
       ))
   }
@@ -694,4 +756,3 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.toJSON()
   }
 }
-
