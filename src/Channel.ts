@@ -358,16 +358,16 @@ const resolveSettings = (
   options: Options
 ): Effect.Effect<internalTypes.Settings<any, any>, InvalidChannelOptionsError> =>
   Effect.suspend(() => {
-    const base = options.schema
-    const keyType = options.key ?? base?.key
-    const valueType = options.value ?? base?.value
+    const messageSchema = options.schema
+    const keyType = options.key ?? messageSchema?.key
+    const valueType = options.value ?? messageSchema?.value
     for (const [option, schema] of [["key", keyType], ["value", valueType], ["error", options.error]] as const) {
       if (schema !== undefined && !Schema.isSchema(schema)) {
         return Effect.fail(invalid(option, schema, "must be an effect Schema"))
       }
     }
-    const keySerializer = options.keySerializer ?? base?.keySerializer ?? app.config.keySerializer
-    const valueSerializer = options.valueSerializer ?? base?.valueSerializer ?? app.config.valueSerializer
+    const keySerializer = options.keySerializer ?? messageSchema?.keySerializer ?? app.config.keySerializer
+    const valueSerializer = options.valueSerializer ?? messageSchema?.valueSerializer ?? app.config.valueSerializer
     const keyCodec = Codec.resolve(registry, keySerializer)
     if (Result.isFailure(keyCodec)) return Effect.fail(invalid("keySerializer", keySerializer, keyCodec.failure))
     const valueCodec = Codec.resolve(registry, valueSerializer)
@@ -387,7 +387,7 @@ const resolveSettings = (
       value: valueType,
       keySerializer,
       valueSerializer,
-      allowEmpty: options.allowEmpty ?? base?.allowEmpty ?? false
+      allowEmpty: options.allowEmpty ?? messageSchema?.allowEmpty ?? false
     })
     return Effect.succeed<internalTypes.Settings<any, any>>({
       app,

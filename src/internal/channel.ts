@@ -83,7 +83,7 @@ type QueueError<E> = E | DecodeError | CauseM.Done
  * the channel is closed, and the root's buffer for messages sent while nobody
  * subscribes.
  */
-interface Hub extends fanOut.FanOut {
+interface Root extends fanOut.FanOut {
   subscribers: ReadonlyArray<ChannelImpl<any, any, any>>
   /**
    * The subscriber reading the root buffer before its own queue, if any: the
@@ -155,7 +155,7 @@ const noHeaders: Message.Headers = []
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /**
- * One channel instance. The root owns the hub; clones share it. Iterator
+ * One channel instance. The first instance owns the shared root state; clones share it. Iterator
  * clones are the root's subscribers: `put` offers each event to every
  * subscriber's own bounded queue.
  *
@@ -166,7 +166,7 @@ export class ChannelImpl<K, V, E> {
   readonly settings: Settings<K, V>
   readonly queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>
   readonly isIterator: boolean
-  readonly hub: Hub
+  readonly root: Root
   /** Root buffer this subscriber reads first (messages sent before it subscribed). */
   drainFrom: Queue.Queue<Event.Event<K, V>, any> | undefined = undefined
   /**
@@ -188,14 +188,14 @@ export class ChannelImpl<K, V, E> {
     settings: Settings<K, V>,
     queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
     isIterator: boolean,
-    hub: Hub | undefined,
+    root: Root | undefined,
     readsThroughChannel = true
   ) {
     this.settings = settings
     this.queue = queue
     this.isIterator = isIterator
     this.readsThroughChannel = readsThroughChannel
-    this.hub = hub ?? {
+    this.root = root ?? {
       subscribers: [],
       drainer: undefined,
       closed: undefined,
@@ -231,13 +231,13 @@ export class ChannelImpl<K, V, E> {
     return this.settings.activePartitions
   }
   get subscriberCount(): number {
-    return this.hub.subscribers.length
+    return this.root.subscribers.length
   }
   get decodeErrorCounts(): Readonly<metrics.Stats["decodeErrors"]> {
-    return { ...this.hub.stats.decodeErrors }
+    return { ...this.root.stats.decodeErrors }
   }
   get isRoot(): boolean {
-    return this.hub.buffer === this.queue
+    return this.root.buffer === this.queue
   }
 
   // ---------------------------------------------------------------------------
@@ -279,14 +279,14 @@ export class ChannelImpl<K, V, E> {
     return Effect.sync(() => this.attach(this.settings, queue, true, false))
   }
 
-  /** A clone on the same hub; an iterator clone subscribes at once. */
+  /** A clone on the same root; an iterator clone subscribes at once. */
   private attach(
     settings: Settings<K, V>,
     queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
     isIterator: boolean,
     readsThroughChannel: boolean
   ): ChannelImpl<K, V, E> {
-    const clone = new ChannelImpl<K, V, E>(settings, queue, isIterator, this.hub, readsThroughChannel)
+    const clone = new ChannelImpl<K, V, E>(settings, queue, isIterator, this.root, readsThroughChannel)
     if (isIterator) subscribe(clone)
     return clone
   }
@@ -343,7 +343,7 @@ export class ChannelImpl<K, V, E> {
 
   stopDraining(): void {
     this.drainFrom = undefined
-    if (this.hub.drainer === this) this.hub.drainer = undefined
+    if (this.root.drainer === this) this.root.drainer = undefined
   }
 
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError> {
@@ -372,24 +372,24 @@ export class ChannelImpl<K, V, E> {
    * sends wait), it waits without offering to anyone (see `fanOut.ts`).
    */
   put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
-    const hub = this.hub
-    if (hub.closed !== undefined) return Exit.fail(this.closedError())
-    const subscribers = hub.subscribers
+    const root = this.root
+    if (root.closed !== undefined) return Exit.fail(this.closedError())
+    const subscribers = root.subscribers
     if (subscribers.length === 0) return this.putAllWithoutSubscribers([event])
-    if (hub.waitingForSubscribers.length === 0) {
+    if (root.waitingForSubscribers.length === 0) {
       if (subscribers.length === 1) {
         const queue = subscribers[0].queue
         if (Queue.offerUnsafe(queue, event) || queue.state._tag !== "Open") {
-          hub.stats.sent++
+          root.stats.sent++
           return Exit.void
         }
       } else if (fanOut.roomIn(subscribers) > 0) {
         fanOut.offerToAll(subscribers, event)
-        hub.stats.sent++
+        root.stats.sent++
         return Exit.void
       }
     }
-    return fanOut.waitForRoom(hub, [event], false, this.retryPutAll)
+    return fanOut.waitForRoom(root, [event], false, this.retryPutAll)
   }
 
   /** Sends again what a waiting send had left when every subscriber left. */
@@ -398,21 +398,21 @@ export class ChannelImpl<K, V, E> {
   private putAllWithoutSubscribers(
     events: ReadonlyArray<Event.Event<K, V>>
   ): Effect.Effect<void, FutureMessage.PublishError> {
-    const hub = this.hub
+    const root = this.root
     switch (this.settings.whenNoSubscribers) {
       case "drop":
-        hub.stats.sent += events.length
-        hub.stats.dropped += events.length
+        root.stats.sent += events.length
+        root.stats.dropped += events.length
         return Exit.void
       case "fail":
         return Exit.fail(new NoSubscribersError({ channel: this.label }))
       case "buffer": {
-        if (hub.waitingForBuffer.length === 0 && fanOut.roomOf(hub.buffer) >= events.length) {
-          fanOut.offerAllToAll(hub.bufferTarget, events)
-          hub.stats.sent += events.length
+        if (root.waitingForBuffer.length === 0 && fanOut.roomOf(root.buffer) >= events.length) {
+          fanOut.offerAllToAll(root.bufferTarget, events)
+          root.stats.sent += events.length
           return Exit.void
         }
-        return fanOut.waitForRoom(hub, events, true, this.retryPutAll)
+        return fanOut.waitForRoom(root, events, true, this.retryPutAll)
       }
     }
   }
@@ -465,21 +465,21 @@ export class ChannelImpl<K, V, E> {
    * interrupted, it leaves every subscriber with the same prefix.
    */
   putAll(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
-    const hub = this.hub
-    if (hub.closed !== undefined) return Exit.fail(this.closedError())
+    const root = this.root
+    if (root.closed !== undefined) return Exit.fail(this.closedError())
     if (events.length === 0) return Exit.void
-    const subscribers = hub.subscribers
+    const subscribers = root.subscribers
     if (subscribers.length === 0) return this.putAllWithoutSubscribers(events)
-    if (hub.waitingForSubscribers.length === 0 && fanOut.roomIn(subscribers) >= events.length) {
+    if (root.waitingForSubscribers.length === 0 && fanOut.roomIn(subscribers) >= events.length) {
       fanOut.offerAllToAll(subscribers, events)
-      hub.stats.sent += events.length
+      root.stats.sent += events.length
       return Exit.void
     }
-    return fanOut.waitForRoom(hub, events, false, this.retryPutAll)
+    return fanOut.waitForRoom(root, events, false, this.retryPutAll)
   }
 
   /** The error of a send to a closed channel, saying how it was closed. */
-  closedError(closedBy: "throw" | "end" | undefined = this.hub.closedBy): ChannelClosedError {
+  closedError(closedBy: "throw" | "end" | undefined = this.root.closedBy): ChannelClosedError {
     return new ChannelClosedError({ channel: this.label, closedBy })
   }
 
@@ -559,25 +559,25 @@ export class ChannelImpl<K, V, E> {
     return Effect.flatMap(Effect.context<never>(), (context) =>
       Effect.acquireRelease(
         Effect.sync(() => {
-          const hub = this.hub
-          if (hub.metrics !== undefined) return undefined
-          hub.metrics = { context, nextSubscriber: 0 }
+          const root = this.root
+          if (root.metrics !== undefined) return undefined
+          root.metrics = { context, nextSubscriber: 0 }
           const remove = metrics.registerChannel(
             context,
             this.label,
-            hub.stats,
-            () => hub.subscribers.length,
-            hub.buffer
+            root.stats,
+            () => root.subscribers.length,
+            root.buffer
           )
-          for (const subscriber of hub.subscribers) metrics.trackSubscriber(hub.metrics, subscriber)
+          for (const subscriber of root.subscribers) metrics.trackSubscriber(root.metrics, subscriber)
           return remove
         }),
         (remove) =>
           Effect.sync(() => {
             if (remove === undefined) return
             remove()
-            for (const subscriber of this.hub.subscribers) metrics.untrackSubscriber(subscriber)
-            this.hub.metrics = undefined
+            for (const subscriber of this.root.subscribers) metrics.untrackSubscriber(subscriber)
+            this.root.metrics = undefined
           })
       ))
   }
@@ -588,10 +588,10 @@ export class ChannelImpl<K, V, E> {
 
   get maybeDeclare(): Effect.Effect<void> {
     return Effect.suspend(() => {
-      const hub = this.hub
-      if (hub.declared !== undefined) return Deferred.await(hub.declared)
+      const root = this.root
+      if (root.declared !== undefined) return Deferred.await(root.declared)
       const declared = Deferred.makeUnsafe<void>()
-      hub.declared = declared
+      root.declared = declared
       return Effect.flatMap(Effect.exit(this.declare), (exit) => Deferred.done(declared, exit))
     })
   }
@@ -710,7 +710,7 @@ export class ChannelImpl<K, V, E> {
     const deliver = Effect.suspend(() => {
       const decoded = this.decodeUnsafe(message)
       if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
-      this.hub.stats.delivered++
+      this.root.stats.delivered++
       if (Queue.offerUnsafe(this.queue, decoded)) return Exit.void
       return Effect.flatMap(
         Queue.offer(this.queue, decoded),
@@ -758,7 +758,7 @@ export class ChannelImpl<K, V, E> {
     message: Message.Message
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     const policy = this.settings.onDecodeError
-    const counts = this.hub.stats.decodeErrors
+    const counts = this.root.stats.decodeErrors
     const annotations = {
       channel: this.label,
       topic: message.topic,
@@ -856,23 +856,23 @@ export class ChannelImpl<K, V, E> {
    * gracefully: readers get what was buffered, then the cause.
    */
   private close(cause: Cause.Cause<any>): void {
-    const hub = this.hub
+    const root = this.root
     if (!this.isRoot) {
-      fanOut.unwatch(hub, this.queue)
+      fanOut.unwatch(root, this.queue)
       Queue.failCauseUnsafe(this.queue, cause)
       // A closed queue no longer holds sends back.
-      fanOut.offerWaiting(hub)
+      fanOut.offerWaiting(root)
       return
     }
-    if (hub.closed !== undefined) return
-    hub.closed = cause
-    hub.closedBy = closedByOf(cause)
+    if (root.closed !== undefined) return
+    root.closed = cause
+    root.closedBy = closedByOf(cause)
     // Sends still waiting for room were not sent: they fail, and say why. First, because
     // closing a queue can run its reader at once, and a reader that leaves offers the waiting sends.
-    fanOut.failWaiting(hub, this.closedError())
-    fanOut.unwatchAll(hub)
-    Queue.failCauseUnsafe(hub.buffer, cause)
-    for (const subscriber of hub.subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
+    fanOut.failWaiting(root, this.closedError())
+    fanOut.unwatchAll(root)
+    Queue.failCauseUnsafe(root.buffer, cause)
+    for (const subscriber of root.subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
   }
 
   // ---------------------------------------------------------------------------
@@ -916,12 +916,12 @@ export const isDecodeError = (u: unknown): u is DecodeError =>
  * when the channel is already closed: they were sent before it closed.
  */
 const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
-  const hub = subscriber.hub
-  if (hub.drainer === undefined && Queue.sizeUnsafe(hub.buffer) > 0) {
-    hub.drainer = subscriber
-    subscriber.drainFrom = hub.buffer
+  const root = subscriber.root
+  if (root.drainer === undefined && Queue.sizeUnsafe(root.buffer) > 0) {
+    root.drainer = subscriber
+    subscriber.drainFrom = root.buffer
   }
-  subscriberList.join(hub, subscriber)
+  subscriberList.join(root, subscriber)
 }
 
 /**
@@ -931,14 +931,14 @@ const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
  * policy).
  */
 const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
-  const hub = subscriber.hub
-  if (subscriberList.leave(hub, subscriber) === undefined) return
-  const wasDrainer = hub.drainer === subscriber
+  const root = subscriber.root
+  if (subscriberList.leave(root, subscriber) === undefined) return
+  const wasDrainer = root.drainer === subscriber
   subscriber.stopDraining()
   subscriber.held = undefined
   Queue.shutdownUnsafe(subscriber.queue)
-  if (wasDrainer && Queue.sizeUnsafe(hub.buffer) > 0) handOverBuffer(hub)
-  fanOut.offerWaiting(hub)
+  if (wasDrainer && Queue.sizeUnsafe(root.buffer) > 0) handOverBuffer(root)
+  fanOut.offerWaiting(root)
 }
 
 /**
@@ -949,13 +949,13 @@ const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
  * `cloneUsingQueue` queue is read by the user directly, so it never gets
  * one: it reads the buffer at its next event.
  */
-const handOverBuffer = (hub: Hub): void => {
-  const subscribers = hub.subscribers
+const handOverBuffer = (root: Root): void => {
+  const subscribers = root.subscribers
   const next = subscribers.find((subscriber) => subscriber.readsThroughChannel && !subscriber.hasRead) ??
     subscribers.find((subscriber) => subscriber.readsThroughChannel) ?? subscribers[0]
   if (next === undefined) return
-  hub.drainer = next
-  next.drainFrom = hub.buffer
+  root.drainer = next
+  next.drainFrom = root.buffer
   if (next.readsThroughChannel && !next.wakeQueued && Queue.sizeUnsafe(next.queue) === 0) {
     next.wakeQueued = Queue.offerUnsafe(next.queue, Wake)
   }

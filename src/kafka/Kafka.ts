@@ -386,7 +386,7 @@ const settleMember = (
 export const make = Effect.fnUntraced(
   function*(settings: Settings): Effect.fn.Return<Kafka["Service"], never, Scope.Scope> {
     const scope = yield* Effect.scope
-    const base = {
+    const clientOptions = {
       clientId: settings.clientId,
       bootstrapBrokers: [...settings.bootstrapServers],
       connectTimeout: settings.connectTimeout,
@@ -395,7 +395,7 @@ export const make = Effect.fnUntraced(
       retryDelay: settings.retryDelay
     }
     const admin = yield* Effect.acquireRelease(
-      Effect.sync(() => new Admin(base)),
+      Effect.sync(() => new Admin(clientOptions)),
       (client) => Effect.promise(() => client.close().catch(() => undefined))
     )
     // Idempotent: without it the client may write a retried batch twice (seen
@@ -403,7 +403,7 @@ export const make = Effect.fnUntraced(
     // The client turns `retries` of 1 or less into unbounded retries for an
     // idempotent producer, so at least 2 keeps a dead broker a bounded failure.
     const producer = yield* Effect.acquireRelease(
-      Effect.sync(() => new Producer({ ...base, idempotent: true, retries: Math.max(settings.retries, 2) })),
+      Effect.sync(() => new Producer({ ...clientOptions, idempotent: true, retries: Math.max(settings.retries, 2) })),
       (client) => Effect.promise(() => client.close().catch(() => undefined))
     )
     const buffer = yield* Queue.bounded<Pending, Cause.Done>(settings.bufferMaxsize)

@@ -155,12 +155,12 @@ const makeWith = (
       ...channelOptions
     } = options
     const { pattern, topics } = settings.success
-    const base = yield* Channel.make({
+    const channel = yield* Channel.make({
       ...channelOptions,
       label: options.label ?? `Topic: ${pattern === undefined ? topics.join(", ") : String(pattern)}`
     }).pipe(Effect.provideService(App, context.app), Effect.provideService(Codec.Codecs, context.registry))
     const full: internal.TopicContext = { ...context, make: (next) => makeWith(next, context) }
-    return yield* internal.TopicImpl.make(base as unknown as ChannelImpl<any, any, any>, settings.success, full)
+    return yield* internal.TopicImpl.make(channel as unknown as ChannelImpl<any, any, any>, settings.success, full)
   })
 
 /**
@@ -264,7 +264,9 @@ export const ack = (event: Event<any, any>): Effect.Effect<boolean> => Effect.sy
 export const noack = <K, V, E>(
   channel: Channel.Channel<K, V, E>
 ): Stream.Stream<Event<K, V>, E | DecodeError | TransportError> =>
-  channel instanceof internal.TopicImpl ? (channel as internal.TopicImpl<K, V, E>).eventsWith(true) : channel.events()
+  channel instanceof internal.TopicImpl
+    ? (channel as internal.TopicImpl<K, V, E>).eventsWith("manually")
+    : channel.events()
 
 /**
  * A channel service class, as `Channel.Service` declares it: its key, the

@@ -50,7 +50,7 @@ export class PartitionTracker {
   entries: Array<Tracked> = []
   head = 0
   /** Where this generation started reading. */
-  readonly base: bigint
+  readonly startOffset: bigint
   committable: bigint | undefined = undefined
   committed: bigint | undefined = undefined
   leaderEpoch = -1
@@ -60,13 +60,13 @@ export class PartitionTracker {
   constructor(
     topic: string,
     partition: number,
-    base: bigint,
+    startOffset: bigint,
     stats: kafkaMetrics.Stats,
     guard: sendGuard.SessionGuard
   ) {
     this.topic = topic
     this.partition = partition
-    this.base = base
+    this.startOffset = startOffset
     this.stats = stats
     this.guard = guard
   }

@@ -28,6 +28,9 @@ import { deadLetterHeaders } from "./received.ts"
 import type { TopicSettings } from "./settings.ts"
 import type { Root, TopicContext } from "./topic.ts"
 
+/** Whether a sender waits for the broker's answer (`send`) or not (`sendSoon`). */
+type Waiting = "awaited" | "detached"
+
 /** What producing needs of a topic. */
 export interface ProducingTopic<K, V> {
   readonly label: string
@@ -58,21 +61,21 @@ export class TopicProducer<K, V> {
    * The common path of `send`, `sendSoon`, `sendAll` and `publishMessage`:
    * encodes the message, picks its partition and adds it to the Kafka send
    * buffer. When the broker answers, the future completes, then its callback
-   * runs, then the returned deferred completes (`detached`: nobody waits for
-   * it, and there is none).
+   * runs, then the returned deferred completes (`"detached"`, for
+   * `sendSoon`: nobody waits for it, and there is none).
    *
    * Once the topic is declared and its partition count is cached, the record
    * is built without an effect per step (see `recordUnsafe`).
    */
   enqueue(
     future: FutureMessage.FutureMessage<K, V>,
-    detached = false
+    waiting: Waiting = "awaited"
   ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
     return Effect.clockWith((clock) => {
       const record = this.recordUnsafe(future.message, clock)
-      if (record === undefined) return this.enqueueSlow(future, detached)
+      if (record === undefined) return this.enqueueSlow(future, waiting)
       if (record instanceof CodecError) return Effect.andThen(future.fail(record), Effect.fail(record))
-      return this.publishRecord(future, record, detached)
+      return this.publishRecord(future, record, waiting)
     })
   }
 
@@ -118,7 +121,7 @@ export class TopicProducer<K, V> {
   /** `enqueue` one effect at a time: declares, reads the partition count. */
   private enqueueSlow(
     future: FutureMessage.FutureMessage<K, V>,
-    detached: boolean
+    waiting: Waiting
   ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
     return Effect.gen({ self: this }, function*() {
       const pending = future.message
@@ -137,7 +140,7 @@ export class TopicProducer<K, V> {
         timestamp,
         acks: this.topic.settings.acks
       }
-      return yield* this.publishRecord(future, record, detached)
+      return yield* this.publishRecord(future, record, waiting)
     }).pipe(Effect.tapError((error) => future.fail(error)))
   }
 
@@ -145,11 +148,11 @@ export class TopicProducer<K, V> {
   publishRecord(
     future: FutureMessage.FutureMessage<K, V>,
     record: KafkaProducerRecord,
-    detached: boolean
+    waiting: Waiting
   ): Effect.Effect<Deferred.Deferred<void> | undefined> {
-    const settled = detached ? undefined : Deferred.makeUnsafe<void>()
+    const settled = waiting === "detached" ? undefined : Deferred.makeUnsafe<void>()
     return Effect.as(
-      this.topic.context.kafka.publish(record, this.completion(future, record.topic, settled, detached)),
+      this.topic.context.kafka.publish(record, this.completion(future, record.topic, settled, waiting)),
       settled
     )
   }
@@ -159,16 +162,16 @@ export class TopicProducer<K, V> {
     future: FutureMessage.FutureMessage<K, V>,
     topic: string,
     settled: Deferred.Deferred<void> | undefined,
-    detached: boolean
+    waiting: Waiting
   ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
     const stats = this.topic.root.stats
     const guards = this.topic.root.sendGuards
-    const sent = detached ? sendGuard.numberSend(guards) : 0
+    const sent = waiting === "detached" ? sendGuard.numberSend(guards) : 0
     return (exit) => {
       const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
       if (error === undefined) stats.sent++
       // Nobody waits for a sendSoon: the consumer sessions that may have made it must know.
-      else if (detached) sendGuard.refused(guards, sent)
+      else if (waiting === "detached") sendGuard.refused(guards, sent)
       // The future completes now, so that the futures of a batch complete in send order; what
       // needs an effect (the callback, the waiting sender) runs after.
       let after: Effect.Effect<unknown> | undefined
@@ -276,8 +279,10 @@ export class TopicProducer<K, V> {
       const closed = this.topic.closedError
       if (closed !== undefined) return Effect.as(future.fail(closed), future)
       const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock))
-      if (record === undefined || record instanceof CodecError) return Effect.as(this.enqueue(future, true), future)
-      return Effect.as(this.publishRecord(future, record, true), future)
+      if (record === undefined || record instanceof CodecError) {
+        return Effect.as(this.enqueue(future, "detached"), future)
+      }
+      return Effect.as(this.publishRecord(future, record, "detached"), future)
     })
   }
 

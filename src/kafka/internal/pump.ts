@@ -62,8 +62,8 @@ export const pump = (
     })
   const reader = readerOf(generation.stream)
   const createEvent = topic.eventFactory
-  const decode = topic.base
-  const spans = decode.settings.spans
+  const channel = topic.channel
+  const spans = channel.settings.spans
   /**
    * Delivers a fetched batch from `from` on: decodes the messages of this
    * generation's partitions (dropping those fetched twice) and hands each run
@@ -82,7 +82,7 @@ export const pump = (
       const message = toMessage(received)
       const entry = tracker.track(received.offset, received.leaderEpoch)
       if (spans) return failed(topic.deliverTracked(message, entry), () => handleFrom(batch, i + 1))
-      const decoded = decode.decodeUnsafe(message, createEvent)
+      const decoded = channel.decodeUnsafe(message, createEvent)
       if (!isDecodeError(decoded)) {
         events.push(decoded)
         tracked.push(entry)

@@ -33,7 +33,7 @@ export interface Session {
   /** The last generation joined, until a rebalance starts. */
   joined: { readonly id: number; readonly assignment: HashSet.HashSet<Message.TopicPartition> } | undefined
   /** What revoked generations had acknowledged and not committed, committed before the next assignment is read. */
-  revoked: Array<CommitOffset>
+  revokedOffsets: Array<CommitOffset>
   /** Per `topic:partition`, the log end offset and the group's committed offset as last read (for the lag). */
   readonly offsets: Map<string, { end: bigint; committed: bigint }>
   /** Per `topic:partition`, the removal of its metric series. */
@@ -124,7 +124,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
       assignment: HashSet.empty(),
       current: undefined,
       joined: undefined,
-      revoked: [],
+      revokedOffsets: [],
       offsets: new Map(),
       partitionMetrics: new Map(),
       guard
@@ -202,9 +202,9 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     /**
      * Commits what the current generation acknowledged, and what revoked
      * ones did (unless a rebalance is running: those wait for its join, or
-     * `all`), after the send buffer has been answered.
+     * `"everything"` is asked), after the send buffer has been answered.
      */
-    const commit = (all: boolean): Effect.Effect<void> =>
+    const commit = (what: "settled" | "everything"): Effect.Effect<void> =>
       lock.withPermits(1)(Effect.suspend(() => {
         if (poisoned) return Effect.void
         const pending = new Map<string, CommitOffset>()
@@ -215,7 +215,9 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         }
         const current = session.current
         const rebalancing = current === undefined || current.revoked
-        if (all || !rebalancing) { for (const offset of session.revoked.splice(0)) add(offset) }
+        if (what === "everything" || !rebalancing) {
+          for (const offset of session.revokedOffsets.splice(0)) add(offset)
+        }
         if (current !== undefined && !current.revoked) {
           for (const tracker of current.partitions.values()) {
             const offset = tracker.toCommit()
@@ -256,7 +258,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
                 Effect.sync(() => {
                   const stats = topic.root.kafkaStats
                   for (const { offset, tracker } of offsets) {
-                    const previous = tracker.committed ?? tracker.base
+                    const previous = tracker.committed ?? tracker.startOffset
                     if (offset > previous) stats.committed += Number(offset - previous)
                     if (tracker.committed === undefined || tracker.committed < offset) tracker.committed = offset
                   }
@@ -301,13 +303,13 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         const target = session.joined
         const current = session.current
         if (target === undefined || (current !== undefined && !current.revoked && current.id === target.id)) return
-        yield* commit(true)
+        yield* commit("everything")
         yield* install(yield* openStream, target)
       })).pipe(Effect.catch((error) => Effect.sync(() => fail(error)))),
       scope
     )
     const committer = yield* Effect.forkIn(
-      Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), commit(false))),
+      Effect.forever(Effect.andThen(Effect.sleep(settings.commitInterval), commit("settled"))),
       scope
     )
     const lag = yield* Effect.forkIn(
@@ -347,7 +349,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         if (current?.pump !== undefined) yield* Fiber.interrupt(current.pump)
         revoke(topic, session)
         session.joined = undefined
-        yield* commit(true)
+        yield* commit("everything")
         if (topic.root.session === session) topic.root.session = undefined
         syncPartitionMetrics(topic, session)
       })
@@ -370,7 +372,7 @@ const revoke = (topic: TopicImpl<any, any, any>, session: Session): void => {
     tracker.revoked = true
     tracker.abandon()
     const offset = tracker.toCommit()
-    if (offset !== undefined) session.revoked.push(offset)
+    if (offset !== undefined) session.revokedOffsets.push(offset)
   }
   syncPartitionMetrics(topic, session)
 }

@@ -107,7 +107,7 @@ export interface Root {
 export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   readonly [ChannelTypeId] = ChannelTypeId
   readonly [TypeId] = TypeId
-  readonly base: ChannelImpl<K, V, E>
+  readonly channel: ChannelImpl<K, V, E>
   readonly settings: TopicSettings
   readonly context: TopicContext
   readonly root: Root
@@ -121,14 +121,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   unregisterMetrics: (() => void) | undefined = undefined
 
   constructor(
-    base: ChannelImpl<K, V, E>,
+    channel: ChannelImpl<K, V, E>,
     settings: TopicSettings,
     context: TopicContext,
     root: Root,
     queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
     isIterator: boolean
   ) {
-    this.base = base
+    this.channel = channel
     this.settings = settings
     this.context = context
     this.root = root
@@ -138,7 +138,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   /** Creates a root topic: its consumer sessions live in the Kafka layer's scope. */
   static make<K, V, E>(
-    base: ChannelImpl<K, V, E>,
+    channel: ChannelImpl<K, V, E>,
     settings: TopicSettings,
     context: TopicContext
   ): Effect.Effect<TopicImpl<K, V, E>> {
@@ -163,7 +163,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
             sendGuards: sendGuard.registryOf(context.kafka),
             producer: undefined
           }
-          topic = new TopicImpl(base, settings, context, root, base.queue, false)
+          topic = new TopicImpl(channel, settings, context, root, channel.queue, false)
           return topic
         })
       )
@@ -174,22 +174,22 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   // properties
 
   get label(): string {
-    return this.base.settings.label
+    return this.channel.settings.label
   }
   get schema(): MessageSchema<K, V> {
-    return this.base.settings.schema
+    return this.channel.settings.schema
   }
   get keyType() {
-    return this.base.settings.schema.key
+    return this.channel.settings.schema.key
   }
   get valueType() {
-    return this.base.settings.schema.value
+    return this.channel.settings.schema.value
   }
   get maxsize(): number {
-    return this.base.settings.maxsize
+    return this.channel.settings.maxsize
   }
   get activePartitions(): HashSet.HashSet<Message.TopicPartition> | undefined {
-    return this.base.settings.activePartitions ?? this.root.session?.assignment
+    return this.channel.settings.activePartitions ?? this.root.session?.assignment
   }
   get subscriberCount(): number {
     return this.root.subscribers.length
@@ -236,18 +236,18 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   clone(options?: Channel.CloneOptions): Effect.Effect<TopicImpl<K, V, E>, InvalidChannelOptionsError> {
     return Effect.map(
-      this.base.clone({
+      this.channel.clone({
         maxsize: options?.maxsize,
         activePartitions: options?.activePartitions,
         onDecodeError: options?.onDecodeError
       }),
-      (base) => {
+      (channel) => {
         const clone = new TopicImpl(
-          base,
+          channel,
           this.settings,
           this.context,
           this.root,
-          base.queue,
+          channel.queue,
           options?.isIterator ?? false
         )
         if (clone.isIterator) subscribe(clone)
@@ -258,7 +258,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   cloneUsingQueue(queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>): Effect.Effect<TopicImpl<K, V, E>> {
     return Effect.sync(() => {
-      const clone = new TopicImpl<K, V, E>(this.base, this.settings, this.context, this.root, queue, true)
+      const clone = new TopicImpl<K, V, E>(this.channel, this.settings, this.context, this.root, queue, true)
       subscribe(clone)
       return clone
     })
@@ -266,7 +266,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   private get iteratorClone(): Effect.Effect<TopicImpl<K, V, E>> {
     return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.maxsize), (queue) => {
-      const clone = new TopicImpl<K, V, E>(this.base, this.settings, this.context, this.root, queue, true)
+      const clone = new TopicImpl<K, V, E>(this.channel, this.settings, this.context, this.root, queue, true)
       subscribe(clone)
       return clone
     })
@@ -283,19 +283,21 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * successfully; failing or being interrupted leaves it unacknowledged.
    */
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
-    return this.eventsWith(false)
+    return this.eventsWith("onNextPull")
   }
 
   /**
-   * The events, acknowledged on the next pull (Faust's rule), or with
-   * `manual` (Faust's `noack`) only by `Topic.ack`: for handlers that run
+   * The events, acknowledged on the next pull (Faust's rule), or
+   * `"manually"` (Faust's `noack`) only by `Topic.ack`: for handlers that run
    * concurrently or out of order, where a pull says nothing about the events
    * before it.
    */
-  eventsWith(manual: boolean): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
+  eventsWith(
+    acknowledged: "onNextPull" | "manually"
+  ): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
     return Stream.unwrap(Effect.gen({ self: this }, function*() {
       const subscriber = yield* Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration)
-      if (manual) subscriber.held = new Set()
+      if (acknowledged === "manually") subscriber.held = new Set()
       if (this.context.kafka.scope.state._tag === "Closed") {
         return yield* new KafkaError({
           operation: "consume",
@@ -304,12 +306,12 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
         })
       }
       yield* RcRef.get(this.root.sessions)
-      if (!manual) {
+      if (acknowledged === "onNextPull") {
         yield* Effect.addFinalizer((exit) =>
           Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void
         )
       }
-      return Stream.fromPull(Effect.succeed(manual ? subscriber.pullHeld : subscriber.pullOne))
+      return Stream.fromPull(Effect.succeed(acknowledged === "manually" ? subscriber.pullHeld : subscriber.pullOne))
     })) as Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError>
   }
 
@@ -402,7 +404,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   send(options: Channel.SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
     const send = Effect.flatMap(this.futureFor(options), (future) => this.publishMessage(future))
-    return this.base.settings.spans ? Effect.withSpan(send, "Topic.send", this.spanOptions) : send
+    return this.channel.settings.spans ? Effect.withSpan(send, "Topic.send", this.spanOptions) : send
   }
 
   private get spanOptions() {
@@ -415,7 +417,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   /** The channel settings a topic shares with in-memory channels: schema, codecs, spans. */
   get channelSettings() {
-    return this.base.settings
+    return this.channel.settings
   }
 
   /** Sends every value (no keys, one timestamp) as one group; see `TopicProducer.sendAll`. */
@@ -543,7 +545,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     options?: { readonly propagate?: boolean | undefined }
   ): Effect.Effect<Event.Event<K, V>, DecodeError> {
     return Effect.suspend(() => {
-      const decoded = this.base.decodeUnsafe(message)
+      const decoded = this.channel.decodeUnsafe(message)
       if (!isDecodeError(decoded)) return Effect.succeed(decoded)
       if (options?.propagate === true) return Effect.fail(decoded)
       return Effect.andThen(Effect.ignore(this.handleDecodeError(decoded, message)), Effect.fail(decoded))
@@ -564,14 +566,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     tracked: Tracked | undefined
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     const deliver = Effect.suspend(() => {
-      const decoded = this.base.decodeUnsafe(message, this.eventFactory)
+      const decoded = this.channel.decodeUnsafe(message, this.eventFactory)
       if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
       this.root.stats.delivered++
       const subscribers = this.isIterator ? [this] : this.root.subscribers
       return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], this.eventFactory) ??
         Effect.void
     })
-    return this.base.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
+    return this.channel.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
   }
 
   /** The app's event constructor; for the default one, events that carry their delivery. */
@@ -649,8 +651,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   derive(options?: Topic.DeriveOptions): Effect.Effect<TopicImpl<K, V, E>, InvalidChannelOptionsError> {
     const { prefix = "", suffix = "", ...overrides } = options ?? {}
     // The label is derived from the names again, unless the overrides set one.
-    const { label: _label, ...base } = this.settings.options
-    const merged: Topic.Options = { ...base, ...overrides }
+    const { label: _label, ...inherited } = this.settings.options
+    const merged: Topic.Options = { ...inherited, ...overrides }
     if (merged.pattern === undefined) {
       return this.context.make({ ...merged, topics: (merged.topics ?? []).map((name) => `${prefix}${name}${suffix}`) })
     }
