@@ -5,7 +5,7 @@ import js from "@eslint/js"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", ".kafka/**", "bench/faust/**", "**/*.d.ts"] },
+  { ignores: ["dist/**", "node_modules/**", ".kafka/**", ".doc-examples/**", "bench/faust/**", "**/*.d.ts"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   ...effect.configs.dprint,
