@@ -1,11 +1,9 @@
 import type * as Cause from "effect/Cause"
 import * as CauseM from "effect/Cause"
-import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Fiber from "effect/Fiber"
 import * as HashSet from "effect/HashSet"
 import { NodeInspectSymbol } from "effect/Inspectable"
 import { pipeArguments } from "effect/Pipeable"
@@ -22,21 +20,21 @@ import {
   CodecError,
   type DecodeError,
   InvalidChannelOptionsError,
-  KeyDecodeError,
   NoSubscribersError,
   NotATopicError,
   PublishInterruptedError,
-  UnsupportedOperationError,
-  ValueDecodeError
+  UnsupportedOperationError
 } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import type * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import { decodeMessage, isDecodeError } from "./decode.ts"
 import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
+import { anonTopic, currentTimeMillis, sentExit } from "./sendClock.ts"
 import { SentEvent } from "./sentEvent.ts"
 import * as subscriberList from "./subscriberList.ts"
 
@@ -108,51 +106,7 @@ interface Root extends fanOut.FanOut {
  */
 const Wake: Event.Event<any, any> = Object.freeze({}) as unknown as Event.Event<any, any>
 
-const anonTopic = "<anon>"
-
-/**
- * Milliseconds from the fiber's Clock. With effect's default Clock,
- * `Date.now()` (~40 ns on the benchmark machine, a tenth of a send) is read
- * once per event-loop turn (effect's scheduler runs a batch of fibers per
- * turn) and shared by the sends of that turn; any other Clock (a TestClock)
- * is asked every time.
- */
-const DefaultClock = Clock.Clock.defaultValue().constructor
-let turnNow = 0
-let turnValid = false
-const endTurn = () => {
-  turnValid = false
-}
-let lastContext: unknown = undefined
-let lastClock: Clock.Clock | undefined = undefined
-const currentTimeMillis = (fiber: Fiber.Fiber<unknown, unknown>): number => {
-  if (fiber.context !== lastContext) {
-    lastContext = fiber.context
-    lastClock = fiber.getRef(Clock.Clock)
-  }
-  const clock = lastClock!
-  if (clock.constructor !== DefaultClock) return clock.currentTimeMillisUnsafe()
-  if (!turnValid) {
-    turnNow = Date.now()
-    turnValid = true
-    setImmediate(endTurn)
-  }
-  return turnNow
-}
-
-/**
- * The result of an in-memory send is immutable: consecutive sends with the
- * same partition and timestamp share one RecordMetadata and one Exit.
- */
-let lastSent: Exit.Success<RecordMetadata.RecordMetadata, never> | undefined = undefined
-const sentExit = (partition: number, timestamp: number): Exit.Success<RecordMetadata.RecordMetadata, never> => {
-  const last = lastSent
-  if (last !== undefined && last.value.timestamp === timestamp && last.value.partition === partition) return last
-  const metadata = RecordMetadata.make({ topic: anonTopic, partition, offset: -1, timestamp, timestampType: 1 })
-  return lastSent = Exit.succeed(metadata) as Exit.Success<RecordMetadata.RecordMetadata, never>
-}
 const noHeaders: Message.Headers = []
-const utf8 = new TextDecoder("utf-8", { fatal: true })
 
 /**
  * One channel instance. The first instance owns the shared root state; clones share it. Iterator
@@ -635,63 +589,7 @@ export class ChannelImpl<K, V, E> {
     message: Message.Message,
     createEvent: App["Service"]["createEvent"] = this.settings.app.createEvent
   ): Event.Event<K, V> | DecodeError {
-    const settings = this.settings
-    let key: unknown = message.key
-    if (key !== null && key !== undefined) {
-      if (key instanceof Uint8Array) {
-        try {
-          key = settings.keyCodec.loads(key)
-          if (settings.keyBytesAsString && key instanceof Uint8Array) key = utf8.decode(key)
-        } catch (cause) {
-          return new KeyDecodeError({
-            channel: this.label,
-            received: message,
-            cause: new CodecError({ codec: settings.keyCodec.name, operation: "loads", cause })
-          })
-        }
-      }
-      if (settings.decodeKey !== undefined) {
-        const decoded = decodeGuarded(settings.decodeKey, key)
-        if (Result.isFailure(decoded)) {
-          return new KeyDecodeError({ channel: this.label, received: message, cause: decoded.failure })
-        }
-        key = decoded.success
-      }
-    } else {
-      key = null
-    }
-    let value: unknown = message.value
-    if (value === null || value === undefined || (value instanceof Uint8Array && value.byteLength === 0)) {
-      if (!settings.schema.allowEmpty) {
-        return new ValueDecodeError({
-          channel: this.label,
-          received: message,
-          cause: new Error("the value is empty and the channel does not allow empty values (allowEmpty: false)")
-        })
-      }
-      value = null
-    } else {
-      if (value instanceof Uint8Array) {
-        try {
-          value = settings.valueCodec.loads(value)
-          if (settings.valueBytesAsString && value instanceof Uint8Array) value = utf8.decode(value)
-        } catch (cause) {
-          return new ValueDecodeError({
-            channel: this.label,
-            received: message,
-            cause: new CodecError({ codec: settings.valueCodec.name, operation: "loads", cause })
-          })
-        }
-      }
-      if (settings.decodeValue !== undefined) {
-        const decoded = decodeGuarded(settings.decodeValue, value)
-        if (Result.isFailure(decoded)) {
-          return new ValueDecodeError({ channel: this.label, received: message, cause: decoded.failure })
-        }
-        value = decoded.success
-      }
-    }
-    return createEvent(key as K | null, value as V, message.headers, message)
+    return decodeMessage(this.settings, message, createEvent)
   }
 
   decode(
@@ -907,9 +805,6 @@ export class ChannelImpl<K, V, E> {
   }
 }
 
-export const isDecodeError = (u: unknown): u is DecodeError =>
-  u instanceof KeyDecodeError || u instanceof ValueDecodeError
-
 /**
  * Registers an iterator clone with its root. If messages wait in the root
  * buffer and nobody is reading it, this subscriber reads them first — also
@@ -967,19 +862,6 @@ const closedByOf = (cause: Cause.Cause<unknown>): "throw" | "end" =>
     cause.reasons.every((reason) => CauseM.isFailReason(reason) && CauseM.isDone(reason.error))
     ? "end"
     : "throw"
-
-/**
- * Runs a Schema decoder so that nothing escapes as a defect: a throw (a
- * recursive Schema overflowing the stack on deep input, a transformation
- * that throws) becomes the failure the decode-error policy handles.
- */
-const decodeGuarded = (decode: SchemaDecoder, input: unknown): Result.Result<unknown, unknown> => {
-  try {
-    return decode(input)
-  } catch (cause) {
-    return Result.fail(cause)
-  }
-}
 
 /** Why a `maxsize` is not valid, if it is not. @internal */
 export const checkMaxsize = (maxsize: unknown): InvalidChannelOptionsError | undefined =>

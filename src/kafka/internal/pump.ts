@@ -5,7 +5,7 @@ import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
 import { KafkaError } from "../Kafka.ts"
 
-import { isDecodeError } from "../../internal/channel.ts"
+import { isDecodeError } from "../../internal/decode.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
 import { deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"

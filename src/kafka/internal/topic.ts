@@ -36,7 +36,7 @@ import type * as Topic from "../Topic.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
-import { isDecodeError } from "../../internal/channel.ts"
+import { isDecodeError } from "../../internal/decode.ts"
 import {
   ack,
   acknowledge,

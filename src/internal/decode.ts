@@ -1,0 +1,96 @@
+/**
+ * Decoding a raw message into an event, for channels and topics alike:
+ * codec, then Schema, for the key and the value. Nothing escapes as a
+ * defect: any throw becomes the typed decode error.
+ */
+import * as Result from "effect/Result"
+import type { App } from "../App.ts"
+import { CodecError, type DecodeError, KeyDecodeError, ValueDecodeError } from "../Errors.ts"
+import type * as Event from "../Event.ts"
+import type * as Message from "../Message.ts"
+import type { SchemaDecoder, Settings } from "./channel.ts"
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+export const isDecodeError = (u: unknown): u is DecodeError =>
+  u instanceof KeyDecodeError || u instanceof ValueDecodeError
+
+/**
+ * Decodes a raw message with a channel's settings: the event (built by
+ * `createEvent`) or the typed error.
+ */
+export const decodeMessage = <K, V>(
+  settings: Settings<K, V>,
+  message: Message.Message,
+  createEvent: App["Service"]["createEvent"]
+): Event.Event<K, V> | DecodeError => {
+  let key: unknown = message.key
+  if (key !== null && key !== undefined) {
+    if (key instanceof Uint8Array) {
+      try {
+        key = settings.keyCodec.loads(key)
+        if (settings.keyBytesAsString && key instanceof Uint8Array) key = utf8.decode(key)
+      } catch (cause) {
+        return new KeyDecodeError({
+          channel: settings.label,
+          received: message,
+          cause: new CodecError({ codec: settings.keyCodec.name, operation: "loads", cause })
+        })
+      }
+    }
+    if (settings.decodeKey !== undefined) {
+      const decoded = decodeGuarded(settings.decodeKey, key)
+      if (Result.isFailure(decoded)) {
+        return new KeyDecodeError({ channel: settings.label, received: message, cause: decoded.failure })
+      }
+      key = decoded.success
+    }
+  } else {
+    key = null
+  }
+  let value: unknown = message.value
+  if (value === null || value === undefined || (value instanceof Uint8Array && value.byteLength === 0)) {
+    if (!settings.schema.allowEmpty) {
+      return new ValueDecodeError({
+        channel: settings.label,
+        received: message,
+        cause: new Error("the value is empty and the channel does not allow empty values (allowEmpty: false)")
+      })
+    }
+    value = null
+  } else {
+    if (value instanceof Uint8Array) {
+      try {
+        value = settings.valueCodec.loads(value)
+        if (settings.valueBytesAsString && value instanceof Uint8Array) value = utf8.decode(value)
+      } catch (cause) {
+        return new ValueDecodeError({
+          channel: settings.label,
+          received: message,
+          cause: new CodecError({ codec: settings.valueCodec.name, operation: "loads", cause })
+        })
+      }
+    }
+    if (settings.decodeValue !== undefined) {
+      const decoded = decodeGuarded(settings.decodeValue, value)
+      if (Result.isFailure(decoded)) {
+        return new ValueDecodeError({ channel: settings.label, received: message, cause: decoded.failure })
+      }
+      value = decoded.success
+    }
+  }
+  return createEvent(key as K | null, value as V, message.headers, message)
+}
+
+/**
+ * Runs a Schema decoder so that nothing escapes as a defect: a throw (a
+ * recursive Schema overflowing the stack on deep input, a transformation
+ * that throws) becomes the failure the decode-error policy handles.
+ */
+const decodeGuarded = (decode: SchemaDecoder, input: unknown): Result.Result<unknown, unknown> => {
+  try {
+    return decode(input)
+  } catch (cause) {
+    return Result.fail(cause)
+  }
+}
