@@ -7,63 +7,25 @@
  *
  * @since 0.1.0
  */
-import { Admin, findErrorBy, ProduceAcks, Producer } from "@platformatic/kafka"
-import * as Cause from "effect/Cause"
+import { Admin, findErrorBy, Producer } from "@platformatic/kafka"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
-import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { App } from "../App.ts"
-import { describe, InvalidChannelOptionsError, toJSONSafe } from "../Errors.ts"
+import { InvalidChannelOptionsError } from "../Errors.ts"
 import type { Headers } from "../Message.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
-import * as groupPublish from "./internal/groupPublish.ts"
-import type { PublishAll } from "./internal/groupPublish.ts"
-import * as partialProduce from "./internal/partialProduce.ts"
+import * as sendBuffer from "./internal/sendBuffer.ts"
 
-/**
- * A call to the broker failed: it is unreachable, refused a request, or a
- * topic operation is impossible. `operation` says what was attempted; `topic`,
- * `partition` and `offset` locate it when known; `cause` is the client's error.
- *
- * @since 0.1.0
- * @category errors
- */
-export class KafkaError extends Schema.TaggedError<KafkaError>()("KafkaError", {
-  operation: Schema.Literals(["produce", "consume", "commit", "declare", "metadata"]),
-  topic: Schema.optional(Schema.String),
-  partition: Schema.optional(Schema.Number),
-  offset: Schema.optional(Schema.Number),
-  cause: Schema.Defect()
-}) {
-  override get message(): string {
-    const where = this.topic === undefined
-      ? ""
-      : ` on ${this.topic}${this.partition === undefined ? "" : `[${this.partition}]`}${
-        this.offset === undefined ? "" : `@${this.offset}`
-      }`
-    return `Kafka ${this.operation} failed${where}: ${describe(this.cause)}`
-  }
-  override toJSON(): unknown {
-    return toJSONSafe(this)
-  }
-}
+import { KafkaError } from "./KafkaError.ts"
 
-declare module "../Errors.ts" {
-  /** A Topic's sends, declares and streams can fail with these. */
-  interface TransportErrors {
-    readonly KafkaError: KafkaError
-    readonly CodecError: CodecError
-  }
-}
+export { KafkaError }
 
 /**
  * The Kafka settings, with Faust's names where Faust has one
@@ -349,32 +311,6 @@ type DurationOption = (typeof durationOptions)[number]
 /** How long a topic's partition count is reused: the client's own `metadataMaxAge` default. */
 const METADATA_MAX_AGE = 5_000
 
-/** Records published together with one completion (see `internal/groupPublish.ts`). */
-interface Group {
-  readonly exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>
-  remaining: number
-  readonly onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
-}
-
-/** A record in the send buffer (alone, or one of a group), or a flush marker. */
-type Pending =
-  | {
-    readonly record: ProducerRecord
-    readonly onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
-  }
-  | { readonly record: ProducerRecord; readonly group: Group; readonly index: number }
-  | { readonly flushed: Deferred.Deferred<void> }
-
-/** Records an exit of a group member; the group's completion once all are in, else `undefined`. */
-const settleMember = (
-  pending: { readonly group: Group; readonly index: number },
-  exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>
-): Effect.Effect<void> | undefined => {
-  const group = pending.group
-  group.exits[pending.index] = exit
-  return --group.remaining === 0 ? group.onDone(group.exits) : undefined
-}
-
 /**
  * Builds the service in the current scope: the producer and admin clients
  * (connected lazily, on first use) and the fiber that sends the buffer. On
@@ -406,123 +342,7 @@ export const make = Effect.fnUntraced(
       Effect.sync(() => new Producer({ ...clientOptions, idempotent: true, retries: Math.max(settings.retries, 2) })),
       (client) => Effect.promise(() => client.close().catch(() => undefined))
     )
-    const buffer = yield* Queue.bounded<Pending, Cause.Done>(settings.bufferMaxsize)
-
-    /**
-     * Sends a batch: each record's own outcome, in order. When the call fails,
-     * the partitions the broker did append still succeed (their records must
-     * not be sent again), and a partition refused as too large is sent again
-     * one record at a time, so only the record that is too large fails.
-     */
-    const sendBatch = (
-      records: ReadonlyArray<ProducerRecord>,
-      acks: boolean
-    ): Effect.Effect<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>> =>
-      Effect.callback<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>>((resume) => {
-        producer.send({
-          acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
-          idempotent: acks,
-          messages: records.map(toClientMessage)
-        }).then(
-          (result) => {
-            const appended = new Map<string, partialProduce.PartitionResult>()
-            for (const { offset, partition, topic } of result.offsets ?? []) {
-              appended.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
-            }
-            resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).exits))
-          },
-          (rejection) => {
-            const whole = new KafkaError({
-              operation: "produce",
-              cause: rejection,
-              ...(sameTopic(records) ? { topic: records[0].topic } : {})
-            })
-            const { exits, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)
-            if (resend.length === 0) return resume(Effect.succeed(exits))
-            resume(Effect.as(
-              Effect.forEach(resend, (index) =>
-                Effect.map(sendBatch([records[index]], acks), ([exit]) => {
-                  exits[index] = exit
-                }), { discard: true }),
-              exits
-            ))
-          }
-        )
-      })
-
-    /**
-     * Sends a batch and hands each record's result to its completion, in a
-     * plain loop: a completion that finishes synchronously returns
-     * `Effect.void`, and only the others are run (in order) afterwards.
-     */
-    const complete = (batch: ReadonlyArray<Pending>) =>
-      Effect.gen(function*() {
-        const groups = [
-          batch.filter((pending) => "record" in pending && pending.record.acks !== false),
-          batch.filter((pending) => "record" in pending && pending.record.acks === false)
-        ] as const
-        for (const [index, group] of groups.entries()) {
-          if (group.length === 0) continue
-          const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
-          const exits = yield* sendBatch(items.map((pending) => pending.record), index === 0)
-          let after: Array<Effect.Effect<void>> | undefined
-          for (let i = 0; i < items.length; i++) {
-            const item = items[i]
-            const result = exits[i]
-            const done = "onDone" in item ? item.onDone(result) : settleMember(item, result)
-            if (done !== undefined && done !== Effect.void) (after ??= []).push(done)
-          }
-          if (after !== undefined) { for (const done of after) yield* done }
-        }
-        for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
-      })
-
-    const sender = yield* Effect.forkIn(
-      Effect.catchIf(
-        Effect.forever(Effect.flatMap(Queue.takeBetween(buffer, 1, settings.maxBatchSize), complete)),
-        Cause.isDone,
-        () => Effect.void
-      ),
-      scope
-    )
-    // Registered after the clients, so it runs before they close: end the
-    // buffer, and let the sender drain what is left.
-    yield* Effect.addFinalizer(() => Effect.andThen(Queue.end(buffer), Fiber.await(sender)))
-
-    const shutDown = (record: ProducerRecord) =>
-      new KafkaError({ operation: "produce", topic: record.topic, cause: new Error("the Kafka layer is shut down") })
-
-    const publish = (
-      record: ProducerRecord,
-      onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
-    ): Effect.Effect<void> =>
-      // Suspended: the record joins the buffer when the effect runs, not when it is built.
-      Effect.suspend(() => {
-        const pending: Pending = { record, onDone }
-        if (Queue.offerUnsafe(buffer, pending)) return Effect.void
-        return Effect.flatMap(Queue.offer(buffer, pending), (offered) =>
-          offered ? Effect.void : onDone(Exit.fail(shutDown(record))))
-      })
-
-    const publishAll: PublishAll = (records, onDone) =>
-      Effect.suspend(() => {
-        if (records.length === 0) return onDone([])
-        const group: Group = { exits: new Array(records.length), remaining: records.length, onDone }
-        const pendings: Array<Pending> = records.map((record, index) => ({ record, group, index }))
-        const remaining = Queue.offerAllUnsafe(buffer, pendings)
-        if (remaining.length === 0) return Effect.void
-        // What did not fit waits for room, in order; a shut buffer refuses it.
-        return Effect.flatMap(Queue.offerAll(buffer, remaining), (refused) =>
-          Effect.suspend(() => {
-            let done: Effect.Effect<void> | undefined
-            for (const pending of refused as Array<Extract<Pending, { group: Group }>>) {
-              done = settleMember(pending, Exit.fail(shutDown(pending.record))) ?? done
-            }
-            return done ?? Effect.void
-          }))
-      })
-
-    groupPublish.register(publish, publishAll)
+    const { flush, publish } = yield* sendBuffer.make(producer, settings)
 
     const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
     const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
@@ -543,11 +363,7 @@ export const make = Effect.fnUntraced(
           (all) =>
             Effect.forEach(all, Deferred.await)
         ),
-      flush: Effect.flatMap(
-        Deferred.make<void>(),
-        (flushed) =>
-          Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)
-      ),
+      flush,
       partitionCountUnsafe: (topic) => {
         const cached = partitionCounts.get(topic)
         return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined
@@ -675,82 +491,6 @@ export const layerConfig = (
 ): Layer.Layer<Kafka, InvalidChannelOptionsError | Config.ConfigError, App> =>
   Layer.unwrap(Effect.map(config, (options) => layer({ ...options, ...definedOnly(overrides ?? {}) })))
 
-type ClientMessage = Parameters<Producer["send"]>[0]["messages"][number]
-
-/**
- * A record as the client sends it: every message of one shape (the client
- * writes an `undefined` key, value or headers as absent), no headers map
- * when there are none.
- */
-const toClientMessage = (record: ProducerRecord): ClientMessage => ({
-  topic: record.topic,
-  partition: record.partition,
-  key: record.key === null ? undefined : toBuffer(record.key),
-  value: record.value === null ? undefined : toBuffer(record.value),
-  headers: record.rawHeaders !== undefined
-    ? new Map(record.rawHeaders.map(([name, value]) => [toBuffer(name), value === null ? null : toBuffer(value)]))
-    : record.headers.length === 0
-    ? undefined
-    : new Map(record.headers.map(([name, value]) => [Buffer.from(name), toBuffer(value)])),
-  timestamp: BigInt(record.timestamp)
-} as ClientMessage)
-
-const toBuffer = (bytes: Uint8Array | string): Buffer =>
-  typeof bytes === "string"
-    ? Buffer.from(bytes)
-    : Buffer.isBuffer(bytes)
-    ? bytes
-    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-
 /** Drops `undefined` entries, so that an override left unset keeps what the config read. */
 const definedOnly = <A extends object>(options: A): Partial<A> =>
   Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
-
-/**
- * Each record's outcome from its partition's answer (`results`): appended
- * from the partition's base offset, in order; refused with the partition's
- * cause; or, refused as too large in a batch of several, to be sent again
- * alone (`resend`, by index). With no answer for its partition (or no
- * answers at all), a record fails with `whole`; without acks (no answers
- * expected, no failure) it succeeds with offset -1.
- */
-const outcomes = (
-  records: ReadonlyArray<ProducerRecord>,
-  results: Map<string, partialProduce.PartitionResult> | undefined,
-  whole: KafkaError | undefined
-): { exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>; resend: Array<number> } => {
-  const next = new Map<string, number>()
-  // Records per partition, needed only when something was refused.
-  const counts = new Map<string, number>()
-  if (whole !== undefined) {
-    for (const record of records) {
-      const key = `${record.topic}:${record.partition}`
-      counts.set(key, (counts.get(key) ?? 0) + 1)
-    }
-  }
-  const resend: Array<number> = []
-  const exits = records.map((record, index): Exit.Exit<RecordMetadata.RecordMetadata, KafkaError> => {
-    const key = `${record.topic}:${record.partition}`
-    const result = results?.get(key)
-    if (result === undefined && whole !== undefined) return Exit.fail(whole)
-    if (result !== undefined && result._tag === "Refused") {
-      if (result.tooLarge && counts.get(key)! > 1) resend.push(index)
-      return Exit.fail(
-        new KafkaError({ operation: "produce", topic: record.topic, partition: record.partition, cause: result.cause })
-      )
-    }
-    const offset = result === undefined ? -1 : next.get(key) ?? result.baseOffset
-    if (result !== undefined) next.set(key, offset + 1)
-    return Exit.succeed(RecordMetadata.make({
-      topic: record.topic,
-      partition: record.partition,
-      offset,
-      timestamp: record.timestamp,
-      timestampType: 0
-    }))
-  })
-  return { exits, resend }
-}
-
-const sameTopic = (records: ReadonlyArray<ProducerRecord>): boolean =>
-  records.every((record) => record.topic === records[0].topic)

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import { type DecodeError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
-import { KafkaError } from "../Kafka.ts"
+import { KafkaError } from "../KafkaError.ts"
 
 import { isDecodeError } from "../../internal/decode.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
