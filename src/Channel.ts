@@ -36,6 +36,7 @@ import type { Event } from "./Event.ts"
 import type * as FutureMessage from "./FutureMessage.ts"
 import type * as internalTypes from "./internal/channel.ts"
 import * as internal from "./internal/channel.ts"
+import { checkDecodeErrorPolicy, checkMaxsize } from "./internal/channelOptions.ts"
 import type { HeaderValue, Message, OpenHeaders, TopicPartition } from "./Message.ts"
 import * as MessageSchema from "./MessageSchema.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
@@ -376,7 +377,7 @@ const resolveSettings = (
     }
     const maxsize = options.maxsize ?? app.config.streamBufferMaxsize
     const onDecodeError = options.onDecodeError ?? "fail"
-    const invalidOption = internal.checkMaxsize(maxsize) ?? internal.checkDecodeErrorPolicy(onDecodeError)
+    const invalidOption = checkMaxsize(maxsize) ?? checkDecodeErrorPolicy(onDecodeError)
     if (invalidOption !== undefined) return Effect.fail(invalidOption)
     const whenNoSubscribers = options.whenNoSubscribers ?? "buffer"
     if (whenNoSubscribers !== "buffer" && whenNoSubscribers !== "drop" && whenNoSubscribers !== "fail") {

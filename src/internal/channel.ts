@@ -30,16 +30,18 @@ import type * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import { checkDecodeErrorPolicy, checkMaxsize } from "./channelOptions.ts"
+import { closedByOf, subscribe, unsubscribe, Wake } from "./channelSubscribers.ts"
 import { decodeMessage, isDecodeError } from "./decode.ts"
 import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
 import { anonTopic, currentTimeMillis, sentExit } from "./sendClock.ts"
 import { SentEvent } from "./sentEvent.ts"
-import * as subscriberList from "./subscriberList.ts"
 
-/** @internal */
-export const TypeId = "~effect-faust/Channel" as const
+import { TypeId } from "./channelTypeId.ts"
+
+export { TypeId }
 
 /** What a channel does with a message it cannot decode. @internal */
 export type DecodeErrorPolicy = "fail" | "skip" | {
@@ -81,7 +83,7 @@ type QueueError<E> = E | DecodeError | CauseM.Done
  * the channel is closed, and the root's buffer for messages sent while nobody
  * subscribes.
  */
-interface Root extends fanOut.FanOut {
+export interface Root extends fanOut.FanOut {
   subscribers: ReadonlyArray<ChannelImpl<any, any, any>>
   /**
    * The subscriber reading the root buffer before its own queue, if any: the
@@ -98,13 +100,6 @@ interface Root extends fanOut.FanOut {
   declared: Deferred.Deferred<void> | undefined
   readonly buffer: Queue.Queue<Event.Event<any, any>, any>
 }
-
-/**
- * Put into the queue of a subscriber that becomes the buffer's reader while
- * its queue is empty (its stream may be waiting on that queue): it wakes the
- * stream, which then reads the buffer first. Never handed to a reader.
- */
-const Wake: Event.Event<any, any> = Object.freeze({}) as unknown as Event.Event<any, any>
 
 const noHeaders: Message.Headers = []
 
@@ -804,79 +799,3 @@ export class ChannelImpl<K, V, E> {
     return this.toJSON()
   }
 }
-
-/**
- * Registers an iterator clone with its root. If messages wait in the root
- * buffer and nobody is reading it, this subscriber reads them first — also
- * when the channel is already closed: they were sent before it closed.
- */
-const subscribe = (subscriber: ChannelImpl<any, any, any>): void => {
-  const root = subscriber.root
-  if (root.drainer === undefined && Queue.sizeUnsafe(root.buffer) > 0) {
-    root.drainer = subscriber
-    subscriber.drainFrom = root.buffer
-  }
-  subscriberList.join(root, subscriber)
-}
-
-/**
- * Removes a subscriber and shuts its queue down. If it was reading the root
- * buffer, another subscriber takes the buffer over; sends waiting on its
- * queue are offered again (or, if it was the last, sent by the no-subscriber
- * policy).
- */
-const unsubscribe = (subscriber: ChannelImpl<any, any, any>): void => {
-  const root = subscriber.root
-  if (subscriberList.leave(root, subscriber) === undefined) return
-  const wasDrainer = root.drainer === subscriber
-  subscriber.stopDraining()
-  subscriber.held = undefined
-  Queue.shutdownUnsafe(subscriber.queue)
-  if (wasDrainer && Queue.sizeUnsafe(root.buffer) > 0) handOverBuffer(root)
-  fanOut.offerWaiting(root)
-}
-
-/**
- * Gives the root buffer to a remaining subscriber, preferring one read
- * through this channel that has read nothing yet (for one that has, the
- * buffer's older messages come after what it already read). A stream may be
- * waiting on its empty queue: a `Wake` gets it to read the buffer now. A
- * `cloneUsingQueue` queue is read by the user directly, so it never gets
- * one: it reads the buffer at its next event.
- */
-const handOverBuffer = (root: Root): void => {
-  const subscribers = root.subscribers
-  const next = subscribers.find((subscriber) => subscriber.readsThroughChannel && !subscriber.hasRead) ??
-    subscribers.find((subscriber) => subscriber.readsThroughChannel) ?? subscribers[0]
-  if (next === undefined) return
-  root.drainer = next
-  next.drainFrom = root.buffer
-  if (next.readsThroughChannel && !next.wakeQueued && Queue.sizeUnsafe(next.queue) === 0) {
-    next.wakeQueued = Queue.offerUnsafe(next.queue, Wake)
-  }
-}
-
-/** How a root was closed, from the cause it was closed with. */
-const closedByOf = (cause: Cause.Cause<unknown>): "throw" | "end" =>
-  cause.reasons.length > 0 &&
-    cause.reasons.every((reason) => CauseM.isFailReason(reason) && CauseM.isDone(reason.error))
-    ? "end"
-    : "throw"
-
-/** Why a `maxsize` is not valid, if it is not. @internal */
-export const checkMaxsize = (maxsize: unknown): InvalidChannelOptionsError | undefined =>
-  typeof maxsize === "number" && Number.isInteger(maxsize) && maxsize >= 1
-    ? undefined
-    : new InvalidChannelOptionsError({ option: "maxsize", value: maxsize, reason: "must be an integer of at least 1" })
-
-/** Why an `onDecodeError` policy is not valid, if it is not. @internal */
-export const checkDecodeErrorPolicy = (policy: unknown): InvalidChannelOptionsError | undefined =>
-  policy === "fail" || policy === "skip" ||
-    (typeof policy === "object" && policy !== null && "deadLetter" in policy &&
-      typeof policy.deadLetter === "object" && policy.deadLetter !== null && TypeId in policy.deadLetter)
-    ? undefined
-    : new InvalidChannelOptionsError({
-      option: "onDecodeError",
-      value: policy,
-      reason: `must be "fail", "skip" or { deadLetter: <a Channel> }`
-    })
