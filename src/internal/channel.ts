@@ -33,6 +33,7 @@ import * as RecordMetadata from "../RecordMetadata.ts"
 import { checkDecodeErrorPolicy, checkMaxsize } from "./channelOptions.ts"
 import { closedByOf, subscribe, unsubscribe, Wake } from "./channelSubscribers.ts"
 import { decodeMessage, isDecodeError } from "./decode.ts"
+import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
 import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
@@ -650,39 +651,17 @@ export class ChannelImpl<K, V, E> {
     error: DecodeError,
     message: Message.Message
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    const policy = this.settings.onDecodeError
-    const counts = this.root.stats.decodeErrors
-    const annotations = {
-      channel: this.label,
-      topic: message.topic,
-      partition: message.partition,
-      offset: message.offset
-    }
-    if (policy === "fail") {
-      counts.failed++
-      return Effect.logError(error.message, error.cause).pipe(
-        Effect.annotateLogs(annotations),
-        Effect.andThen(this.throw(error)),
-        Effect.andThen(Exit.fail(error))
-      )
-    }
-    if (policy === "skip") {
-      counts.skipped++
-      return Effect.logWarning(`skipped: ${error.message}`).pipe(Effect.annotateLogs(annotations))
-    }
-    const target = policy.deadLetter
-    const forwarded = this.settings.app.createEvent(message.key, message.value, [
-      ...message.headers,
-      ["x-decode-error", error._tag],
-      ["x-decode-error-message", error.message],
-      ["x-source-channel", this.label]
-    ], message)
-    return Effect.flatMap(target.put(forwarded), () => {
-      counts.deadLettered++
-      return Effect.logWarning(`dead-lettered to ${target.label}: ${error.message}`).pipe(
-        Effect.annotateLogs(annotations)
-      )
-    })
+    return applyDecodeErrorPolicy(
+      {
+        label: this.label,
+        policy: this.settings.onDecodeError,
+        counts: this.root.stats.decodeErrors,
+        createEvent: this.settings.app.createEvent,
+        failReaders: (failure) => this.close(CauseM.fail(failure))
+      },
+      error,
+      message
+    )
   }
 
   get(options?: { readonly timeout?: Duration.Input | undefined }): Effect.Effect<
