@@ -30,7 +30,7 @@ import type * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
-import { checkDecodeErrorPolicy, checkMaxsize } from "./channelOptions.ts"
+import { cloneSettings } from "./channelSettings.ts"
 import { closedByOf, subscribe, unsubscribe, Wake } from "./channelSubscribers.ts"
 import { decodeMessage, isDecodeError } from "./decode.ts"
 import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
@@ -199,21 +199,11 @@ export class ChannelImpl<K, V, E> {
     readonly activePartitions?: Iterable<Message.TopicPartition> | undefined
     readonly onDecodeError?: DecodeErrorPolicy | undefined
   }): Effect.Effect<ChannelImpl<K, V, E>, InvalidChannelOptionsError> {
-    const maxsize = options?.maxsize ?? this.settings.maxsize
-    const invalid = checkMaxsize(maxsize) ??
-      checkDecodeErrorPolicy(options?.onDecodeError ?? this.settings.onDecodeError)
-    if (invalid !== undefined) return Exit.fail(invalid)
-    const settings: Settings<K, V> = options === undefined ? this.settings : {
-      ...this.settings,
-      maxsize,
-      activePartitions: options.activePartitions === undefined
-        ? this.settings.activePartitions
-        : HashSet.fromIterable(options.activePartitions),
-      onDecodeError: options.onDecodeError ?? this.settings.onDecodeError
-    }
+    const settings = cloneSettings(this.settings, options)
+    if (Result.isFailure(settings)) return Exit.fail(settings.failure)
     return Effect.map(
-      Queue.bounded<Event.Event<K, V>, QueueError<E>>(maxsize),
-      (queue) => this.attach(settings, queue, options?.isIterator ?? false, true)
+      Queue.bounded<Event.Event<K, V>, QueueError<E>>(settings.success.maxsize),
+      (queue) => this.attach(settings.success, queue, options?.isIterator ?? false, true)
     )
   }
 

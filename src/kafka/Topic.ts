@@ -22,7 +22,7 @@ import * as Channel from "../Channel.ts"
 import * as Codec from "../Codec.ts"
 import { type DecodeError, InvalidChannelOptionsError, type TransportError } from "../Errors.ts"
 import type { Event } from "../Event.ts"
-import type { ChannelImpl } from "../internal/channel.ts"
+import { resolveSettings as resolveChannelSettings } from "../internal/channelSettings.ts"
 import type * as MessageSchema from "../MessageSchema.ts"
 import * as acknowledgement from "./internal/acknowledgement.ts"
 import { resolveSettings } from "./internal/settings.ts"
@@ -155,12 +155,12 @@ const makeWith = (
       ...channelOptions
     } = options
     const { pattern, topics } = settings.success
-    const channel = yield* Channel.make({
+    const channelSettings = yield* resolveChannelSettings(context.app, context.registry, {
       ...channelOptions,
       label: options.label ?? `Topic: ${pattern === undefined ? topics.join(", ") : String(pattern)}`
-    }).pipe(Effect.provideService(App, context.app), Effect.provideService(Codec.Codecs, context.registry))
+    })
     const full: internal.TopicContext = { ...context, make: (next) => makeWith(next, context) }
-    return yield* internal.TopicImpl.make(channel as unknown as ChannelImpl<any, any, any>, settings.success, full)
+    return yield* internal.TopicImpl.make(channelSettings, settings.success, full)
   })
 
 /**

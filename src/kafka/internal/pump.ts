@@ -5,7 +5,7 @@ import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
 import { KafkaError } from "../KafkaError.ts"
 
-import { isDecodeError } from "../../internal/decode.ts"
+import { decodeMessage, isDecodeError } from "../../internal/decode.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
 import { deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
@@ -62,8 +62,8 @@ export const pump = (
     })
   const reader = readerOf(generation.stream)
   const createEvent = topic.eventFactory
-  const channel = topic.channel
-  const spans = channel.settings.spans
+  const channelSettings = topic.channelSettings
+  const spans = channelSettings.spans
   /**
    * Delivers a fetched batch from `from` on: decodes the messages of this
    * generation's partitions (dropping those fetched twice) and hands each run
@@ -82,7 +82,7 @@ export const pump = (
       const message = toMessage(received)
       const entry = tracker.track(received.offset, received.leaderEpoch)
       if (spans) return failed(topic.deliverTracked(message, entry), () => handleFrom(batch, i + 1))
-      const decoded = channel.decodeUnsafe(message, createEvent)
+      const decoded = decodeMessage(channelSettings, message, createEvent)
       if (!isDecodeError(decoded)) {
         events.push(decoded)
         tracked.push(entry)

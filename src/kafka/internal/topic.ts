@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as RcRef from "effect/RcRef"
+import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { App, defaultCreateEvent } from "../../App.ts"
@@ -25,7 +26,9 @@ import {
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
 import { TypeId as ChannelTypeId } from "../../internal/channel.ts"
-import type { ChannelImpl } from "../../internal/channel.ts"
+import type { Settings as ChannelSettings } from "../../internal/channel.ts"
+import { cloneSettings } from "../../internal/channelSettings.ts"
+import { decodeMessage } from "../../internal/decode.ts"
 import { fromSendOptions } from "../../internal/futureMessage.ts"
 import * as metrics from "../../internal/metrics.ts"
 import * as Message from "../../Message.ts"
@@ -108,7 +111,8 @@ export interface Root {
 export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   readonly [ChannelTypeId] = ChannelTypeId
   readonly [TypeId] = TypeId
-  readonly channel: ChannelImpl<K, V, E>
+  /** The settings a topic shares with in-memory channels: label, schema, codecs, maxsize, policy, spans. */
+  readonly channelSettings: ChannelSettings<K, V>
   readonly settings: TopicSettings
   readonly context: TopicContext
   readonly root: Root
@@ -122,14 +126,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   unregisterMetrics: (() => void) | undefined = undefined
 
   constructor(
-    channel: ChannelImpl<K, V, E>,
+    channelSettings: ChannelSettings<K, V>,
     settings: TopicSettings,
     context: TopicContext,
     root: Root,
     queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
     isIterator: boolean
   ) {
-    this.channel = channel
+    this.channelSettings = channelSettings
     this.settings = settings
     this.context = context
     this.root = root
@@ -139,7 +143,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   /** Creates a root topic: its consumer sessions live in the Kafka layer's scope. */
   static make<K, V, E>(
-    channel: ChannelImpl<K, V, E>,
+    channelSettings: ChannelSettings<K, V>,
     settings: TopicSettings,
     context: TopicContext
   ): Effect.Effect<TopicImpl<K, V, E>> {
@@ -149,24 +153,26 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       let topic: TopicImpl<K, V, E> | undefined
       return RcRef.make({ acquire: Effect.suspend(() => acquireSession(topic!)) }).pipe(
         Scope.provide(context.kafka.scope),
-        Effect.map((sessions) => {
-          const root: Root = {
-            subscribers: [],
-            closed: undefined,
-            stats: metrics.makeStats(),
-            kafkaStats: kafkaMetrics.makeStats(),
-            metrics: undefined,
-            declared: undefined,
-            declaredOk: false,
-            sessions,
-            session: undefined,
-            nextPartition: new Map(),
-            sendGuards: sendGuard.registryOf(context.kafka),
-            producer: undefined
-          }
-          topic = new TopicImpl(channel, settings, context, root, channel.queue, false)
-          return topic
-        })
+        Effect.flatMap((sessions) =>
+          Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(channelSettings.maxsize), (queue) => {
+            const root: Root = {
+              subscribers: [],
+              closed: undefined,
+              stats: metrics.makeStats(),
+              kafkaStats: kafkaMetrics.makeStats(),
+              metrics: undefined,
+              declared: undefined,
+              declaredOk: false,
+              sessions,
+              session: undefined,
+              nextPartition: new Map(),
+              sendGuards: sendGuard.registryOf(context.kafka),
+              producer: undefined
+            }
+            topic = new TopicImpl(channelSettings, settings, context, root, queue, false)
+            return topic
+          })
+        )
       )
     })
   }
@@ -175,22 +181,22 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   // properties
 
   get label(): string {
-    return this.channel.settings.label
+    return this.channelSettings.label
   }
   get schema(): MessageSchema<K, V> {
-    return this.channel.settings.schema
+    return this.channelSettings.schema
   }
   get keyType() {
-    return this.channel.settings.schema.key
+    return this.channelSettings.schema.key
   }
   get valueType() {
-    return this.channel.settings.schema.value
+    return this.channelSettings.schema.value
   }
   get maxsize(): number {
-    return this.channel.settings.maxsize
+    return this.channelSettings.maxsize
   }
   get activePartitions(): HashSet.HashSet<Message.TopicPartition> | undefined {
-    return this.channel.settings.activePartitions ?? this.root.session?.assignment
+    return this.channelSettings.activePartitions ?? this.root.session?.assignment
   }
   get subscriberCount(): number {
     return this.root.subscribers.length
@@ -236,30 +242,25 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   // clones and subscription
 
   clone(options?: Channel.CloneOptions): Effect.Effect<TopicImpl<K, V, E>, InvalidChannelOptionsError> {
-    return Effect.map(
-      this.channel.clone({
-        maxsize: options?.maxsize,
-        activePartitions: options?.activePartitions,
-        onDecodeError: options?.onDecodeError
-      }),
-      (channel) => {
-        const clone = new TopicImpl(
-          channel,
-          this.settings,
-          this.context,
-          this.root,
-          channel.queue,
-          options?.isIterator ?? false
-        )
-        if (clone.isIterator) subscribe(clone)
-        return clone
-      }
-    )
+    const settings = cloneSettings(this.channelSettings, options)
+    if (Result.isFailure(settings)) return Effect.fail(settings.failure)
+    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(settings.success.maxsize), (queue) => {
+      const clone = new TopicImpl(
+        settings.success,
+        this.settings,
+        this.context,
+        this.root,
+        queue,
+        options?.isIterator ?? false
+      )
+      if (clone.isIterator) subscribe(clone)
+      return clone
+    })
   }
 
   cloneUsingQueue(queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>): Effect.Effect<TopicImpl<K, V, E>> {
     return Effect.sync(() => {
-      const clone = new TopicImpl<K, V, E>(this.channel, this.settings, this.context, this.root, queue, true)
+      const clone = new TopicImpl<K, V, E>(this.channelSettings, this.settings, this.context, this.root, queue, true)
       subscribe(clone)
       return clone
     })
@@ -267,7 +268,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   private get iteratorClone(): Effect.Effect<TopicImpl<K, V, E>> {
     return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.maxsize), (queue) => {
-      const clone = new TopicImpl<K, V, E>(this.channel, this.settings, this.context, this.root, queue, true)
+      const clone = new TopicImpl<K, V, E>(this.channelSettings, this.settings, this.context, this.root, queue, true)
       subscribe(clone)
       return clone
     })
@@ -405,7 +406,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
 
   send(options: Channel.SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
     const send = Effect.flatMap(this.futureFor(options), (future) => this.publishMessage(future))
-    return this.channel.settings.spans ? Effect.withSpan(send, "Topic.send", this.spanOptions) : send
+    return this.channelSettings.spans ? Effect.withSpan(send, "Topic.send", this.spanOptions) : send
   }
 
   private get spanOptions() {
@@ -414,11 +415,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   /** The produce path (see `produce.ts`), one per root. */
   private get producer(): TopicProducer<K, V> {
     return this.root.producer ??= new TopicProducer<K, V>(this)
-  }
-
-  /** The channel settings a topic shares with in-memory channels: schema, codecs, spans. */
-  get channelSettings() {
-    return this.channel.settings
   }
 
   /** Sends every value (no keys, one timestamp) as one group; see `TopicProducer.sendAll`. */
@@ -546,7 +542,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     options?: { readonly propagate?: boolean | undefined }
   ): Effect.Effect<Event.Event<K, V>, DecodeError> {
     return Effect.suspend(() => {
-      const decoded = this.channel.decodeUnsafe(message)
+      const decoded = decodeMessage(this.channelSettings, message, this.channelSettings.app.createEvent)
       if (!isDecodeError(decoded)) return Effect.succeed(decoded)
       if (options?.propagate === true) return Effect.fail(decoded)
       return Effect.andThen(Effect.ignore(this.handleDecodeError(decoded, message)), Effect.fail(decoded))
@@ -567,14 +563,14 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     tracked: Tracked | undefined
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
     const deliver = Effect.suspend(() => {
-      const decoded = this.channel.decodeUnsafe(message, this.eventFactory)
+      const decoded = decodeMessage(this.channelSettings, message, this.eventFactory)
       if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
       this.root.stats.delivered++
       const subscribers = this.isIterator ? [this] : this.root.subscribers
       return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], this.eventFactory) ??
         Effect.void
     })
-    return this.channel.settings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
+    return this.channelSettings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
   }
 
   /** The app's event constructor; for the default one, events that carry their delivery. */
