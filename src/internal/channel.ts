@@ -496,30 +496,7 @@ export class ChannelImpl<K, V, E> {
    * the metric registry of the current context, until the scope closes.
    */
   get registerMetrics(): Effect.Effect<void, never, Scope.Scope> {
-    return Effect.flatMap(Effect.context<never>(), (context) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const root = this.root
-          if (root.metrics !== undefined) return undefined
-          root.metrics = { context, nextSubscriber: 0 }
-          const remove = metrics.registerChannel(
-            context,
-            this.label,
-            root.stats,
-            () => root.subscribers.length,
-            root.buffer
-          )
-          for (const subscriber of root.subscribers) metrics.trackSubscriber(root.metrics, subscriber)
-          return remove
-        }),
-        (remove) =>
-          Effect.sync(() => {
-            if (remove === undefined) return
-            remove()
-            for (const subscriber of this.root.subscribers) metrics.untrackSubscriber(subscriber)
-            this.root.metrics = undefined
-          })
-      ))
+    return metrics.registerRoot(this.root, this.label, this.root.buffer)
   }
 
   get declare(): Effect.Effect<void> {

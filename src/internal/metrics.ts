@@ -1,6 +1,8 @@
 import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 
 /**
  * The metrics of a channel. They are registered series whose values are read
@@ -120,3 +122,50 @@ export const untrackSubscriber = (subscriber: Metered): void => {
   subscriber.unregisterMetrics?.()
   subscriber.unregisterMetrics = undefined
 }
+
+/** The part of a channel's or topic's root that registering its metrics reads and marks. */
+export interface MeteredRoot {
+  metrics: Registry | undefined
+  readonly stats: Stats
+  readonly subscribers: ReadonlyArray<Metered>
+}
+
+/**
+ * Registers a root's series with the metric registry of the current context
+ * until the scope closes: the channel series (with the `buffer` queue depth
+ * when there is a `buffer`), each subscriber's queue depth, and what a
+ * transport adds (`extra` registers and returns its removal; `resync` runs
+ * after registering and after removing). Registering twice is a no-op.
+ */
+export const registerRoot = (
+  root: MeteredRoot,
+  label: string,
+  buffer: Queue.Queue<any, any> | undefined,
+  extra?: {
+    readonly register: (context: Context.Context<never>) => () => void
+    readonly resync: () => void
+  }
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.flatMap(Effect.context<never>(), (context) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        if (root.metrics !== undefined) return undefined
+        root.metrics = { context, nextSubscriber: 0 }
+        const removeChannel = registerChannel(context, label, root.stats, () => root.subscribers.length, buffer)
+        const removeExtra = extra?.register(context)
+        for (const subscriber of root.subscribers) trackSubscriber(root.metrics, subscriber)
+        extra?.resync()
+        return () => {
+          removeChannel()
+          removeExtra?.()
+        }
+      }),
+      (remove) =>
+        Effect.sync(() => {
+          if (remove === undefined) return
+          remove()
+          for (const subscriber of root.subscribers) untrackSubscriber(subscriber)
+          root.metrics = undefined
+          extra?.resync()
+        })
+    ))

@@ -688,41 +688,13 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
    * its subscribers) with the current metric registry until the scope closes.
    */
   get registerMetrics(): Effect.Effect<void, never, Scope.Scope> {
-    return Effect.flatMap(Effect.context<never>(), (context) =>
-      Effect.acquireRelease(
-        Effect.sync(() => {
-          const root = this.root
-          if (root.metrics !== undefined) return undefined
-          root.metrics = { context, nextSubscriber: 0 }
-          const removeChannel = metrics.registerChannel(context, this.label, root.stats, () =>
-            root.subscribers.length, undefined)
-          const removeTopic = kafkaMetrics.registerTopic(context, this.label, root.kafkaStats)
-          for (const subscriber of root.subscribers) {
-            metrics.trackSubscriber(root.metrics, subscriber)
-          }
-          if (root.session !== undefined) {
-            syncPartitionMetrics(this, root.session)
-          }
-          return () => {
-            removeChannel()
-            removeTopic()
-          }
-        }),
-        (remove) =>
-          Effect.sync(() => {
-            if (remove === undefined) {
-              return
-            }
-            remove()
-            for (const subscriber of this.root.subscribers) {
-              metrics.untrackSubscriber(subscriber)
-            }
-            this.root.metrics = undefined
-            if (this.root.session !== undefined) {
-              syncPartitionMetrics(this, this.root.session)
-            }
-          })
-      ))
+    const root = this.root
+    return metrics.registerRoot(root, this.label, undefined, {
+      register: (context) => kafkaMetrics.registerTopic(context, this.label, root.kafkaStats),
+      resync: () => {
+        if (root.session !== undefined) syncPartitionMetrics(this, root.session)
+      }
+    })
   }
 
   // ---------------------------------------------------------------------------
