@@ -41,6 +41,7 @@ import { anonTopic, currentTimeMillis, sentExit } from "./sendClock.ts"
 import { SentEvent } from "./sentEvent.ts"
 
 import { TypeId } from "./channelTypeId.ts"
+import { partitionKey } from "./partitionKey.ts"
 
 export { TypeId }
 
@@ -729,7 +730,7 @@ export class ChannelImpl<K, V, E> {
       isIterator: this.isIterator,
       activePartitions: this.activePartitions === undefined
         ? null
-        : Array.from(this.activePartitions, (tp) => `${tp.topic}:${tp.partition}`),
+        : Array.from(this.activePartitions, (tp) => partitionKey(tp.topic, tp.partition)),
       subscriberCount: this.subscriberCount
     }
   }
@@ -737,7 +738,7 @@ export class ChannelImpl<K, V, E> {
   toString(): string {
     const partitions = this.activePartitions === undefined
       ? "all"
-      : `{${Array.from(this.activePartitions, (tp) => `${tp.topic}:${tp.partition}`).join(", ")}}`
+      : `{${Array.from(this.activePartitions, (tp) => partitionKey(tp.topic, tp.partition)).join(", ")}}`
     return `${this.label}(maxsize=${this.maxsize}, isIterator=${this.isIterator}, activePartitions=${partitions}, subscribers=${this.subscriberCount})`
   }
 

@@ -4,6 +4,7 @@ import * as HashSet from "effect/HashSet"
 import * as Message from "../../Message.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 
+import { partitionKey } from "../../internal/partitionKey.ts"
 import { type Session } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
 
@@ -63,7 +64,7 @@ export const syncPartitionMetrics = (topic: TopicImpl<any, any, any>, session: S
     registry !== undefined && generation !== undefined && !generation.revoked && topic.root.session === session
       ? generation.assignment
       : HashSet.empty<Message.TopicPartition>()
-  const keys = new Set(Array.from(wanted, (tp) => `${tp.topic}:${tp.partition}`))
+  const keys = new Set(Array.from(wanted, (tp) => partitionKey(tp.topic, tp.partition)))
   for (const [key, remove] of session.partitionMetrics) {
     if (!keys.has(key)) {
       remove()
@@ -72,7 +73,7 @@ export const syncPartitionMetrics = (topic: TopicImpl<any, any, any>, session: S
   }
   if (registry === undefined) return
   for (const tp of wanted) {
-    const key = `${tp.topic}:${tp.partition}`
+    const key = partitionKey(tp.topic, tp.partition)
     if (session.partitionMetrics.has(key)) continue
     session.partitionMetrics.set(
       key,

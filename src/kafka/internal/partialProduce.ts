@@ -8,6 +8,7 @@
  * offset for those appended). Reading them tells which records were stored
  * (they must not be sent again) and which were refused, and why.
  */
+import { partitionKey } from "../../internal/partitionKey.ts"
 
 /** One partition's answer in a failed produce call. */
 export type PartitionResult =
@@ -34,7 +35,7 @@ export const partitionResults = (rejection: unknown): Map<string, PartitionResul
     for (
       const { offset, partition, topic } of produced as Array<{ topic: string; partition: number; offset: bigint }>
     ) {
-      results.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
+      results.set(partitionKey(topic, partition), { _tag: "Appended", baseOffset: Number(offset) })
     }
   }
   const failures = (rejection as { errors?: unknown } | null)?.errors

@@ -6,6 +6,7 @@ import * as FutureMessage from "../../FutureMessage.ts"
 import { KafkaError } from "../KafkaError.ts"
 
 import { decodeMessage, isDecodeError } from "../../internal/decode.ts"
+import { partitionKey } from "../../internal/partitionKey.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
 import { deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
@@ -30,7 +31,7 @@ export const pump = (
   let last: PartitionTracker | undefined = undefined
   const trackerOf = (received: KafkaMessage): PartitionTracker | undefined => {
     if (last !== undefined && last.partition === received.partition && last.topic === received.topic) return last
-    const key = `${received.topic}:${received.partition}`
+    const key = partitionKey(received.topic, received.partition)
     if (!generation.assigned.has(key)) return undefined
     let tracker = generation.partitions.get(key)
     if (tracker === undefined) {

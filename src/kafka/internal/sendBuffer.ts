@@ -11,6 +11,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import { partitionKey } from "../../internal/partitionKey.ts"
 import * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord, type Settings } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
@@ -86,7 +87,7 @@ export const make = (
           (result) => {
             const appended = new Map<string, partialProduce.PartitionResult>()
             for (const { offset, partition, topic } of result.offsets ?? []) {
-              appended.set(`${topic}:${partition}`, { _tag: "Appended", baseOffset: Number(offset) })
+              appended.set(partitionKey(topic, partition), { _tag: "Appended", baseOffset: Number(offset) })
             }
             resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).exits))
           },
@@ -238,13 +239,13 @@ const outcomes = (
   const counts = new Map<string, number>()
   if (whole !== undefined) {
     for (const record of records) {
-      const key = `${record.topic}:${record.partition}`
+      const key = partitionKey(record.topic, record.partition)
       counts.set(key, (counts.get(key) ?? 0) + 1)
     }
   }
   const resend: Array<number> = []
   const exits = records.map((record, index): Exit.Exit<RecordMetadata.RecordMetadata, KafkaError> => {
-    const key = `${record.topic}:${record.partition}`
+    const key = partitionKey(record.topic, record.partition)
     const result = results?.get(key)
     if (result === undefined && whole !== undefined) return Exit.fail(whole)
     if (result !== undefined && result._tag === "Refused") {

@@ -17,6 +17,7 @@ import { bySubscription } from "./assignor.ts"
 import * as newPartitions from "./newPartitions.ts"
 import * as sendGuard from "./sendGuard.ts"
 
+import { partitionKey } from "../../internal/partitionKey.ts"
 import { type CommitOffset, PartitionTracker } from "./acknowledgement.ts"
 import { readOffsets, syncPartitionMetrics } from "./consumerMetrics.ts"
 import { pump } from "./pump.ts"
@@ -63,7 +64,7 @@ export class Generation {
   ) {
     this.id = id
     this.assignment = assignment
-    this.assigned = new Set(Array.from(assignment, (tp) => `${tp.topic}:${tp.partition}`))
+    this.assigned = new Set(Array.from(assignment, (tp) => partitionKey(tp.topic, tp.partition)))
     this.stream = stream
   }
 }
@@ -209,7 +210,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         if (poisoned) return Effect.void
         const pending = new Map<string, CommitOffset>()
         const add = (offset: CommitOffset) => {
-          const key = `${offset.topic}:${offset.partition}`
+          const key = partitionKey(offset.topic, offset.partition)
           const existing = pending.get(key)
           if (existing === undefined || existing.offset < offset.offset) pending.set(key, offset)
         }

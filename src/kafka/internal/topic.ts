@@ -41,6 +41,7 @@ import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/decode.ts"
+import { partitionKey } from "../../internal/partitionKey.ts"
 import {
   ack,
   acknowledge,
@@ -714,7 +715,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       isIterator: this.isIterator,
       activePartitions: this.activePartitions === undefined
         ? null
-        : Array.from(this.activePartitions, (tp) => `${tp.topic}:${tp.partition}`),
+        : Array.from(this.activePartitions, (tp) => partitionKey(tp.topic, tp.partition)),
       subscriberCount: this.subscriberCount
     }
   }
