@@ -41,7 +41,7 @@ import { anonTopic, currentTimeMillis, sentExit } from "./sendClock.ts"
 import { SentEvent } from "./sentEvent.ts"
 
 import { TypeId } from "./channelTypeId.ts"
-import { partitionKey } from "./partitionKey.ts"
+import { partitionKeys } from "./partitionKey.ts"
 
 export { TypeId }
 
@@ -728,17 +728,14 @@ export class ChannelImpl<K, V, E> {
       label: this.label,
       maxsize: this.maxsize,
       isIterator: this.isIterator,
-      activePartitions: this.activePartitions === undefined
-        ? null
-        : Array.from(this.activePartitions, (tp) => partitionKey(tp.topic, tp.partition)),
+      activePartitions: partitionKeys(this.activePartitions),
       subscriberCount: this.subscriberCount
     }
   }
 
   toString(): string {
-    const partitions = this.activePartitions === undefined
-      ? "all"
-      : `{${Array.from(this.activePartitions, (tp) => partitionKey(tp.topic, tp.partition)).join(", ")}}`
+    const keys = partitionKeys(this.activePartitions)
+    const partitions = keys === null ? "all" : `{${keys.join(", ")}}`
     return `${this.label}(maxsize=${this.maxsize}, isIterator=${this.isIterator}, activePartitions=${partitions}, subscribers=${this.subscriberCount})`
   }
 

@@ -41,7 +41,7 @@ import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/decode.ts"
-import { partitionKey } from "../../internal/partitionKey.ts"
+import { partitionKeys } from "../../internal/partitionKey.ts"
 import {
   ack,
   acknowledge,
@@ -713,9 +713,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
       pattern: this.settings.pattern?.source ?? null,
       groupId: this.settings.groupId,
       isIterator: this.isIterator,
-      activePartitions: this.activePartitions === undefined
-        ? null
-        : Array.from(this.activePartitions, (tp) => partitionKey(tp.topic, tp.partition)),
+      activePartitions: partitionKeys(this.activePartitions),
       subscriberCount: this.subscriberCount
     }
   }
