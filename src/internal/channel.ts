@@ -30,8 +30,9 @@ import type * as FutureMessage from "../FutureMessage.ts"
 import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import * as reader from "./channelReader.ts"
 import { cloneSettings } from "./channelSettings.ts"
-import { closedByOf, subscribe, unsubscribe, Wake } from "./channelSubscribers.ts"
+import { closedByOf, subscribe, unsubscribe } from "./channelSubscribers.ts"
 import { decodeMessage, isDecodeError } from "./decode.ts"
 import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
 import * as fanOut from "./fanOut.ts"
@@ -130,6 +131,8 @@ export class ChannelImpl<K, V, E> {
   wakeQueued = false
   /** It has handed out events already (a buffer taken over now would come after them). */
   hasRead = false
+  /** The take of this subscriber's queue its stream repeats, built once (see `channelReader.ts`). */
+  takeBatchEffect: Effect.Effect<ReadonlyArray<Event.Event<K, V>>, any> | undefined = undefined
   /** Read through this channel (`stream`, `get`), so its queue may carry a `Wake`; not a `cloneUsingQueue` queue. */
   readonly readsThroughChannel: boolean
   /** Removes this subscriber's queue-depth series, when metrics are registered. */
@@ -236,55 +239,13 @@ export class ChannelImpl<K, V, E> {
     return Effect.sync(() => unsubscribe(this))
   }
 
-  /**
-   * The next batch of events for this instance: the root buffer first, one
-   * event at a time (a reader that stops early must leave the rest there for
-   * the next one), then events held back while it was read, then its queue.
-   */
+  /** The next batch for this subscriber's stream (see `channelReader.ts`). */
   nextBatch(): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
-    if (this.drainFrom !== undefined) {
-      const taken = Queue.takeUnsafe(this.drainFrom)
-      if (taken !== undefined && Exit.isSuccess(taken)) return Exit.succeed([taken.value])
-      this.stopDraining()
-    }
-    const held = this.held
-    if (held !== undefined) {
-      this.held = undefined
-      return Exit.succeed(held)
-    }
-    return this.takeBatch
-  }
-
-  private afterTakeBatch(
-    events: Array<Event.Event<K, V>>
-  ): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
-    if (this.wakeQueued) {
-      const index = events.indexOf(Wake)
-      if (index !== -1) {
-        events.splice(index, 1)
-        this.wakeQueued = false
-      }
-    }
-    if (this.drainFrom !== undefined) {
-      // It became the buffer's reader while waiting: these are newer than the buffer.
-      if (events.length > 0) this.held = events
-      return this.nextBatch()
-    }
-    if (events.length === 0) return this.takeBatch
-    this.hasRead = true
-    return Exit.succeed(events)
-  }
-
-  private takeBatchEffect: Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> | undefined = undefined
-
-  /** Takes what this instance's queue holds, waiting for at least one event (built once). */
-  private get takeBatch(): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
-    return this.takeBatchEffect ??= Effect.flatMap(Queue.takeAll(this.queue), (events) => this.afterTakeBatch(events))
+    return reader.nextBatch(this)
   }
 
   stopDraining(): void {
-    this.drainFrom = undefined
-    if (this.root.drainer === this) this.root.drainer = undefined
+    reader.stopDraining(this)
   }
 
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError> {
@@ -637,46 +598,15 @@ export class ChannelImpl<K, V, E> {
     E | DecodeError | ChannelClosedError | CauseM.TimeoutError
   > {
     const take = Effect.catchIf(
-      Effect.suspend(() => this.takeOne()),
+      Effect.suspend(() => reader.takeOne(this)),
       CauseM.isDone,
       () => Exit.fail(this.closedError("end"))
     ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError>
     return options?.timeout === undefined ? take : Effect.timeout(take, options.timeout)
   }
 
-  /** `nextBatch` for one event: the buffer first, then what was held back, then the queue. */
-  private takeOne(): Effect.Effect<Event.Event<K, V>, QueueError<E>> {
-    const from = this.drainFrom
-    if (from !== undefined) {
-      const taken = Queue.takeUnsafe(from)
-      if (taken !== undefined && Exit.isSuccess(taken)) return taken
-      this.stopDraining()
-    }
-    const held = this.held
-    if (held !== undefined) {
-      const event = held.shift()!
-      if (held.length === 0) this.held = undefined
-      return Exit.succeed(event)
-    }
-    return Effect.flatMap(Queue.take(this.queue), (event) => {
-      if (event === Wake) {
-        this.wakeQueued = false
-        return this.takeOne()
-      }
-      if (this.drainFrom !== undefined) {
-        this.held = [event]
-        return this.takeOne()
-      }
-      this.hasRead = true
-      return Exit.succeed(event)
-    })
-  }
-
   get empty(): Effect.Effect<boolean> {
-    return Effect.sync(() =>
-      Queue.sizeUnsafe(this.queue) === (this.wakeQueued ? 1 : 0) && this.held === undefined &&
-      (this.drainFrom === undefined || Queue.sizeUnsafe(this.drainFrom) === 0)
-    )
+    return Effect.sync(() => reader.isEmpty(this))
   }
 
   // ---------------------------------------------------------------------------
