@@ -42,20 +42,12 @@ import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/decode.ts"
 import { partitionKeys } from "../../internal/partitionKey.ts"
-import {
-  ack,
-  acknowledge,
-  type Delivery,
-  deliveryOf,
-  isStale,
-  makeTopicEvent,
-  type Tracked,
-  trackedMessages
-} from "./acknowledgement.ts"
+import { ack, type Delivery, makeTopicEvent, type Tracked, trackedMessages } from "./acknowledgement.ts"
 import { syncPartitionMetrics } from "./consumerMetrics.ts"
 import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
 import { offerRun } from "./delivery.ts"
 import { TopicProducer } from "./produce.ts"
+import * as reader from "./reader.ts"
 import { acquireSession, type Session } from "./session.ts"
 import type { TopicSettings } from "./settings.ts"
 import { failSubscribers, subscribe, unsubscribe } from "./subscribers.ts"
@@ -314,7 +306,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
           Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void
         )
       }
-      return Stream.fromPull(Effect.succeed(acknowledged === "manually" ? subscriber.pullHeld : subscriber.pullOne))
+      const pull = acknowledged === "manually" ? reader.pullHeld(subscriber) : reader.pullOne(subscriber)
+      return Stream.fromPull(Effect.succeed(pull as Effect.Effect<readonly [Event.Event<K, V>], PullError<E>>))
     })) as Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError>
   }
 
@@ -326,58 +319,9 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return Stream.map(this.events(), (event) => [event.key, event.value] as const)
   }
 
+  /** Acknowledges the event this subscriber handed out last (see `reader.ts`). */
   ackLast(): void {
-    const last = this.last
-    if (last !== undefined) {
-      this.last = undefined
-      acknowledge(last)
-    }
-  }
-
-  private get pullOne(): Effect.Effect<readonly [Event.Event<K, V>], PullError<E>> {
-    return Effect.suspend(() => {
-      this.ackLast()
-      // Without an effect per event while the queue has some.
-      const taken = this.takeFreshUnsafe()
-      if (taken === undefined) return Effect.map(this.takeFresh, (event) => this.handOut(event))
-      return Exit.isSuccess(taken) ? Exit.succeed(this.handOut(taken.value)) : taken as Exit.Exit<never, PullError<E>>
-    })
-  }
-
-  private handOut(event: Event.Event<K, V>): readonly [Event.Event<K, V>] {
-    this.last = deliveryOf(event)
-    return [event]
-  }
-
-  private get pullHeld(): Effect.Effect<readonly [Event.Event<K, V>], PullError<E>> {
-    return Effect.map(this.takeFresh, (event) => {
-      const delivery = deliveryOf(event)
-      if (delivery !== undefined && !delivery.acked && this.held !== undefined) {
-        delivery.holder = this.held
-        this.held.add(delivery)
-      }
-      return [event] as const
-    })
-  }
-
-  /** The next event of the subscriber's queue if it has one, dropping those of revoked generations. */
-  private takeFreshUnsafe(): Exit.Exit<Event.Event<K, V>, PullError<E>> | undefined {
-    let taken = Queue.takeUnsafe(this.queue)
-    while (taken !== undefined && Exit.isSuccess(taken) && isStale(taken.value)) taken = Queue.takeUnsafe(this.queue)
-    return taken
-  }
-
-  /**
-   * The next event of the subscriber's queue, dropping those of revoked
-   * generations: a member never hands out an event of a partition it may no
-   * longer own (its new owner reads it from the committed offset).
-   */
-  private get takeFresh(): Effect.Effect<Event.Event<K, V>, PullError<E>> {
-    return Effect.suspend(() => {
-      const taken = this.takeFreshUnsafe()
-      if (taken !== undefined) return taken
-      return Effect.flatMap(Queue.take(this.queue), (event) => isStale(event) ? this.takeFresh : Effect.succeed(event))
-    })
+    reader.ackLast(this)
   }
 
   // ---------------------------------------------------------------------------
@@ -631,7 +575,10 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     const take: Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError> =
       this.isIterator
         ? Effect.catchIf(
-          Effect.tap(this.takeFresh, (event) => Effect.sync(() => ack(event))),
+          Effect.tap(
+            reader.takeFresh(this) as Effect.Effect<Event.Event<K, V>, PullError<E>>,
+            (event) => Effect.sync(() => ack(event))
+          ),
           Cause.isDone,
           closed
         ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError>
