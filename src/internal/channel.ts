@@ -34,7 +34,7 @@ import * as reader from "./channelReader.ts"
 import { cloneSettings } from "./channelSettings.ts"
 import { closedByOf, subscribe, unsubscribe } from "./channelSubscribers.ts"
 import { decodeMessage, isDecodeError } from "./decode.ts"
-import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
+import { applyDecodeErrorPolicy, routeDecodeError } from "./decodeErrorPolicy.ts"
 import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import * as metrics from "./metrics.ts"
@@ -552,9 +552,7 @@ export class ChannelImpl<K, V, E> {
     error: DecodeError,
     message: Message.Message
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return error._tag === "KeyDecodeError"
-      ? this.onKeyDecodeError(error, message)
-      : this.onValueDecodeError(error, message)
+    return routeDecodeError(this, error, message)
   }
 
   onKeyDecodeError(

@@ -84,3 +84,16 @@ export const applyDecodeErrorPolicy = (
     )
   })
 }
+
+type Hook = (
+  error: DecodeError,
+  message: Message.Message
+) => Effect.Effect<void, DecodeError | FutureMessage.PublishError>
+
+/** Faust's hooks: a key that did not decode goes to `onKeyDecodeError`, a value to `onValueDecodeError`. */
+export const routeDecodeError = (
+  hooks: { readonly onKeyDecodeError: Hook; readonly onValueDecodeError: Hook },
+  error: DecodeError,
+  message: Message.Message
+): Effect.Effect<void, DecodeError | FutureMessage.PublishError> =>
+  error._tag === "KeyDecodeError" ? hooks.onKeyDecodeError(error, message) : hooks.onValueDecodeError(error, message)

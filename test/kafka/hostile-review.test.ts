@@ -10,7 +10,7 @@ import { Deferred, Effect, Exit, Fiber, HashSet, Layer, Schema, Scope, Stream } 
 import { type Event, KeyDecodeError, ValueDecodeError } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { quiet } from "../helpers.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
+import { bootstrapServers, brokerAvailable, eventually, eventuallyEffect, kafkaLayer, unique } from "./setup.ts"
 
 const utf8 = new TextEncoder()
 
@@ -74,18 +74,6 @@ const logEnds = (topic: string, partitions: number) =>
     const parts = listed.find((t) => t.name === topic)!.partitions
     return Array.from({ length: partitions }, (_, i) => Number(parts.find((p) => p.partitionIndex === i)!.offset))
   })
-
-/** Waits (polling) until `condition` holds, failing after `millis`. */
-const eventually = (condition: () => boolean, millis = 20_000) =>
-  Effect.suspend(function loop(): Effect.Effect<void> {
-    return condition() ? Effect.void : Effect.andThen(Effect.sleep("20 millis"), loop)
-  }).pipe(Effect.timeout(millis))
-
-/** Polls an effectful condition until it holds, failing after `millis`. */
-const eventuallyEffect = <E, R>(condition: Effect.Effect<boolean, E, R>, millis = 20_000) =>
-  Effect.suspend(function loop(): Effect.Effect<void, E, R> {
-    return Effect.flatMap(condition, (ok) => ok ? Effect.void : Effect.andThen(Effect.sleep("50 millis"), loop))
-  }).pipe(Effect.timeout(millis))
 
 const loc = (error: unknown) => {
   const received = (error as ValueDecodeError | KeyDecodeError).received as { partition: number; offset: number }

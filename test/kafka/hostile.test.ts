@@ -9,38 +9,17 @@ import { Deferred, Effect, Exit, Fiber, HashSet, Layer, Schema, Scope, Stream } 
 import { type Event, ValueDecodeError } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { quiet } from "../helpers.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
+import {
+  bootstrapServers,
+  brokerAvailable,
+  committedOffset,
+  eventually,
+  kafkaLayer,
+  produceRaw,
+  unique
+} from "./setup.ts"
 
 const utf8 = new TextEncoder()
-
-/** Raw records straight to the broker, with no codec: what another client would write. */
-const produceRaw = (topic: string, values: ReadonlyArray<string>) =>
-  Effect.gen(function*() {
-    const kafka = yield* Kafka.Kafka
-    return yield* kafka.produce(values.map((value) => ({
-      topic,
-      partition: 0,
-      key: null,
-      value: utf8.encode(value),
-      headers: [],
-      timestamp: Date.now()
-    })))
-  })
-
-/** The offset the topic's group committed on partition 0 (-1 if none). */
-const committedOffset = (topic: Topic.Topic<any, any>) =>
-  Effect.promise(async () => {
-    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
-    try {
-      const [group] = await admin.listConsumerGroupOffsets({ groups: [topic.groupId] })
-      const partition = group.topics.find((t) => t.name === topic.topics[0])?.partitions.find((p) =>
-        p.partitionIndex === 0
-      )
-      return partition === undefined ? -1 : Number(partition.committedOffset)
-    } finally {
-      await admin.close()
-    }
-  })
 
 /** The log end offset of partition 0 of each topic: how many records it stored. */
 const logEnds = (topics: ReadonlyArray<string>) =>
@@ -55,12 +34,6 @@ const logEnds = (topics: ReadonlyArray<string>) =>
       await admin.close()
     }
   })
-
-/** Waits (polling) until `condition` holds, failing after `millis`. */
-const eventually = (condition: () => boolean, millis = 20_000) =>
-  Effect.suspend(function loop(): Effect.Effect<void> {
-    return condition() ? Effect.void : Effect.andThen(Effect.sleep("20 millis"), loop)
-  }).pipe(Effect.timeout(millis))
 
 /**
  * Reads the topic with a new stream after each failure, as a supervisor

@@ -26,53 +26,22 @@ import { readFileSync } from "node:fs"
 import { Lines, wordCount, Words } from "../../examples/word-count.ts"
 import { partitionForKey } from "../../src/kafka/internal/murmur2.ts"
 import { quiet } from "../helpers.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, kcatAvailable, unique } from "./setup.ts"
+import {
+  bootstrapServers,
+  brokerAvailable,
+  committedOffset,
+  eventually,
+  eventuallyEffect,
+  kafkaLayer,
+  kcatAvailable,
+  produceRaw,
+  unique
+} from "./setup.ts"
 
 const utf8 = new TextEncoder()
 const text = new TextDecoder()
 const headerText = (headers: Event.Event<unknown, unknown>["headers"]) =>
   headers.map(([name, value]) => [name, typeof value === "string" ? value : text.decode(value)] as const)
-
-/** Raw records straight to the broker, with no codec: what another client would write. */
-const produceRaw = (topic: string, values: ReadonlyArray<string>, keys?: ReadonlyArray<string | null>) =>
-  Effect.gen(function*() {
-    const kafka = yield* Kafka.Kafka
-    return yield* kafka.produce(values.map((value, i) => ({
-      topic,
-      partition: 0,
-      key: keys?.[i] == null ? null : utf8.encode(keys[i]!),
-      value: utf8.encode(value),
-      headers: [["origin", "raw"]],
-      timestamp: Date.now()
-    })))
-  })
-
-/** Waits (polling) until `condition` holds, failing after `millis`. */
-const eventually = (condition: () => boolean, millis = 20_000) =>
-  Effect.suspend(function loop(): Effect.Effect<void> {
-    return condition() ? Effect.void : Effect.andThen(Effect.sleep("20 millis"), loop)
-  }).pipe(Effect.timeout(millis))
-
-/** Polls an effectful condition until it holds, failing after `millis`. */
-const eventuallyEffect = (condition: Effect.Effect<boolean>, millis = 20_000) =>
-  Effect.suspend(function loop(): Effect.Effect<void> {
-    return Effect.flatMap(condition, (holds) => holds ? Effect.void : Effect.andThen(Effect.sleep("50 millis"), loop))
-  }).pipe(Effect.timeout(millis))
-
-/** The offset the topic's group committed on partition 0 (-1 if none), read by an admin client. */
-const committedOffset = (topic: Topic.Topic<any, any>) =>
-  Effect.promise(async () => {
-    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
-    try {
-      const [group] = await admin.listConsumerGroupOffsets({ groups: [topic.groupId] })
-      const partition = group.topics.find((t) => t.name === topic.topics[0])?.partitions.find((p) =>
-        p.partitionIndex === 0
-      )
-      return partition === undefined ? -1 : Number(partition.committedOffset)
-    } finally {
-      await admin.close()
-    }
-  })
 
 const run = (command: string, args: ReadonlyArray<string>, input?: string) =>
   Effect.callback<string, Error>((resume) => {

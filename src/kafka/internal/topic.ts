@@ -41,6 +41,7 @@ import * as kafkaMetrics from "./kafkaMetrics.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/decode.ts"
+import { routeDecodeError } from "../../internal/decodeErrorPolicy.ts"
 import { partitionKeys } from "../../internal/partitionKey.ts"
 import { ack, type Delivery, makeTopicEvent, type Tracked, trackedMessages } from "./acknowledgement.ts"
 import { syncPartitionMetrics } from "./consumerMetrics.ts"
@@ -538,9 +539,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     error: DecodeError,
     message: Message.Message
   ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return error._tag === "KeyDecodeError"
-      ? this.onKeyDecodeError(error, message)
-      : this.onValueDecodeError(error, message)
+    return routeDecodeError(this, error, message)
   }
 
   onKeyDecodeError(
