@@ -21,6 +21,7 @@ import { App } from "../App.ts"
 import { InvalidChannelOptionsError } from "../Errors.ts"
 import type { Headers } from "../Message.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
+import * as capabilities from "./internal/capabilities.ts"
 import * as sendBuffer from "./internal/sendBuffer.ts"
 
 import { KafkaError } from "./KafkaError.ts"
@@ -186,11 +187,6 @@ export class Kafka extends Context.Service<Kafka, {
   readonly flush: Effect.Effect<void>
   /** The number of partitions of a topic (from cached metadata). */
   readonly partitionCount: (topic: string) => Effect.Effect<number, KafkaError>
-  /**
-   * The number of partitions of a topic if {@link partitionCount} has it
-   * cached and fresh, else `undefined`: the per-record fast path. Optional.
-   */
-  readonly partitionCountUnsafe?: (topic: string) => number | undefined
   /** Creates a topic; `false` if it existed already. */
   readonly createTopic: (spec: TopicSpec) => Effect.Effect<boolean, KafkaError>
   /** The names of the cluster's topics (internal ones excluded). */
@@ -342,10 +338,18 @@ export const make = Effect.fnUntraced(
       Effect.sync(() => new Producer({ ...clientOptions, idempotent: true, retries: Math.max(settings.retries, 2) })),
       (client) => Effect.promise(() => client.close().catch(() => undefined))
     )
-    const { flush, publish } = yield* sendBuffer.make(producer, settings)
+    const { flush, publish, publishAll } = yield* sendBuffer.make(producer, settings)
 
     const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
     const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
+
+    capabilities.register(publish, {
+      publishAll,
+      partitionCountCached: (topic) => {
+        const cached = partitionCounts.get(topic)
+        return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined
+      }
+    })
 
     return Kafka.of({
       settings,
@@ -364,10 +368,6 @@ export const make = Effect.fnUntraced(
             Effect.forEach(all, Deferred.await)
         ),
       flush,
-      partitionCountUnsafe: (topic) => {
-        const cached = partitionCounts.get(topic)
-        return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined
-      },
       partitionCount: (topic) =>
         Effect.suspend(() => {
           // Asked once per record sent: answered from memory while fresh, as

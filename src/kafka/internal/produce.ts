@@ -21,7 +21,6 @@ import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
-import { publishAllOf } from "./groupPublish.ts"
 import { partitionForKey } from "./murmur2.ts"
 import * as sendGuard from "./sendGuard.ts"
 
@@ -104,7 +103,7 @@ export class TopicProducer<K, V> {
     if (value instanceof CodecError) return value
     let partition = pending.partition
     if (partition === undefined) {
-      const count = this.topic.context.kafka.partitionCountUnsafe?.(topic)
+      const count = this.topic.root.capabilities.partitionCountCached?.(topic)
       if (count === undefined) return undefined
       partition = this.partitionOf(topic, key, count)
     }
@@ -166,7 +165,7 @@ export class TopicProducer<K, V> {
     waiting: Waiting
   ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
     const stats = this.topic.root.stats
-    const guards = this.topic.root.sendGuards
+    const guards = this.topic.root.capabilities.sendGuards
     const sent = waiting === "detached" ? sendGuard.numberSend(guards) : 0
     return (exit) => {
       const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
@@ -201,7 +200,7 @@ export class TopicProducer<K, V> {
    * over (as sending them one by one would).
    */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
-    const publishAll = publishAllOf(this.topic.context.kafka.publish)
+    const publishAll = this.topic.root.capabilities.publishAll
     if (publishAll === undefined) return this.sendEach(values)
     return Effect.gen({ self: this }, function*() {
       const closed = this.topic.closedError

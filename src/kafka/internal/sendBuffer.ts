@@ -15,11 +15,10 @@ import { partitionKey } from "../../internal/partitionKey.ts"
 import * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord, type Settings } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
-import * as groupPublish from "./groupPublish.ts"
-import type { PublishAll } from "./groupPublish.ts"
+import type { Publish, PublishAll } from "./capabilities.ts"
 import * as partialProduce from "./partialProduce.ts"
 
-/** Records published together with one completion (see `internal/groupPublish.ts`). */
+/** Records published together with one completion (see `capabilities.ts`). */
 interface Group {
   readonly exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>
   remaining: number
@@ -55,10 +54,8 @@ export const make = (
   settings: Settings
 ): Effect.Effect<
   {
-    readonly publish: (
-      record: ProducerRecord,
-      onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
-    ) => Effect.Effect<void>
+    readonly publish: Publish
+    readonly publishAll: PublishAll
     readonly flush: Effect.Effect<void>
   },
   never,
@@ -184,14 +181,12 @@ export const make = (
           }))
       })
 
-    groupPublish.register(publish, publishAll)
-
     const flush = Effect.flatMap(
       Deferred.make<void>(),
       (flushed) =>
         Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)
     )
-    return { publish, flush }
+    return { publish, publishAll, flush }
   })
 
 type ClientMessage = Parameters<Producer["send"]>[0]["messages"][number]

@@ -21,17 +21,8 @@ export interface Registry {
   readonly guards: Set<SessionGuard>
 }
 
-const registries = new WeakMap<object, Registry>()
-
-/** The registry of the Kafka service `kafka` (a topic keeps it: sends number through it). */
-export const registryOf = (kafka: object): Registry => {
-  let registry = registries.get(kafka)
-  if (registry === undefined) {
-    registry = { sent: 0, guards: new Set() }
-    registries.set(kafka, registry)
-  }
-  return registry
-}
+/** A registry with no sends and no sessions yet. */
+export const makeRegistry = (): Registry => ({ sent: 0, guards: new Set() })
 
 /** One consumer session's view: how many of its tracked messages are not settled yet. */
 export class SessionGuard {

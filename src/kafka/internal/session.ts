@@ -117,7 +117,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     const label = names.join(", ")
     const scope = yield* Effect.scope
     const guard = yield* Effect.acquireRelease(
-      Effect.sync(() => sendGuard.register(topic.root.sendGuards)),
+      Effect.sync(() => sendGuard.register(topic.root.capabilities.sendGuards)),
       (guard) => Effect.sync(() => guard.close())
     )
     const session: Session = {

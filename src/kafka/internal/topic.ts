@@ -37,8 +37,8 @@ import type * as RecordMetadata from "../../RecordMetadata.ts"
 import { Kafka } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
 import type * as Topic from "../Topic.ts"
+import * as capabilities from "./capabilities.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
-import * as sendGuard from "./sendGuard.ts"
 
 import { isDecodeError } from "../../internal/decode.ts"
 import { routeDecodeError } from "../../internal/decodeErrorPolicy.ts"
@@ -88,8 +88,8 @@ export interface Root {
   session: Session | undefined
   /** Round-robin position per topic, for records without a key. */
   readonly nextPartition: Map<string, number>
-  /** Which consumer sessions a refused sendSoon record stops (see `sendGuard.ts`). */
-  readonly sendGuards: sendGuard.Registry
+  /** What the Kafka service's send buffer can do beyond its interface (see `capabilities.ts`). */
+  readonly capabilities: capabilities.Capabilities
   /** The produce path, shared by the root and its clones (made on the first send). */
   producer: TopicProducer<any, any> | undefined
 }
@@ -160,7 +160,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
               sessions,
               session: undefined,
               nextPartition: new Map(),
-              sendGuards: sendGuard.registryOf(context.kafka),
+              capabilities: capabilities.of(context.kafka.publish),
               producer: undefined
             }
             topic = new TopicImpl(channelSettings, settings, context, root, queue, false)
