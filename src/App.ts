@@ -10,10 +10,11 @@ import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Result from "effect/Result"
-import * as Codec from "./Codec.ts"
-import { InvalidChannelOptionsError } from "./Errors.ts"
+import * as Schema from "effect/Schema"
+import type * as Codec from "./Codec.ts"
+import type { InvalidChannelOptionsError } from "./Errors.ts"
 import * as Event from "./Event.ts"
+import * as optionsSchema from "./internal/optionsSchema.ts"
 import type { Headers, Message } from "./Message.ts"
 
 /**
@@ -72,6 +73,29 @@ export const defaultCreateEvent = <K, V>(
 ): Event.Event<K, V> => Event.make({ key, value, headers, message })
 
 /**
+ * The app's options as one Schema: the id, `streamBufferMaxsize` (default
+ * 4096) and the two serializers (defaults `"raw"` and `"json"`, resolved
+ * against the codec registry in context).
+ */
+const OptionsSchema = Schema.Struct({
+  id: optionsSchema.rule(
+    (u): u is string => typeof u === "string" && u.length > 0,
+    "the app id must be a non-empty string"
+  ),
+  streamBufferMaxsize: optionsSchema.integerOfAtLeast(1).pipe(
+    Schema.withDecodingDefault(Effect.succeed(defaults.streamBufferMaxsize))
+  ),
+  keySerializer: optionsSchema.Serializer.pipe(
+    Schema.withDecodingDefault(Effect.succeed(defaults.keySerializer))
+  ),
+  valueSerializer: optionsSchema.Serializer.pipe(
+    Schema.withDecodingDefault(Effect.succeed(defaults.valueSerializer))
+  )
+})
+
+const decodeOptions = optionsSchema.decode(OptionsSchema)
+
+/**
  * Validates the options and builds the app service.
  *
  * @since 0.1.0
@@ -80,35 +104,14 @@ export const defaultCreateEvent = <K, V>(
 export const make = Effect.fnUntraced(function*(
   options: { readonly id: string } & Partial<AppConfig>
 ): Effect.fn.Return<App["Service"], InvalidChannelOptionsError> {
-  const config: AppConfig = {
-    streamBufferMaxsize: options.streamBufferMaxsize ?? defaults.streamBufferMaxsize,
-    keySerializer: options.keySerializer ?? defaults.keySerializer,
-    valueSerializer: options.valueSerializer ?? defaults.valueSerializer
-  }
-  if (typeof options.id !== "string" || options.id.length === 0) {
-    return yield* new InvalidChannelOptionsError({
-      option: "id",
-      value: options.id,
-      reason: "the app id must be a non-empty string"
-    })
-  }
-  if (!Number.isInteger(config.streamBufferMaxsize) || config.streamBufferMaxsize < 1) {
-    return yield* new InvalidChannelOptionsError({
-      option: "streamBufferMaxsize",
-      value: config.streamBufferMaxsize,
-      reason: "must be an integer of at least 1"
-    })
-  }
-  const registry = yield* Codec.Codecs
-  for (const option of ["keySerializer", "valueSerializer"] as const) {
-    const resolved = Codec.resolve(registry, config[option])
-    if (Result.isFailure(resolved)) {
-      return yield* new InvalidChannelOptionsError({ option, value: config[option], reason: resolved.failure })
-    }
-  }
+  const { id, keySerializer, streamBufferMaxsize, valueSerializer } = yield* decodeOptions(options)
   return App.of({
-    id: options.id,
-    config,
+    id,
+    config: {
+      streamBufferMaxsize,
+      keySerializer: keySerializer.serializer,
+      valueSerializer: valueSerializer.serializer
+    },
     createEvent: defaultCreateEvent
   })
 })
