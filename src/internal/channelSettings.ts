@@ -10,14 +10,11 @@ import * as SchemaAST from "effect/SchemaAST"
 import type { App } from "../App.ts"
 import type { Options } from "../Channel.ts"
 import * as Codec from "../Codec.ts"
-import { InvalidChannelOptionsError } from "../Errors.ts"
+import type { InvalidChannelOptionsError } from "../Errors.ts"
 import type { TopicPartition } from "../Message.ts"
 import * as MessageSchema from "../MessageSchema.ts"
 import type { DecodeErrorPolicy, Settings } from "./channel.ts"
-import { checkDecodeErrorPolicy, checkMaxsize } from "./channelOptions.ts"
-
-const invalid = (option: string, value: unknown, reason: string) =>
-  new InvalidChannelOptionsError({ option, value, reason })
+import { decodeChannelOptions, decodeCloneOptions } from "./channelOptions.ts"
 
 export const resolveSettings = (
   app: App["Service"],
@@ -26,54 +23,44 @@ export const resolveSettings = (
 ): Effect.Effect<Settings<any, any>, InvalidChannelOptionsError> =>
   Effect.suspend(() => {
     const messageSchema = options.schema
-    const keyType = options.key ?? messageSchema?.key
-    const valueType = options.value ?? messageSchema?.value
-    for (const [option, schema] of [["key", keyType], ["value", valueType], ["error", options.error]] as const) {
-      if (schema !== undefined && !Schema.isSchema(schema)) {
-        return Effect.fail(invalid(option, schema, "must be an effect Schema"))
-      }
-    }
     const keySerializer = options.keySerializer ?? messageSchema?.keySerializer ?? app.config.keySerializer
     const valueSerializer = options.valueSerializer ?? messageSchema?.valueSerializer ?? app.config.valueSerializer
-    const keyCodec = Codec.resolve(registry, keySerializer)
-    if (Result.isFailure(keyCodec)) return Effect.fail(invalid("keySerializer", keySerializer, keyCodec.failure))
-    const valueCodec = Codec.resolve(registry, valueSerializer)
-    if (Result.isFailure(valueCodec)) {
-      return Effect.fail(invalid("valueSerializer", valueSerializer, valueCodec.failure))
-    }
-    const maxsize = options.maxsize ?? app.config.streamBufferMaxsize
-    const onDecodeError = options.onDecodeError ?? "fail"
-    const invalidOption = checkMaxsize(maxsize) ?? checkDecodeErrorPolicy(onDecodeError)
-    if (invalidOption !== undefined) return Effect.fail(invalidOption)
-    const whenNoSubscribers = options.whenNoSubscribers ?? "buffer"
-    if (whenNoSubscribers !== "buffer" && whenNoSubscribers !== "drop" && whenNoSubscribers !== "fail") {
-      return Effect.fail(invalid("whenNoSubscribers", whenNoSubscribers, `must be "buffer", "drop" or "fail"`))
-    }
-    const schema = MessageSchema.make({
-      key: keyType,
-      value: valueType,
+    return decodeChannelOptions({
+      key: options.key ?? messageSchema?.key,
+      value: options.value ?? messageSchema?.value,
+      error: options.error,
       keySerializer,
       valueSerializer,
-      allowEmpty: options.allowEmpty ?? messageSchema?.allowEmpty ?? false
-    })
-    return Effect.succeed<Settings<any, any>>({
-      app,
-      label: options.label ?? "Channel<anon>",
-      schema,
-      keyCodec: keyCodec.success,
-      valueCodec: valueCodec.success,
-      maxsize,
-      activePartitions: options.activePartitions === undefined
-        ? undefined
-        : HashSet.fromIterable(options.activePartitions),
-      onDecodeError: onDecodeError as DecodeErrorPolicy,
-      whenNoSubscribers,
-      decodeKey: keyType === undefined ? undefined : Schema.decodeUnknownResult(keyType),
-      decodeValue: valueType === undefined ? undefined : Schema.decodeUnknownResult(valueType),
-      keyBytesAsString: keyType !== undefined && encodesAsString(keyType),
-      valueBytesAsString: valueType !== undefined && encodesAsString(valueType),
-      spans: options.spans ?? false
-    })
+      maxsize: options.maxsize ?? app.config.streamBufferMaxsize,
+      onDecodeError: options.onDecodeError,
+      whenNoSubscribers: options.whenNoSubscribers
+    }).pipe(
+      Effect.provideService(Codec.Codecs, registry),
+      Effect.map((checked): Settings<any, any> => ({
+        app,
+        label: options.label ?? "Channel<anon>",
+        schema: MessageSchema.make({
+          key: checked.key,
+          value: checked.value,
+          keySerializer,
+          valueSerializer,
+          allowEmpty: options.allowEmpty ?? messageSchema?.allowEmpty ?? false
+        }),
+        keyCodec: checked.keySerializer.codec,
+        valueCodec: checked.valueSerializer.codec,
+        maxsize: checked.maxsize,
+        activePartitions: options.activePartitions === undefined
+          ? undefined
+          : HashSet.fromIterable(options.activePartitions),
+        onDecodeError: checked.onDecodeError,
+        whenNoSubscribers: checked.whenNoSubscribers,
+        decodeKey: checked.key === undefined ? undefined : Schema.decodeUnknownResult(checked.key),
+        decodeValue: checked.value === undefined ? undefined : Schema.decodeUnknownResult(checked.value),
+        keyBytesAsString: checked.key !== undefined && encodesAsString(checked.key),
+        valueBytesAsString: checked.value !== undefined && encodesAsString(checked.value),
+        spans: options.spans ?? false
+      }))
+    )
   })
 
 /**
@@ -116,16 +103,19 @@ export const cloneSettings = <K, V>(
   settings: Settings<K, V>,
   overrides: CloneOverrides | undefined
 ): Result.Result<Settings<K, V>, InvalidChannelOptionsError> => {
-  const maxsize = overrides?.maxsize ?? settings.maxsize
-  const invalid = checkMaxsize(maxsize) ?? checkDecodeErrorPolicy(overrides?.onDecodeError ?? settings.onDecodeError)
-  if (invalid !== undefined) return Result.fail(invalid)
   if (overrides === undefined) return Result.succeed(settings)
-  return Result.succeed({
-    ...settings,
-    maxsize,
-    activePartitions: overrides.activePartitions === undefined
-      ? settings.activePartitions
-      : HashSet.fromIterable(overrides.activePartitions),
-    onDecodeError: overrides.onDecodeError ?? settings.onDecodeError
-  })
+  return Result.map(
+    decodeCloneOptions({
+      maxsize: overrides.maxsize ?? settings.maxsize,
+      onDecodeError: overrides.onDecodeError ?? settings.onDecodeError
+    }),
+    ({ maxsize, onDecodeError }) => ({
+      ...settings,
+      maxsize,
+      activePartitions: overrides.activePartitions === undefined
+        ? settings.activePartitions
+        : HashSet.fromIterable(overrides.activePartitions),
+      onDecodeError
+    })
+  )
 }
