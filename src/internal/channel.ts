@@ -12,7 +12,7 @@ import * as Result from "effect/Result"
 import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { type App, defaultCreateEvent } from "../App.ts"
+import type { App } from "../App.ts"
 import type { AsFutureMessageOptions, SendOptions } from "../Channel.ts"
 import * as Codec from "../Codec.ts"
 import {
@@ -20,9 +20,7 @@ import {
   CodecError,
   type DecodeError,
   InvalidChannelOptionsError,
-  NoSubscribersError,
   NotATopicError,
-  PublishInterruptedError,
   UnsupportedOperationError
 } from "../Errors.ts"
 import type * as Event from "../Event.ts"
@@ -31,18 +29,15 @@ import * as Message from "../Message.ts"
 import type { MessageSchema } from "../MessageSchema.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
 import * as reader from "./channelReader.ts"
+import * as channelSend from "./channelSend.ts"
 import { cloneSettings } from "./channelSettings.ts"
-import { closedByOf, subscribe, unsubscribe } from "./channelSubscribers.ts"
-import { decodeMessage, isDecodeError } from "./decode.ts"
+import { close, subscribe, unsubscribe } from "./channelSubscribers.ts"
+import { TypeId } from "./channelTypeId.ts"
+import { decode, decodeMessage, isDecodeError } from "./decode.ts"
 import { applyDecodeErrorPolicy, routeDecodeError } from "./decodeErrorPolicy.ts"
 import * as fanOut from "./fanOut.ts"
-import { fromSendOptions } from "./futureMessage.ts"
+import * as inspect from "./inspect.ts"
 import * as metrics from "./metrics.ts"
-import { anonTopic, currentTimeMillis, sentExit } from "./sendClock.ts"
-import { SentEvent } from "./sentEvent.ts"
-
-import { TypeId } from "./channelTypeId.ts"
-import { partitionKeys } from "./partitionKey.ts"
 
 export { TypeId }
 
@@ -81,6 +76,9 @@ export type SchemaDecoder = (input: unknown) => Result.Result<unknown, Schema.Sc
 
 type QueueError<E> = E | DecodeError | CauseM.Done
 
+/** What delivering a message can fail with: its decode error (policy `fail`), or a dead letter's send. */
+type DeliverError = DecodeError | FutureMessage.PublishError
+
 /**
  * State shared by a root channel and all its clones: who subscribes, whether
  * the channel is closed, and the root's buffer for messages sent while nobody
@@ -104,7 +102,19 @@ export interface Root extends fanOut.FanOut {
   readonly buffer: Queue.Queue<Event.Event<any, any>, any>
 }
 
-const noHeaders: Message.Headers = []
+/** The root state of a new channel, whose own queue is the no-subscriber buffer. */
+const makeRoot = (buffer: Queue.Queue<Event.Event<any, any>, any>): Root => ({
+  subscribers: [],
+  drainer: undefined,
+  closed: undefined,
+  closedBy: undefined,
+  stats: metrics.makeStats(),
+  metrics: undefined,
+  declared: undefined,
+  buffer,
+  bufferTarget: [{ queue: buffer }],
+  ...fanOut.makeWaiting()
+})
 
 /**
  * One channel instance. The first instance owns the shared root state; clones share it. Iterator
@@ -149,18 +159,7 @@ export class ChannelImpl<K, V, E> {
     this.queue = queue
     this.isIterator = isIterator
     this.readsThroughChannel = readsThroughChannel
-    this.root = root ?? {
-      subscribers: [],
-      drainer: undefined,
-      closed: undefined,
-      closedBy: undefined,
-      stats: metrics.makeStats(),
-      metrics: undefined,
-      declared: undefined,
-      buffer: queue,
-      bufferTarget: [{ queue }],
-      ...fanOut.makeWaiting()
-    }
+    this.root = root ?? makeRoot(queue)
   }
 
   // ---------------------------------------------------------------------------
@@ -189,9 +188,6 @@ export class ChannelImpl<K, V, E> {
   }
   get decodeErrorCounts(): Readonly<metrics.Stats["decodeErrors"]> {
     return { ...this.root.stats.decodeErrors }
-  }
-  get isRoot(): boolean {
-    return this.root.buffer === this.queue
   }
 
   // ---------------------------------------------------------------------------
@@ -266,118 +262,38 @@ export class ChannelImpl<K, V, E> {
   }
 
   // ---------------------------------------------------------------------------
-  // sending
+  // sending (see `channelSend.ts`)
 
-  /**
-   * Offers an event to every subscriber at once, or applies the
-   * no-subscriber policy. While any subscriber's queue is full (or earlier
-   * sends wait), it waits without offering to anyone (see `fanOut.ts`).
-   */
   put(event: Event.Event<K, V>): Effect.Effect<void, FutureMessage.PublishError> {
-    const root = this.root
-    if (root.closed !== undefined) return Exit.fail(this.closedError())
-    const subscribers = root.subscribers
-    if (subscribers.length === 0) return this.putAllWithoutSubscribers([event])
-    if (root.waitingForSubscribers.length === 0) {
-      if (subscribers.length === 1) {
-        const queue = subscribers[0].queue
-        if (Queue.offerUnsafe(queue, event) || queue.state._tag !== "Open") {
-          root.stats.sent++
-          return Exit.void
-        }
-      } else if (fanOut.roomIn(subscribers) > 0) {
-        fanOut.offerToAll(subscribers, event)
-        root.stats.sent++
-        return Exit.void
-      }
-    }
-    return fanOut.waitForRoom(root, [event], false, this.retryPutAll)
+    return channelSend.put(this, event)
   }
 
   /** Sends again what a waiting send had left when every subscriber left. */
-  private readonly retryPutAll = (events: ReadonlyArray<Event.Event<K, V>>) => this.putAll(events)
-
-  private putAllWithoutSubscribers(
-    events: ReadonlyArray<Event.Event<K, V>>
-  ): Effect.Effect<void, FutureMessage.PublishError> {
-    const root = this.root
-    switch (this.settings.whenNoSubscribers) {
-      case "drop":
-        root.stats.sent += events.length
-        root.stats.dropped += events.length
-        return Exit.void
-      case "fail":
-        return Exit.fail(new NoSubscribersError({ channel: this.label }))
-      case "buffer": {
-        if (root.waitingForBuffer.length === 0 && fanOut.roomOf(root.buffer) >= events.length) {
-          fanOut.offerAllToAll(root.bufferTarget, events)
-          root.stats.sent += events.length
-          return Exit.void
-        }
-        return fanOut.waitForRoom(root, events, true, this.retryPutAll)
-      }
-    }
-  }
+  readonly retryPutAll = (events: ReadonlyArray<Event.Event<K, V>>) => channelSend.putAll(this, events)
 
   send(options: SendOptions<K, V>): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
-    return this.settings.spans
-      ? Effect.withSpan(this.sendUntraced(options), "Channel.send", this.spanOptions)
-      : this.sendUntraced(options)
+    return channelSend.send(this, options)
   }
 
-  private sendUntraced(
-    options: SendOptions<K, V>
-  ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
-    if (options.callback !== undefined) {
-      return Effect.flatMap(
-        this.asFutureMessage(options as AsFutureMessageOptions<K, V>),
-        (future) => this.publishMessage(future)
-      ) as Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError>
-    }
-    return Effect.withFiber((fiber) => {
-      const timestamp = options.timestamp ?? currentTimeMillis(fiber)
-      const partition = options.partition ?? -1
-      const event = this.eventFor(options.key ?? null, options.value, options.headers, partition, timestamp)
-      const sent = sentExit(partition, timestamp)
-      const put = this.put(event)
-      return put === Exit.void ? sent : Effect.as(put, sent.value)
-    })
-  }
-
-  /** Sends every value in order; waits only while a subscriber queue is full. */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
-    return Effect.withFiber((fiber) => {
-      const timestamp = currentTimeMillis(fiber)
-      if (this.settings.app.createEvent !== defaultCreateEvent || !Array.isArray(values)) {
-        const events: Array<Event.Event<K, V>> = []
-        for (const value of values) events.push(this.eventFor(null, value, undefined, -1, timestamp))
-        return this.putAll(events)
-      }
-      // An array of values, default events: one loop without the iterator protocol or per-value checks.
-      const list = values as ReadonlyArray<V>
-      const events = new Array<Event.Event<K, V>>(list.length)
-      for (let i = 0; i < list.length; i++) events[i] = new SentEvent(null, list[i], noHeaders, -1, timestamp)
-      return this.putAll(events)
-    })
+    return channelSend.sendAll(this, values)
   }
 
-  /**
-   * Offers events, in order, to every subscriber. Where they do not all fit,
-   * they go in prefixes as room appears, each prefix to every subscriber:
-   * interrupted, it leaves every subscriber with the same prefix.
-   */
-  putAll(events: ReadonlyArray<Event.Event<K, V>>): Effect.Effect<void, FutureMessage.PublishError> {
-    const root = this.root
-    if (root.closed !== undefined) return Exit.fail(this.closedError())
-    if (events.length === 0) return Exit.void
-    const subscribers = root.subscribers
-    if (subscribers.length === 0) return this.putAllWithoutSubscribers(events)
-    if (root.waitingForSubscribers.length === 0 && fanOut.roomIn(subscribers) >= events.length) {
-      fanOut.offerAllToAll(subscribers, events)
-      root.stats.sent += events.length
-      return Exit.void
-    }
-    return fanOut.waitForRoom(root, events, false, this.retryPutAll)
+  sendSoon(_options: SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError> {
+    return channelSend.sendSoon(this.label)
+  }
+
+  asFutureMessage(
+    options: AsFutureMessageOptions<K, V>
+  ): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError> {
+    return channelSend.asFutureMessage(this, options)
+  }
+
+  publishMessage(
+    future: FutureMessage.FutureMessage<K, V>,
+    _options?: { readonly wait?: boolean | undefined }
+  ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
+    return channelSend.publishMessage(this, future)
   }
 
   /** The error of a send to a closed channel, saying how it was closed. */
@@ -385,72 +301,8 @@ export class ChannelImpl<K, V, E> {
     return new ChannelClosedError({ channel: this.label, closedBy })
   }
 
-  eventFor(
-    key: K | null,
-    value: V,
-    headers: Message.OpenHeaders | undefined,
-    partition: number,
-    timestamp: number
-  ): Event.Event<K, V> {
-    const list = headers === undefined ? noHeaders : Message.headersToList(headers)
-    const event = new SentEvent(key, value, list, partition, timestamp)
-    const createEvent = this.settings.app.createEvent
-    return createEvent === defaultCreateEvent ? event : createEvent(key, value, list, event.message)
-  }
-
-  sendSoon(_options: SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, UnsupportedOperationError> {
-    return Exit.fail(
-      new UnsupportedOperationError({
-        channel: this.label,
-        operation: "sendSoon",
-        reason: "in-memory channels have no send buffer; use send, or a Topic"
-      })
-    )
-  }
-
-  asFutureMessage(
-    options: AsFutureMessageOptions<K, V>
-  ): Effect.Effect<FutureMessage.FutureMessage<K, V>, NotATopicError> {
-    if (options.eagerPartitioning === true) {
-      return Exit.fail(
-        new NotATopicError({ channel: this.label, operation: "asFutureMessage({ eagerPartitioning: true })" })
-      )
-    }
-    return Effect.sync(() => fromSendOptions(this, options))
-  }
-
   prepareHeaders(headers?: Message.OpenHeaders | undefined): Array<[string, Message.HeaderValue]> {
     return Message.headersToList(headers)
-  }
-
-  publishMessage(
-    future: FutureMessage.FutureMessage<K, V>,
-    _options?: { readonly wait?: boolean | undefined }
-  ): Effect.Effect<RecordMetadata.RecordMetadata, FutureMessage.PublishError> {
-    return Effect.withFiber((fiber) => {
-      const pending = future.message
-      const timestamp = pending.timestamp ?? currentTimeMillis(fiber)
-      const partition = pending.partition ?? -1
-      const event = this.eventFor(pending.key, pending.value, pending.headers, partition, timestamp)
-      const metadata = RecordMetadata.make({
-        topic: pending.topic ?? anonTopic,
-        partition,
-        offset: -1,
-        timestamp,
-        timestampType: 1
-      })
-      return this.put(event).pipe(
-        Effect.tapError((error) => future.fail(error)),
-        // A put is all or nothing: interrupted before it completed, the message reached no one.
-        Effect.onInterrupt(() => future.fail(new PublishInterruptedError({ channel: this.label }))),
-        Effect.andThen(future.succeed(metadata)),
-        Effect.andThen(() => {
-          const after = pending.callback?.(future)
-          return after === undefined ? Effect.void : after
-        }),
-        Effect.as(metadata)
-      )
-    })
   }
 
   /**
@@ -475,22 +327,17 @@ export class ChannelImpl<K, V, E> {
     })
   }
 
+  /** In memory, keys and values are sent as they are (serializers are the Topic's); headers pass through. */
   prepareKey(
     key: unknown,
-    options?: {
-      readonly keySerializer?: Codec.Serializer | undefined
-      readonly headers?: Message.OpenHeaders | undefined
-    }
+    options?: { readonly headers?: Message.OpenHeaders | undefined }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
     return Exit.succeed([key, options?.headers] as const)
   }
 
   prepareValue(
     value: unknown,
-    options?: {
-      readonly valueSerializer?: Codec.Serializer | undefined
-      readonly headers?: Message.OpenHeaders | undefined
-    }
+    options?: { readonly headers?: Message.OpenHeaders | undefined }
   ): Effect.Effect<readonly [unknown, Message.OpenHeaders | undefined], CodecError> {
     return Exit.succeed([value, options?.headers] as const)
   }
@@ -506,33 +353,17 @@ export class ChannelImpl<K, V, E> {
   // ---------------------------------------------------------------------------
   // receiving
 
-  /**
-   * Decodes a raw message: codec, then Schema. Returns the event (built by
-   * `createEvent`, the app's by default) or the typed error.
-   */
-  decodeUnsafe(
-    message: Message.Message,
-    createEvent: App["Service"]["createEvent"] = this.settings.app.createEvent
-  ): Event.Event<K, V> | DecodeError {
-    return decodeMessage(this.settings, message, createEvent)
-  }
-
   decode(
     message: Message.Message,
     options?: { readonly propagate?: boolean | undefined }
   ): Effect.Effect<Event.Event<K, V>, DecodeError> {
-    return Effect.suspend(() => {
-      const decoded = this.decodeUnsafe(message)
-      if (!isDecodeError(decoded)) return Exit.succeed(decoded)
-      if (options?.propagate === true) return Exit.fail(decoded)
-      return Effect.andThen(Effect.ignore(this.handleDecodeError(decoded, message)), Exit.fail(decoded))
-    })
+    return decode(this.settings, this, message, options)
   }
 
-  deliver(message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  deliver(message: Message.Message): Effect.Effect<void, DeliverError> {
     const deliver = Effect.suspend(() => {
-      const decoded = this.decodeUnsafe(message)
-      if (isDecodeError(decoded)) return this.handleDecodeError(decoded, message)
+      const decoded = decodeMessage(this.settings, message, this.settings.app.createEvent)
+      if (isDecodeError(decoded)) return routeDecodeError(this, decoded, message)
       this.root.stats.delivered++
       if (Queue.offerUnsafe(this.queue, decoded)) return Exit.void
       return Effect.flatMap(
@@ -547,25 +378,11 @@ export class ChannelImpl<K, V, E> {
     return { attributes: { "channel.label": this.label } }
   }
 
-  /** Routes a decode error to the key or value hook. */
-  handleDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return routeDecodeError(this, error, message)
-  }
-
-  onKeyDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onKeyDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DeliverError> {
     return this.onDecodeError(error, message)
   }
 
-  onValueDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onValueDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DeliverError> {
     return this.onDecodeError(error, message)
   }
 
@@ -574,17 +391,14 @@ export class ChannelImpl<K, V, E> {
    * to this channel's readers and fails; `skip` logs and counts;
    * `deadLetter` forwards the raw message and counts.
    */
-  onDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DeliverError> {
     return applyDecodeErrorPolicy(
       {
         label: this.label,
         policy: this.settings.onDecodeError,
         counts: this.root.stats.decodeErrors,
         createEvent: this.settings.app.createEvent,
-        failReaders: (failure) => this.close(CauseM.fail(failure))
+        failReaders: (failure) => close(this, CauseM.fail(failure))
       },
       error,
       message
@@ -595,11 +409,7 @@ export class ChannelImpl<K, V, E> {
     Event.Event<K, V>,
     E | DecodeError | ChannelClosedError | CauseM.TimeoutError
   > {
-    const take = Effect.catchIf(
-      Effect.suspend(() => reader.takeOne(this)),
-      CauseM.isDone,
-      () => Exit.fail(this.closedError("end"))
-    ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError>
+    const take = reader.get(this) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError>
     return options?.timeout === undefined ? take : Effect.timeout(take, options.timeout)
   }
 
@@ -611,36 +421,11 @@ export class ChannelImpl<K, V, E> {
   // closing
 
   throw(error: E | DecodeError): Effect.Effect<void> {
-    return Effect.sync(() => this.close(CauseM.fail(error)))
+    return Effect.sync(() => close(this, CauseM.fail(error)))
   }
 
   get end(): Effect.Effect<void> {
-    return Effect.sync(() => this.close(CauseM.fail(CauseM.Done())))
-  }
-
-  /**
-   * Fails (or ends) this instance's queue; on the root, also every current
-   * subscriber, and the channel accepts no more sends. Queues close
-   * gracefully: readers get what was buffered, then the cause.
-   */
-  private close(cause: Cause.Cause<any>): void {
-    const root = this.root
-    if (!this.isRoot) {
-      fanOut.unwatch(root, this.queue)
-      Queue.failCauseUnsafe(this.queue, cause)
-      // A closed queue no longer holds sends back.
-      fanOut.offerWaiting(root)
-      return
-    }
-    if (root.closed !== undefined) return
-    root.closed = cause
-    root.closedBy = closedByOf(cause)
-    // Sends still waiting for room were not sent: they fail, and say why. First, because
-    // closing a queue can run its reader at once, and a reader that leaves offers the waiting sends.
-    fanOut.failWaiting(root, this.closedError())
-    fanOut.unwatchAll(root)
-    Queue.failCauseUnsafe(root.buffer, cause)
-    for (const subscriber of root.subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
+    return Effect.sync(() => close(this, CauseM.fail(CauseM.Done())))
   }
 
   // ---------------------------------------------------------------------------
@@ -651,20 +436,11 @@ export class ChannelImpl<K, V, E> {
   }
 
   toJSON() {
-    return {
-      _id: "Channel",
-      label: this.label,
-      maxsize: this.maxsize,
-      isIterator: this.isIterator,
-      activePartitions: partitionKeys(this.activePartitions),
-      subscriberCount: this.subscriberCount
-    }
+    return inspect.toJSON("Channel", this, { maxsize: this.maxsize })
   }
 
   toString(): string {
-    const keys = partitionKeys(this.activePartitions)
-    const partitions = keys === null ? "all" : `{${keys.join(", ")}}`
-    return `${this.label}(maxsize=${this.maxsize}, isIterator=${this.isIterator}, activePartitions=${partitions}, subscribers=${this.subscriberCount})`
+    return inspect.toString(this, { maxsize: this.maxsize }, { activePartitions: true })
   }
 
   [NodeInspectSymbol]() {

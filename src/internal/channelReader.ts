@@ -4,9 +4,11 @@
  * then the events it held back while the buffer was handed to it, then its
  * own queue.
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
+import type { ChannelClosedError } from "../Errors.ts"
 import { Wake } from "./channelSubscribers.ts"
 
 /** What reading needs of a subscriber. */
@@ -62,8 +64,14 @@ const afterTakeBatch = <A>(reader: Reader<A>, events: Array<A>): Effect.Effect<R
   return Exit.succeed(events)
 }
 
+/** `get`: the next event; once the channel has ended, the `ChannelClosedError` saying so. */
+export const get = <A>(
+  reader: Reader<A> & { closedError(closedBy: "end"): ChannelClosedError }
+): Effect.Effect<A, any> =>
+  Effect.catchIf(Effect.suspend(() => takeOne(reader)), Cause.isDone, () => Exit.fail(reader.closedError("end")))
+
 /** `nextBatch` for one event (`get`). */
-export const takeOne = <A>(reader: Reader<A>): Effect.Effect<A, any> => {
+const takeOne = <A>(reader: Reader<A>): Effect.Effect<A, any> => {
   const from = reader.drainFrom
   if (from !== undefined) {
     const taken = Queue.takeUnsafe(from)

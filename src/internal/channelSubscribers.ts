@@ -1,6 +1,6 @@
 /**
- * Joining and leaving an in-memory channel's root, and who reads the root's
- * no-subscriber buffer when its reader leaves.
+ * Joining, leaving and closing an in-memory channel's root, and who reads
+ * the root's no-subscriber buffer when its reader leaves.
  */
 import type * as Cause from "effect/Cause"
 import * as CauseM from "effect/Cause"
@@ -74,3 +74,28 @@ export const closedByOf = (cause: Cause.Cause<unknown>): "throw" | "end" =>
     cause.reasons.every((reason) => CauseM.isFailReason(reason) && CauseM.isDone(reason.error))
     ? "end"
     : "throw"
+
+/**
+ * Fails (or ends) an instance's queue; on the root, also every current
+ * subscriber, and the channel accepts no more sends. Queues close
+ * gracefully: readers get what was buffered, then the cause.
+ */
+export const close = (instance: ChannelImpl<any, any, any>, cause: Cause.Cause<any>): void => {
+  const root = instance.root
+  if (instance.queue !== root.buffer) {
+    fanOut.unwatch(root, instance.queue)
+    Queue.failCauseUnsafe(instance.queue, cause)
+    // A closed queue no longer holds sends back.
+    fanOut.offerWaiting(root)
+    return
+  }
+  if (root.closed !== undefined) return
+  root.closed = cause
+  root.closedBy = closedByOf(cause)
+  // Sends still waiting for room were not sent: they fail, and say why. First, because
+  // closing a queue can run its reader at once, and a reader that leaves offers the waiting sends.
+  fanOut.failWaiting(root, instance.closedError())
+  fanOut.unwatchAll(root)
+  Queue.failCauseUnsafe(root.buffer, cause)
+  for (const subscriber of root.subscribers) Queue.failCauseUnsafe(subscriber.queue, cause)
+}

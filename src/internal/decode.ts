@@ -3,12 +3,15 @@
  * codec, then Schema, for the key and the value. Nothing escapes as a
  * defect: any throw becomes the typed decode error.
  */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Result from "effect/Result"
 import type { App } from "../App.ts"
 import { CodecError, type DecodeError, KeyDecodeError, ValueDecodeError } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import type * as Message from "../Message.ts"
 import type { SchemaDecoder, Settings } from "./channel.ts"
+import { type Hook, routeDecodeError } from "./decodeErrorPolicy.ts"
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
@@ -81,6 +84,24 @@ export const decodeMessage = <K, V>(
   }
   return createEvent(key as K | null, value as V, message.headers, message)
 }
+
+/**
+ * `decode` of a channel or topic: the event, or the typed error, which goes
+ * to the instance's key or value decode-error hook first unless `propagate`
+ * is set.
+ */
+export const decode = <K, V>(
+  settings: Settings<K, V>,
+  hooks: { readonly onKeyDecodeError: Hook; readonly onValueDecodeError: Hook },
+  message: Message.Message,
+  options: { readonly propagate?: boolean | undefined } | undefined
+): Effect.Effect<Event.Event<K, V>, DecodeError> =>
+  Effect.suspend(() => {
+    const decoded = decodeMessage(settings, message, settings.app.createEvent)
+    if (!isDecodeError(decoded)) return Exit.succeed(decoded)
+    if (options?.propagate === true) return Exit.fail(decoded)
+    return Effect.andThen(Effect.ignore(routeDecodeError(hooks, decoded, message)), Exit.fail(decoded))
+  })
 
 /**
  * Runs a Schema decoder so that nothing escapes as a defect: a throw (a

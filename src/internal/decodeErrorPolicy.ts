@@ -85,7 +85,8 @@ export const applyDecodeErrorPolicy = (
   })
 }
 
-type Hook = (
+/** A decode-error hook of a channel or topic (`onKeyDecodeError`, `onValueDecodeError`). */
+export type Hook = (
   error: DecodeError,
   message: Message.Message
 ) => Effect.Effect<void, DecodeError | FutureMessage.PublishError>
