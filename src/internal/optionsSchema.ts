@@ -5,7 +5,9 @@
  * first issue into the `InvalidChannelOptionsError` naming the option (the
  * issue's path), the value given for it and the rule's reason.
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaGetter from "effect/SchemaGetter"
@@ -42,6 +44,51 @@ export const isIntegerOfAtLeast = (least: number) => (u: unknown): u is number =
  */
 export const integerOfAtLeast = (least: number): Schema.refine<number, Schema.Unknown> =>
   rule(isIntegerOfAtLeast(least), `must be an integer of at least ${least}`)
+
+/**
+ * A value `parse` turns into a `to` (a normalisation: a duration, a broker
+ * list); when it gives `undefined`, the value fails with `reason`.
+ *
+ * @internal
+ */
+export const parse = <To extends Schema.Top>(
+  to: To,
+  parse: (u: unknown) => To["Encoded"] | undefined,
+  reason: string
+): Schema.decodeTo<To, Schema.Unknown> =>
+  Schema.Unknown.pipe(Schema.decodeTo(to, {
+    decode: SchemaGetter.transformEffect((u: unknown) => {
+      const parsed = parse(u)
+      return parsed === undefined
+        ? Effect.fail(new SchemaIssue.InvalidValue({ message: reason }))
+        : Effect.succeed(parsed)
+    }),
+    encode: SchemaGetter.transform((parsed: To["Encoded"]): unknown => parsed)
+  }))
+
+/**
+ * An effect `Duration` input (`"5 seconds"`, `500` millis, …), decoded to a
+ * `Duration`.
+ *
+ * @internal
+ */
+export const DurationInput: Schema.decodeTo<Schema.Duration, Schema.Unknown> = parse(
+  Schema.Duration,
+  (u) => Option.getOrUndefined(Duration.fromInput(u as Duration.Input)),
+  "must be a Duration"
+)
+
+/**
+ * {@link DurationInput} in milliseconds.
+ *
+ * @internal
+ */
+export const Millis: Schema.decodeTo<Schema.Number, typeof DurationInput> = DurationInput.pipe(
+  Schema.decodeTo(Schema.Number, {
+    decode: SchemaGetter.transform(Duration.toMillis),
+    encode: SchemaGetter.transform(Duration.millis)
+  })
+)
 
 /**
  * A serializer (a codec name, names joined with `|`, or a `Codec`) that the

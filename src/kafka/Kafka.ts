@@ -16,9 +16,12 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as SchemaGetter from "effect/SchemaGetter"
 import type * as Scope from "effect/Scope"
 import { App } from "../App.ts"
-import { InvalidChannelOptionsError } from "../Errors.ts"
+import type { InvalidChannelOptionsError } from "../Errors.ts"
+import * as optionsSchema from "../internal/optionsSchema.ts"
 import type { Headers } from "../Message.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
 import * as capabilities from "./internal/capabilities.ts"
@@ -198,20 +201,78 @@ export class Kafka extends Context.Service<Kafka, {
   readonly scope: Scope.Scope
 }>()("effect-faust/Kafka") {}
 
-const defaults = {
-  connectTimeout: 5_000,
-  requestTimeout: 30_000,
-  retries: 3,
-  retryDelay: 250,
-  sessionTimeout: 10_000,
-  heartbeatInterval: 1_000,
-  maxWaitTime: 500,
-  commitInterval: 2_800,
-  topicPartitions: 8,
-  topicReplicationFactor: 1,
-  maxBatchSize: 1_000,
-  bufferMaxsize: 10_000
+const withDefault = <S extends Schema.Top>(value: S["Encoded"]) => (schema: S) =>
+  schema.pipe(Schema.withDecodingDefault(Effect.succeed(value)))
+
+/** The brokers a `bootstrapServers` option lists, if it lists them as `host:port`. */
+const brokerList = (u: unknown): Array<string> | undefined => {
+  const entries = typeof u === "string" ? [u] : Array.isArray(u) ? u : undefined
+  if (entries === undefined || entries.some((entry) => typeof entry !== "string")) return undefined
+  const servers = (entries as Array<string>)
+    .flatMap((entry) => entry.split(","))
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)
+  return servers.length > 0 && servers.every((server) => /^[^:\s]+:\d+$/.test(server)) ? servers : undefined
 }
+
+/** Settings as the schema resolves them: the ids still default to the app's. */
+type Resolved = Omit<Settings, "clientId" | "groupId"> & {
+  readonly clientId?: string | undefined
+  readonly groupId?: string | undefined
+}
+
+/**
+ * The Kafka options as one Schema: each option's rule, its default and
+ * normalisation (the broker list split and trimmed, durations in
+ * milliseconds), then `rebalanceTimeout` defaulting to `sessionTimeout` and
+ * the rule across the three timeouts. Failures name the option with a
+ * `kafka.` prefix.
+ */
+const OptionsSchema = Schema.Struct({
+  // a missing list fails as an empty one does
+  bootstrapServers: optionsSchema.parse(Schema.Array(Schema.String), brokerList, `must list brokers as "host:port"`)
+    .pipe(withDefault("")),
+  clientId: Schema.optional(optionsSchema.unchecked<string>()),
+  groupId: Schema.optional(optionsSchema.unchecked<string>()),
+  connectTimeout: optionsSchema.Millis.pipe(withDefault(5_000)),
+  requestTimeout: optionsSchema.Millis.pipe(withDefault(30_000)),
+  retryDelay: optionsSchema.Millis.pipe(withDefault(250)),
+  sessionTimeout: optionsSchema.Millis.pipe(withDefault(10_000)),
+  rebalanceTimeout: Schema.optional(optionsSchema.Millis),
+  heartbeatInterval: optionsSchema.Millis.pipe(withDefault(1_000)),
+  maxWaitTime: optionsSchema.Millis.pipe(withDefault(500)),
+  commitInterval: optionsSchema.Millis.pipe(withDefault(2_800)),
+  retries: optionsSchema.integerOfAtLeast(0).pipe(withDefault(3)),
+  topicPartitions: optionsSchema.integerOfAtLeast(1).pipe(withDefault(8)),
+  topicReplicationFactor: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1)),
+  maxBatchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1_000)),
+  bufferMaxsize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(10_000)),
+  autoOffsetReset: optionsSchema.rule(
+    (u): u is "earliest" | "latest" => u === "earliest" || u === "latest",
+    `must be "earliest" or "latest"`
+  ).pipe(withDefault("earliest")),
+  topicAllowDeclare: optionsSchema.unchecked<boolean>().pipe(withDefault(true))
+}).pipe(
+  Schema.decodeTo(optionsSchema.unchecked<Resolved>(), {
+    decode: SchemaGetter.transform((options): Resolved => ({
+      ...options,
+      rebalanceTimeout: options.rebalanceTimeout ?? options.sessionTimeout
+    })),
+    encode: SchemaGetter.transform((settings) => settings)
+  }),
+  Schema.check(
+    Schema.makeFilter((settings) =>
+      settings.heartbeatInterval <= settings.sessionTimeout && settings.sessionTimeout <= settings.rebalanceTimeout
+        ? undefined
+        : {
+          path: ["heartbeatInterval"],
+          issue: "heartbeatInterval must not exceed sessionTimeout, which must not exceed rebalanceTimeout"
+        }
+    )
+  )
+)
+
+const decodeOptions = optionsSchema.decode(OptionsSchema, "kafka")
 
 /**
  * Validates options and applies defaults; ids default to the app's id.
@@ -220,89 +281,11 @@ const defaults = {
  * @category constructors
  */
 export const resolve = (options: Options, appId: string): Effect.Effect<Settings, InvalidChannelOptionsError> =>
-  Effect.suspend(() => {
-    const invalid = (option: string, value: unknown, reason: string) =>
-      Effect.fail(new InvalidChannelOptionsError({ option: `kafka.${option}`, value, reason }))
-    const servers =
-      (typeof options.bootstrapServers === "string" ? [options.bootstrapServers] : options.bootstrapServers)
-        .flatMap((entry) => entry.split(","))
-        .map((entry) => entry.trim())
-        .filter((entry) => entry.length > 0)
-    if (servers.length === 0 || servers.some((server) => !/^[^:\s]+:\d+$/.test(server))) {
-      return invalid("bootstrapServers", options.bootstrapServers, `must list brokers as "host:port"`)
-    }
-    const ms: Partial<Record<DurationOption, number>> = {}
-    for (const name of durationOptions) {
-      const input = options[name]
-      const duration = input === undefined ? undefined : Option.getOrUndefined(Duration.fromInput(input))
-      if (input !== undefined && duration === undefined) return invalid(name, input, "must be a Duration")
-      if (duration !== undefined) ms[name] = Duration.toMillis(duration)
-      else if (name !== "rebalanceTimeout") ms[name] = defaults[name]
-    }
-    const {
-      commitInterval,
-      connectTimeout,
-      heartbeatInterval,
-      maxWaitTime,
-      requestTimeout,
-      retryDelay,
-      sessionTimeout
-    } = ms as Record<DurationOption, number>
-    const rebalanceTimeout = ms.rebalanceTimeout ?? sessionTimeout
-    if (heartbeatInterval > sessionTimeout || rebalanceTimeout < sessionTimeout) {
-      return invalid(
-        "heartbeatInterval",
-        options.heartbeatInterval,
-        "heartbeatInterval must not exceed sessionTimeout, which must not exceed rebalanceTimeout"
-      )
-    }
-    const counts = {
-      retries: options.retries ?? defaults.retries,
-      topicPartitions: options.topicPartitions ?? defaults.topicPartitions,
-      topicReplicationFactor: options.topicReplicationFactor ?? defaults.topicReplicationFactor,
-      maxBatchSize: options.maxBatchSize ?? defaults.maxBatchSize,
-      bufferMaxsize: options.bufferMaxsize ?? defaults.bufferMaxsize
-    }
-    for (const [name, value] of Object.entries(counts)) {
-      const least = name === "retries" ? 0 : 1
-      if (!Number.isInteger(value) || value < least) {
-        return invalid(name, value, `must be an integer of at least ${least}`)
-      }
-    }
-    const autoOffsetReset = options.autoOffsetReset ?? "earliest"
-    if (autoOffsetReset !== "earliest" && autoOffsetReset !== "latest") {
-      return invalid("autoOffsetReset", autoOffsetReset, `must be "earliest" or "latest"`)
-    }
-    return Effect.succeed<Settings>({
-      bootstrapServers: servers,
-      clientId: options.clientId ?? appId,
-      groupId: options.groupId ?? appId,
-      connectTimeout,
-      requestTimeout,
-      retryDelay,
-      sessionTimeout,
-      rebalanceTimeout,
-      heartbeatInterval,
-      maxWaitTime,
-      commitInterval,
-      autoOffsetReset,
-      topicAllowDeclare: options.topicAllowDeclare ?? true,
-      ...counts
-    })
-  })
-
-const durationOptions = [
-  "connectTimeout",
-  "requestTimeout",
-  "retryDelay",
-  "sessionTimeout",
-  "rebalanceTimeout",
-  "heartbeatInterval",
-  "maxWaitTime",
-  "commitInterval"
-] as const
-
-type DurationOption = (typeof durationOptions)[number]
+  Effect.map(decodeOptions(options), (settings) => ({
+    ...settings,
+    clientId: settings.clientId ?? appId,
+    groupId: settings.groupId ?? appId
+  }))
 
 /** How long a topic's partition count is reused: the client's own `metadataMaxAge` default. */
 const METADATA_MAX_AGE = 5_000
