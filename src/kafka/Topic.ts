@@ -20,7 +20,7 @@ import type * as Stream from "effect/Stream"
 import { App } from "../App.ts"
 import * as Channel from "../Channel.ts"
 import * as Codec from "../Codec.ts"
-import { type DecodeError, InvalidChannelOptionsError, type TransportError } from "../Errors.ts"
+import type { DecodeError, InvalidChannelOptionsError, TransportError } from "../Errors.ts"
 import type { Event } from "../Event.ts"
 import { resolveSettings as resolveChannelSettings } from "../internal/channelSettings.ts"
 import type * as MessageSchema from "../MessageSchema.ts"
@@ -130,15 +130,12 @@ export interface DeriveOptions extends Omit<Options, "schema" | "key" | "value" 
 export type FromOptions<O> = Channel.FromOptions<O> extends Channel.Channel<infer K, infer V, infer E> ? Topic<K, V, E>
   : never
 
-const invalid = (option: string, value: unknown, reason: string) =>
-  new InvalidChannelOptionsError({ option, value, reason })
-
 const makeWith = (
   options: Options,
   context: Omit<internal.TopicContext, "make">
 ): Effect.Effect<internal.TopicImpl<any, any, any>, InvalidChannelOptionsError> =>
   Effect.gen(function*() {
-    const settings = resolveSettings(options, context.kafka, invalid)
+    const settings = resolveSettings(options, context.kafka)
     if (Result.isFailure(settings)) return yield* settings.failure
     const {
       acks: _acks,

@@ -3,9 +3,10 @@
  * checked from `Topic.make`'s options.
  */
 import * as Duration from "effect/Duration"
-import * as Option from "effect/Option"
 import * as Result from "effect/Result"
+import * as Schema from "effect/Schema"
 import type { InvalidChannelOptionsError } from "../../Errors.ts"
+import * as optionsSchema from "../../internal/optionsSchema.ts"
 import type { Kafka } from "../Kafka.ts"
 import type * as Topic from "../Topic.ts"
 
@@ -30,54 +31,67 @@ export interface TopicSettings extends
   readonly options: Topic.Options
 }
 
+const isTopicNames = (u: unknown): boolean =>
+  Array.isArray(u) && u.length > 0 &&
+  u.every((name) => typeof name === "string" && /^[a-zA-Z0-9._-]{1,249}$/.test(name))
+
+/**
+ * A topic's own options as one Schema (its channel options are checked by
+ * the channel's): either `topics` (valid Kafka names) or a `pattern`,
+ * `partitions` and `replicas` integers of at least 1, `retention` a
+ * `Duration` input (decoded to a `Duration`).
+ *
+ * @internal
+ */
+export const TopicOptionsSchema = Schema.Struct({
+  topics: Schema.optional(optionsSchema.unchecked<ReadonlyArray<string>>()),
+  pattern: Schema.optional(optionsSchema.unchecked<RegExp | string>()),
+  partitions: Schema.optional(optionsSchema.integerOfAtLeast(1)),
+  replicas: Schema.optional(optionsSchema.integerOfAtLeast(1)),
+  retention: Schema.optional(optionsSchema.DurationInput)
+}).check(
+  Schema.makeFilter(({ pattern, topics }) =>
+    (pattern === undefined) === (topics === undefined)
+      ? { path: ["topics"], issue: "give either topics (names) or a pattern, not both" }
+      : undefined
+  ),
+  Schema.makeFilter(({ pattern, topics }) =>
+    pattern === undefined && !isTopicNames(topics)
+      ? { path: ["topics"], issue: "must be one or more names of letters, digits, '.', '_' and '-'" }
+      : undefined
+  )
+)
+
+const decodeOptions = optionsSchema.decodeResult(TopicOptionsSchema)
+
 /** Resolves topic options against the app and Kafka settings. @internal */
 export const resolveSettings = (
   options: Topic.Options,
-  kafka: Kafka["Service"],
-  invalid: (option: string, value: unknown, reason: string) => InvalidChannelOptionsError
-): Result.Result<TopicSettings, InvalidChannelOptionsError> => {
-  const { pattern, topics } = options
-  if ((pattern === undefined) === (topics === undefined)) {
-    return Result.fail(invalid("topics", topics, "give either topics (names) or a pattern, not both"))
-  }
-  const names = topics ?? []
-  if (pattern === undefined && (names.length === 0 || names.some((name) => !/^[a-zA-Z0-9._-]{1,249}$/.test(name)))) {
-    return Result.fail(invalid("topics", topics, "must be one or more names of letters, digits, '.', '_' and '-'"))
-  }
-  for (const option of ["partitions", "replicas"] as const) {
-    const value = options[option]
-    if (value !== undefined && (!Number.isInteger(value) || value < 1)) {
-      return Result.fail(invalid(option, value, "must be an integer of at least 1"))
+  kafka: Kafka["Service"]
+): Result.Result<TopicSettings, InvalidChannelOptionsError> =>
+  Result.map(decodeOptions(options), ({ partitions, pattern, replicas, retention, topics = [] }) => {
+    const config: Record<string, string> = {}
+    if (retention !== undefined) config["retention.ms"] = String(Duration.toMillis(retention))
+    const policies = [
+      options.compacting === true ? "compact" : undefined,
+      options.deleting === true ? "delete" : undefined
+    ]
+      .filter((policy) => policy !== undefined)
+    if (policies.length > 0) config["cleanup.policy"] = policies.join(",")
+    for (const [name, value] of Object.entries(options.config ?? {})) config[name] = String(value)
+    const regex = pattern === undefined ? undefined : typeof pattern === "string" ? new RegExp(pattern) : pattern
+    return {
+      topics,
+      pattern: regex,
+      groupId: options.groupId ?? `${kafka.settings.groupId}.${regex === undefined ? topics.join(",") : regex.source}`,
+      partitions,
+      replicas,
+      retention,
+      compacting: options.compacting,
+      deleting: options.deleting,
+      config,
+      acks: options.acks ?? true,
+      internal: options.internal ?? false,
+      options
     }
-  }
-  const retention = options.retention === undefined
-    ? undefined
-    : Option.getOrUndefined(Duration.fromInput(options.retention))
-  if (options.retention !== undefined && retention === undefined) {
-    return Result.fail(invalid("retention", options.retention, "must be a Duration"))
-  }
-  const config: Record<string, string> = {}
-  if (retention !== undefined) config["retention.ms"] = String(Duration.toMillis(retention))
-  const policies = [
-    options.compacting === true ? "compact" : undefined,
-    options.deleting === true ? "delete" : undefined
-  ]
-    .filter((policy) => policy !== undefined)
-  if (policies.length > 0) config["cleanup.policy"] = policies.join(",")
-  for (const [name, value] of Object.entries(options.config ?? {})) config[name] = String(value)
-  const regex = pattern === undefined ? undefined : typeof pattern === "string" ? new RegExp(pattern) : pattern
-  return Result.succeed({
-    topics: names,
-    pattern: regex,
-    groupId: options.groupId ?? `${kafka.settings.groupId}.${regex === undefined ? names.join(",") : regex.source}`,
-    partitions: options.partitions,
-    replicas: options.replicas,
-    retention,
-    compacting: options.compacting,
-    deleting: options.deleting,
-    config,
-    acks: options.acks ?? true,
-    internal: options.internal ?? false,
-    options
   })
-}
