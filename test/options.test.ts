@@ -24,11 +24,8 @@ const fails = <A, R>(
     assert.deepStrictEqual({ option: error.option, value: error.value, reason: error.reason }, expected)
   })
 
-const readApp = Effect.gen(function*() {
-  return yield* App.App
-})
-
-const app = (options: { readonly id: string } & Partial<App.AppConfig>) => Effect.provide(readApp, App.layer(options))
+const app = (options: { readonly id: string } & Partial<App.AppConfig>) =>
+  Effect.provide(Effect.service(App.App), App.layer(options))
 
 describe("App options", () => {
   const reason = "must be an integer of at least 1"
