@@ -33,8 +33,7 @@ export const rule = <T>(isValid: (u: unknown) => u is T, reason: string): Schema
  */
 export const unchecked = <T>(): Schema.declare<T> => Schema.declare((_: unknown): _ is T => true)
 
-/** @internal */
-export const isIntegerOfAtLeast = (least: number) => (u: unknown): u is number =>
+const isIntegerOfAtLeast = (least: number) => (u: unknown): u is number =>
   typeof u === "number" && Number.isInteger(u) && u >= least
 
 /**
