@@ -1,9 +1,11 @@
 import { Consumer } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 import * as HashSet from "effect/HashSet"
+import type * as Scope from "effect/Scope"
 import * as Message from "../../Message.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
 
+import * as metrics from "../../internal/metrics.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
 import { type Session } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
@@ -88,4 +90,19 @@ export const syncPartitionMetrics = (topic: TopicImpl<any, any, any>, session: S
       })
     )
   }
+}
+
+/**
+ * Registers a topic's metrics (the channel series, with queue depths of its
+ * subscribers, and the Kafka series) with the current metric registry until
+ * the scope closes.
+ */
+export const registerTopicMetrics = (topic: TopicImpl<any, any, any>): Effect.Effect<void, never, Scope.Scope> => {
+  const root = topic.root
+  return metrics.registerRoot(root, topic.label, undefined, {
+    register: (context) => kafkaMetrics.registerTopic(context, topic.label, root.kafkaStats),
+    resync: () => {
+      if (root.session !== undefined) syncPartitionMetrics(topic, root.session)
+    }
+  })
 }

@@ -1,13 +1,20 @@
 /**
- * Handing decoded events of tracked messages to a topic's subscribers.
+ * Handing decoded events of tracked messages to a topic's subscribers, and
+ * a message that did not decode to the topic's decode-error hooks.
  */
 import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Queue from "effect/Queue"
 import type { App } from "../../App.ts"
+import type { DecodeError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
+import type * as FutureMessage from "../../FutureMessage.ts"
+import type { Settings as ChannelSettings } from "../../internal/channel.ts"
+import { decodeMessage, isDecodeError } from "../../internal/decode.ts"
+import { type Hook, routeDecodeError } from "../../internal/decodeErrorPolicy.ts"
 import type * as metrics from "../../internal/metrics.ts"
-import { release, setDelivery, type Tracked } from "./acknowledgement.ts"
+import type * as Message from "../../Message.ts"
+import { release, setDelivery, type Tracked, trackedMessages } from "./acknowledgement.ts"
 
 /** A subscriber as delivery sees it: its queue. */
 interface Subscriber {
@@ -18,6 +25,48 @@ interface Subscriber {
 export interface DeliveringTopic {
   readonly root: { readonly stats: metrics.Stats; readonly subscribers: ReadonlyArray<Subscriber> }
   readonly eventFactory: App["Service"]["createEvent"]
+}
+
+/** What delivering one message needs of a topic instance: its settings, queue and decode-error hooks. */
+export interface DeliveringInstance extends DeliveringTopic, Subscriber {
+  readonly channelSettings: ChannelSettings<any, any>
+  readonly isIterator: boolean
+  readonly spanOptions: { readonly attributes: Record<string, unknown> }
+  readonly onKeyDecodeError: Hook
+  readonly onValueDecodeError: Hook
+}
+
+/**
+ * Decodes a message and offers it to this subscriber's queue, or on a root
+ * to every subscriber; decode errors go through the policy. `tracked` when
+ * the consumer read it.
+ */
+export const deliver = (
+  topic: DeliveringInstance,
+  message: Message.Message,
+  tracked: Tracked | undefined
+): Effect.Effect<void, DecodeError | FutureMessage.PublishError> => {
+  const deliver = Effect.suspend(() => {
+    const decoded = decodeMessage(topic.channelSettings, message, topic.eventFactory)
+    if (isDecodeError(decoded)) return decodeFailed(topic, decoded, message, tracked)
+    topic.root.stats.delivered++
+    const subscribers = topic.isIterator ? [topic] : topic.root.subscribers
+    return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], topic.eventFactory) ??
+      Effect.void
+  })
+  return topic.channelSettings.spans ? Effect.withSpan(deliver, "Topic.deliver", topic.spanOptions) : deliver
+}
+
+/** Hands a message that did not decode to the topic's key or value hook. */
+export const decodeFailed = (
+  hooks: { readonly onKeyDecodeError: Hook; readonly onValueDecodeError: Hook },
+  error: DecodeError,
+  message: Message.Message,
+  tracked: Tracked | undefined
+): Effect.Effect<void, DecodeError | FutureMessage.PublishError> => {
+  // The policy is Faust's public hook, called with the message alone.
+  if (tracked !== undefined) trackedMessages.set(message, tracked)
+  return routeDecodeError(hooks, error, message)
 }
 
 /** Delivers a run of decoded events of tracked messages, in order, to every subscriber; see `offerRun`. */

@@ -8,7 +8,7 @@ import { KafkaError } from "../KafkaError.ts"
 import { decodeMessage, isDecodeError } from "../../internal/decode.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
 import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
-import { deliverRun } from "./delivery.ts"
+import { decodeFailed, deliver, deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
 import type { Generation, Session, SessionFailure } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
@@ -82,7 +82,7 @@ export const pump = (
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue
       const message = toMessage(received)
       const entry = tracker.track(received.offset, received.leaderEpoch)
-      if (spans) return failed(topic.deliverTracked(message, entry), () => handleFrom(batch, i + 1))
+      if (spans) return failed(deliver(topic, message, entry), () => handleFrom(batch, i + 1))
       const decoded = decodeMessage(channelSettings, message, createEvent)
       if (!isDecodeError(decoded)) {
         events.push(decoded)
@@ -93,7 +93,7 @@ export const pump = (
       const rest = Effect.suspend(() =>
         generation.revoked
           ? handleFrom(batch, i + 1)
-          : failed(topic.decodeFailed(decoded, message, entry), () => handleFrom(batch, i + 1))
+          : failed(decodeFailed(topic, decoded, message, entry), () => handleFrom(batch, i + 1))
       )
       const waiting = events.length === 0 ? undefined : deliverRun(topic, events, tracked)
       return waiting === undefined ? rest : Effect.andThen(waiting, rest)

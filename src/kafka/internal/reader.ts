@@ -1,15 +1,24 @@
 /**
- * How a topic's subscriber reads its queue: events of revoked generations
- * are dropped, never handed out (a member never hands out an event of a
- * partition it may no longer own; its new owner reads it from the committed
- * offset), and each event handed out is acknowledged by the next pull, or
- * held until `Topic.ack` for a `noack` subscriber.
+ * How a topic is read: a stream subscribes for its lifetime and joins the
+ * consumer session; its subscriber's queue drops events of revoked
+ * generations, never handing them out (a member never hands out an event of
+ * a partition it may no longer own; its new owner reads it from the
+ * committed offset), and each event handed out is acknowledged by the next
+ * pull, or held until `Topic.ack` for a `noack` subscriber.
  */
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as RcRef from "effect/RcRef"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { ChannelClosedError, type TransportError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
-import { acknowledge, type Delivery, deliveryOf, isStale } from "./acknowledgement.ts"
+import { KafkaError } from "../KafkaError.ts"
+import { ack, acknowledge, type Delivery, deliveryOf, isStale } from "./acknowledgement.ts"
 
 /** What reading needs of a subscriber. */
 export interface Reader<A extends Event.Event<any, any>> {
@@ -18,6 +27,63 @@ export interface Reader<A extends Event.Event<any, any>> {
   last: Delivery | undefined
   /** A `noack` subscriber's events handed out and not acknowledged yet. */
   held: Set<Delivery> | undefined
+}
+
+/** What a topic's stream needs of it: a new subscriber for the stream, and the consumer session to join. */
+export interface StreamedTopic<A extends Event.Event<any, any>> {
+  readonly iteratorClone: Effect.Effect<Reader<A> & { readonly onStopIteration: Effect.Effect<void> }>
+  readonly settings: { readonly topics: ReadonlyArray<string> }
+  readonly context: { readonly kafka: { readonly scope: Scope.Scope } }
+  readonly root: { readonly sessions: RcRef.RcRef<unknown, TransportError> }
+}
+
+/**
+ * Subscribes, joins the consumer session (starting it if this is the first
+ * subscriber) and emits one event per pull, acknowledged on the next pull
+ * and when the stream ends successfully (Faust's rule), or `"manually"`
+ * (Faust's `noack`) only by `Topic.ack`. Failing or being interrupted leaves
+ * the last event unacknowledged.
+ */
+export const events = <A extends Event.Event<any, any>>(
+  topic: StreamedTopic<A>,
+  acknowledged: "onNextPull" | "manually"
+): Stream.Stream<A, any> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const subscriber = yield* Effect.acquireRelease(topic.iteratorClone, (subscriber) => subscriber.onStopIteration)
+    if (acknowledged === "manually") subscriber.held = new Set()
+    if (topic.context.kafka.scope.state._tag === "Closed") {
+      return yield* new KafkaError({
+        operation: "consume",
+        topic: topic.settings.topics.join(", "),
+        cause: new Error("the Kafka layer this topic was made with is closed")
+      })
+    }
+    yield* RcRef.get(topic.root.sessions)
+    if (acknowledged === "onNextPull") {
+      yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.sync(() => ackLast(subscriber)) : Effect.void)
+    }
+    const pull = acknowledged === "manually" ? pullHeld(subscriber) : pullOne(subscriber)
+    return Stream.fromPull(Effect.succeed(pull))
+  }))
+
+/**
+ * The next event: a subscriber takes it from its own queue and acknowledges
+ * it; any other instance reads it from the broker through a one-event
+ * subscription.
+ */
+export const get = <A extends Event.Event<any, any>>(
+  topic: Reader<A> & {
+    readonly label: string
+    readonly isIterator: boolean
+    events(): Stream.Stream<A, any>
+  },
+  timeout: Duration.Input | undefined
+): Effect.Effect<A, any> => {
+  const closed = () => Effect.fail(new ChannelClosedError({ channel: topic.label }))
+  const take = topic.isIterator
+    ? Effect.catchIf(Effect.tap(takeFresh(topic), (event) => Effect.sync(() => ack(event))), Cause.isDone, closed)
+    : Effect.flatMap(Stream.runHead(topic.events()), Option.match({ onNone: closed, onSome: Effect.succeed }))
+  return timeout === undefined ? take : Effect.timeout(take, timeout)
 }
 
 /** Acknowledges the event handed out last (the stream pulled again, or ended). */

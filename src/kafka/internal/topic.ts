@@ -1,25 +1,21 @@
-import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
+import type * as Cause from "effect/Cause"
+import * as CauseM from "effect/Cause"
+import type * as Deferred from "effect/Deferred"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as HashSet from "effect/HashSet"
-import { NodeInspectSymbol } from "effect/Inspectable"
-import * as Option from "effect/Option"
-import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as RcRef from "effect/RcRef"
 import * as Result from "effect/Result"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { App, defaultCreateEvent } from "../../App.ts"
+import type { App } from "../../App.ts"
 import type * as Channel from "../../Channel.ts"
-import * as Codec from "../../Codec.ts"
+import type * as Codec from "../../Codec.ts"
 import {
   ChannelClosedError,
-  CodecError,
+  type CodecError,
   type DecodeError,
-  InvalidChannelOptionsError,
+  type InvalidChannelOptionsError,
   NotATopicError,
   type TransportError
 } from "../../Errors.ts"
@@ -28,30 +24,27 @@ import * as FutureMessage from "../../FutureMessage.ts"
 import { TypeId as ChannelTypeId } from "../../internal/channel.ts"
 import type { Settings as ChannelSettings } from "../../internal/channel.ts"
 import { cloneSettings } from "../../internal/channelSettings.ts"
-import { decodeMessage } from "../../internal/decode.ts"
+import { decode } from "../../internal/decode.ts"
 import { fromSendOptions } from "../../internal/futureMessage.ts"
 import * as metrics from "../../internal/metrics.ts"
 import * as Message from "../../Message.ts"
-import type { MessageSchema } from "../../MessageSchema.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
-import { Kafka } from "../Kafka.ts"
-import { KafkaError } from "../KafkaError.ts"
+import type { Kafka } from "../Kafka.ts"
 import type * as Topic from "../Topic.ts"
+import type { Delivery } from "./acknowledgement.ts"
 import * as capabilities from "./capabilities.ts"
-import * as kafkaMetrics from "./kafkaMetrics.ts"
-
-import { isDecodeError } from "../../internal/decode.ts"
-import { routeDecodeError } from "../../internal/decodeErrorPolicy.ts"
-import { partitionKeys } from "../../internal/partitionKey.ts"
-import { ack, type Delivery, makeTopicEvent, type Tracked, trackedMessages } from "./acknowledgement.ts"
-import { syncPartitionMetrics } from "./consumerMetrics.ts"
+import { registerTopicMetrics } from "./consumerMetrics.ts"
+import * as declaring from "./declare.ts"
 import { applyDecodeErrorPolicy } from "./decodeErrorPolicy.ts"
-import { offerRun } from "./delivery.ts"
+import * as delivery from "./delivery.ts"
+import { derive } from "./derive.ts"
+import * as kafkaMetrics from "./kafkaMetrics.ts"
 import { TopicProducer } from "./produce.ts"
 import * as reader from "./reader.ts"
 import { acquireSession, type Session } from "./session.ts"
 import type { TopicSettings } from "./settings.ts"
 import { failSubscribers, subscribe, unsubscribe } from "./subscribers.ts"
+import { type QueueError, TopicProperties } from "./topicProperties.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/Topic" as const
@@ -63,11 +56,6 @@ export interface TopicContext {
   readonly registry: Codec.Registry
   readonly make: (options: Topic.Options) => Effect.Effect<TopicImpl<any, any, any>, InvalidChannelOptionsError>
 }
-
-type QueueError<E> = E | DecodeError | Cause.Done
-
-/** What a subscriber's pull can fail with: its queue also fails with the consumer's errors. */
-type PullError<E> = QueueError<E> | TransportError
 
 /** State shared by a topic and its clones. */
 export interface Root {
@@ -94,46 +82,25 @@ export interface Root {
   producer: TopicProducer<any, any> | undefined
 }
 
+/** What delivering a message can fail with: its decode error (policy `fail`), or a dead letter's send. */
+type DeliverError = DecodeError | FutureMessage.PublishError
+
 /**
  * A topic instance. The root owns the shared state; clones share it.
  * Iterator clones are subscribers: while anyone streams the topic, a consumer
  * session reads the broker and offers each message to every subscriber's own
- * bounded queue.
+ * bounded queue. What it holds and its properties are in `topicProperties.ts`.
  *
  * @internal
  */
-export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
+export class TopicImpl<K, V, E> extends TopicProperties<K, V, E> implements Topic.Topic<K, V, E> {
   readonly [ChannelTypeId] = ChannelTypeId
   readonly [TypeId] = TypeId
-  /** The settings a topic shares with in-memory channels: label, schema, codecs, maxsize, policy, spans. */
-  readonly channelSettings: ChannelSettings<K, V>
-  readonly settings: TopicSettings
-  readonly context: TopicContext
-  readonly root: Root
-  /** A subscriber's queue may also fail with a `TransportError` (see `failSubscribers`). */
-  readonly queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>
-  readonly isIterator: boolean
   /** The subscriber's event handed out last, acknowledged on the next pull. */
   last: Delivery | undefined = undefined
   /** A `noack` subscriber's events handed out and not acknowledged yet. */
   held: Set<Delivery> | undefined = undefined
   unregisterMetrics: (() => void) | undefined = undefined
-
-  constructor(
-    channelSettings: ChannelSettings<K, V>,
-    settings: TopicSettings,
-    context: TopicContext,
-    root: Root,
-    queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
-    isIterator: boolean
-  ) {
-    this.channelSettings = channelSettings
-    this.settings = settings
-    this.context = context
-    this.root = root
-    this.queue = queue
-    this.isIterator = isIterator
-  }
 
   /** Creates a root topic: its consumer sessions live in the Kafka layer's scope. */
   static make<K, V, E>(
@@ -172,144 +139,58 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 
   // ---------------------------------------------------------------------------
-  // properties
-
-  get label(): string {
-    return this.channelSettings.label
-  }
-  get schema(): MessageSchema<K, V> {
-    return this.channelSettings.schema
-  }
-  get keyType() {
-    return this.channelSettings.schema.key
-  }
-  get valueType() {
-    return this.channelSettings.schema.value
-  }
-  get maxsize(): number {
-    return this.channelSettings.maxsize
-  }
-  get activePartitions(): HashSet.HashSet<Message.TopicPartition> | undefined {
-    return this.channelSettings.activePartitions ?? this.root.session?.assignment
-  }
-  get subscriberCount(): number {
-    return this.root.subscribers.length
-  }
-  get decodeErrorCounts(): Channel.DecodeErrorCounts {
-    return { ...this.root.stats.decodeErrors }
-  }
-  get topics(): ReadonlyArray<string> {
-    return this.settings.topics
-  }
-  get pattern(): RegExp | undefined {
-    return this.settings.pattern
-  }
-  get groupId(): string {
-    return this.settings.groupId
-  }
-  get partitions(): number | undefined {
-    return this.settings.partitions
-  }
-  get replicas(): number | undefined {
-    return this.settings.replicas
-  }
-  get retention(): Duration.Duration | undefined {
-    return this.settings.retention
-  }
-  get compacting(): boolean | undefined {
-    return this.settings.compacting
-  }
-  get deleting(): boolean | undefined {
-    return this.settings.deleting
-  }
-  get config(): Readonly<Record<string, string>> {
-    return this.settings.config
-  }
-  get acks(): boolean {
-    return this.settings.acks
-  }
-  get internal(): boolean {
-    return this.settings.internal
-  }
-
-  // ---------------------------------------------------------------------------
   // clones and subscription
 
   clone(options?: Channel.CloneOptions): Effect.Effect<TopicImpl<K, V, E>, InvalidChannelOptionsError> {
     const settings = cloneSettings(this.channelSettings, options)
     if (Result.isFailure(settings)) return Effect.fail(settings.failure)
-    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(settings.success.maxsize), (queue) => {
-      const clone = new TopicImpl(
-        settings.success,
-        this.settings,
-        this.context,
-        this.root,
-        queue,
-        options?.isIterator ?? false
-      )
-      if (clone.isIterator) subscribe(clone)
-      return clone
-    })
+    return Effect.map(
+      Queue.bounded<Event.Event<K, V>, QueueError<E>>(settings.success.maxsize),
+      (queue) => this.attach(settings.success, queue, options?.isIterator ?? false)
+    )
   }
 
   cloneUsingQueue(queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>): Effect.Effect<TopicImpl<K, V, E>> {
-    return Effect.sync(() => {
-      const clone = new TopicImpl<K, V, E>(this.channelSettings, this.settings, this.context, this.root, queue, true)
-      subscribe(clone)
-      return clone
-    })
+    return Effect.sync(() => this.attach(this.channelSettings, queue, true))
   }
 
-  private get iteratorClone(): Effect.Effect<TopicImpl<K, V, E>> {
-    return Effect.map(Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.maxsize), (queue) => {
-      const clone = new TopicImpl<K, V, E>(this.channelSettings, this.settings, this.context, this.root, queue, true)
-      subscribe(clone)
-      return clone
-    })
+  /** A subscriber with this instance's settings, for a stream. */
+  get iteratorClone(): Effect.Effect<TopicImpl<K, V, E>> {
+    return Effect.map(
+      Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.maxsize),
+      (queue) => this.attach(this.channelSettings, queue, true)
+    )
+  }
+
+  /** A clone on the same root; an iterator clone subscribes at once. */
+  private attach(
+    channelSettings: ChannelSettings<K, V>,
+    queue: Queue.Queue<Event.Event<K, V>, QueueError<E>>,
+    isIterator: boolean
+  ): TopicImpl<K, V, E> {
+    const clone = new TopicImpl<K, V, E>(channelSettings, this.settings, this.context, this.root, queue, isIterator)
+    if (isIterator) subscribe(clone)
+    return clone
   }
 
   get onStopIteration(): Effect.Effect<void> {
     return Effect.sync(() => unsubscribe(this))
   }
 
-  /**
-   * Subscribes, joins the consumer session (starting it if this is the first
-   * subscriber) and emits one event per pull. Faust's rule: pulling the next
-   * event acknowledges the previous one, and so does ending the stream
-   * successfully; failing or being interrupted leaves it unacknowledged.
-   */
+  /** The events, each acknowledged by the next pull (Faust's rule; see `reader.ts`). */
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
     return this.eventsWith("onNextPull")
   }
 
   /**
-   * The events, acknowledged on the next pull (Faust's rule), or
-   * `"manually"` (Faust's `noack`) only by `Topic.ack`: for handlers that run
-   * concurrently or out of order, where a pull says nothing about the events
-   * before it.
+   * The events, acknowledged on the next pull, or `"manually"` (Faust's
+   * `noack`) only by `Topic.ack`: for handlers that run concurrently or out
+   * of order, where a pull says nothing about the events before it.
    */
   eventsWith(
     acknowledged: "onNextPull" | "manually"
   ): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
-    return Stream.unwrap(Effect.gen({ self: this }, function*() {
-      const subscriber = yield* Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration)
-      if (acknowledged === "manually") subscriber.held = new Set()
-      if (this.context.kafka.scope.state._tag === "Closed") {
-        return yield* new KafkaError({
-          operation: "consume",
-          topic: this.settings.topics.join(", "),
-          cause: new Error("the Kafka layer this topic was made with is closed")
-        })
-      }
-      yield* RcRef.get(this.root.sessions)
-      if (acknowledged === "onNextPull") {
-        yield* Effect.addFinalizer((exit) =>
-          Exit.isSuccess(exit) ? Effect.sync(() => subscriber.ackLast()) : Effect.void
-        )
-      }
-      const pull = acknowledged === "manually" ? reader.pullHeld(subscriber) : reader.pullOne(subscriber)
-      return Stream.fromPull(Effect.succeed(pull as Effect.Effect<readonly [Event.Event<K, V>], PullError<E>>))
-    })) as Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError>
+    return reader.events(this, acknowledged)
   }
 
   stream(): Stream.Stream<V, E | DecodeError | TransportError> {
@@ -326,7 +207,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   }
 
   // ---------------------------------------------------------------------------
-  // sending
+  // sending (see `produce.ts`)
 
   getTopicName(): Effect.Effect<string, NotATopicError> {
     const { pattern, topics } = this.settings
@@ -355,10 +236,7 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return this.channelSettings.spans ? Effect.withSpan(send, "Topic.send", this.spanOptions) : send
   }
 
-  private get spanOptions() {
-    return { attributes: { "channel.label": this.label, "messaging.destination.name": this.settings.topics.join(",") } }
-  }
-  /** The produce path (see `produce.ts`), one per root. */
+  /** The produce path, one per root. */
   private get producer(): TopicProducer<K, V> {
     return this.root.producer ??= new TopicProducer<K, V>(this)
   }
@@ -412,51 +290,6 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     return Message.headersToList(headers)
   }
 
-  get maybeDeclare(): Effect.Effect<void, TransportError> {
-    return Effect.suspend(() => {
-      const root = this.root
-      if (root.declaredOk) return Effect.void
-      if (root.declared !== undefined) return Deferred.await(root.declared)
-      const declared = Deferred.makeUnsafe<void, TransportError>()
-      root.declared = declared
-      return Effect.flatMap(Effect.exit(this.declare), (exit) => {
-        // A failed declare (a broker down) is tried again by the next caller.
-        if (Exit.isFailure(exit)) root.declared = undefined
-        else root.declaredOk = true
-        return Effect.andThen(Deferred.done(declared, exit), exit)
-      })
-    })
-  }
-
-  /**
-   * Creates each named topic with its partitions, replicas and config
-   * (existing topics are left alone). An internal topic must also have the
-   * partitions it declares, as keys must land where the app expects them.
-   */
-  get declare(): Effect.Effect<void, TransportError> {
-    const { kafka } = this.context
-    const settings = this.settings
-    if (!kafka.settings.topicAllowDeclare) return Effect.void
-    return Effect.forEach(settings.topics, (topic) =>
-      Effect.gen(function*() {
-        const created = yield* kafka.createTopic({
-          topic,
-          partitions: settings.partitions ?? kafka.settings.topicPartitions,
-          replicas: settings.replicas ?? kafka.settings.topicReplicationFactor,
-          config: settings.config
-        })
-        if (created || !settings.internal || settings.partitions === undefined) return
-        const count = yield* kafka.partitionCount(topic)
-        if (count !== settings.partitions) {
-          return yield* new KafkaError({
-            operation: "declare",
-            topic,
-            cause: new Error(`the internal topic has ${count} partitions, and declares ${settings.partitions}`)
-          })
-        }
-      }), { discard: true })
-  }
-
   prepareKey(
     key: unknown,
     options?: {
@@ -480,6 +313,15 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     )
   }
 
+  /** Declares the topic once (see `declare.ts`). */
+  get maybeDeclare(): Effect.Effect<void, TransportError> {
+    return declaring.maybeDeclare(this)
+  }
+
+  get declare(): Effect.Effect<void, TransportError> {
+    return declaring.declare(this)
+  }
+
   // ---------------------------------------------------------------------------
   // receiving
 
@@ -487,102 +329,32 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     message: Message.Message,
     options?: { readonly propagate?: boolean | undefined }
   ): Effect.Effect<Event.Event<K, V>, DecodeError> {
-    return Effect.suspend(() => {
-      const decoded = decodeMessage(this.channelSettings, message, this.channelSettings.app.createEvent)
-      if (!isDecodeError(decoded)) return Effect.succeed(decoded)
-      if (options?.propagate === true) return Effect.fail(decoded)
-      return Effect.andThen(Effect.ignore(this.handleDecodeError(decoded, message)), Effect.fail(decoded))
-    })
+    return decode(this.channelSettings, this, message, options)
   }
 
-  /**
-   * Decodes a message and offers it to this subscriber's queue, or on a root
-   * to every subscriber; decode errors go through the policy.
-   */
-  deliver(message: Message.Message): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return this.deliverTracked(message, undefined)
+  /** Decodes a message and offers it to the subscribers (see `delivery.ts`). */
+  deliver(message: Message.Message): Effect.Effect<void, DeliverError> {
+    return delivery.deliver(this, message, undefined)
   }
 
-  /** `deliver` of a message, tracked when the consumer read it. */
-  deliverTracked(
-    message: Message.Message,
-    tracked: Tracked | undefined
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    const deliver = Effect.suspend(() => {
-      const decoded = decodeMessage(this.channelSettings, message, this.eventFactory)
-      if (isDecodeError(decoded)) return this.decodeFailed(decoded, message, tracked)
-      this.root.stats.delivered++
-      const subscribers = this.isIterator ? [this] : this.root.subscribers
-      return offerRun(subscribers, [decoded], tracked === undefined ? undefined : [tracked], this.eventFactory) ??
-        Effect.void
-    })
-    return this.channelSettings.spans ? Effect.withSpan(deliver, "Topic.deliver", this.spanOptions) : deliver
-  }
-
-  /** The app's event constructor; for the default one, events that carry their delivery. */
-  get eventFactory(): App["Service"]["createEvent"] {
-    const createEvent = this.context.app.createEvent
-    return createEvent === defaultCreateEvent ? makeTopicEvent : createEvent
-  }
-
-  decodeFailed(
-    error: DecodeError,
-    message: Message.Message,
-    tracked: Tracked | undefined
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    // The policy is Faust's public hook, called with the message alone.
-    if (tracked !== undefined) trackedMessages.set(message, tracked)
-    return this.handleDecodeError(error, message)
-  }
-
-  private handleDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return routeDecodeError(this, error, message)
-  }
-
-  onKeyDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onKeyDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DeliverError> {
     return this.onDecodeError(error, message)
   }
 
-  onValueDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
+  onValueDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DeliverError> {
     return this.onDecodeError(error, message)
   }
 
   /** Applies the decode-error policy (see `decodeErrorPolicy.ts`). */
-  onDecodeError(
-    error: DecodeError,
-    message: Message.Message
-  ): Effect.Effect<void, DecodeError | FutureMessage.PublishError> {
-    return applyDecodeErrorPolicy(this, error, message, () => failSubscribers(this, Cause.fail(error)))
+  onDecodeError(error: DecodeError, message: Message.Message): Effect.Effect<void, DeliverError> {
+    return applyDecodeErrorPolicy(this, error, message, () => failSubscribers(this, CauseM.fail(error)))
   }
 
   get(options?: { readonly timeout?: Duration.Input | undefined }): Effect.Effect<
     Event.Event<K, V>,
-    E | DecodeError | ChannelClosedError | Cause.TimeoutError | TransportError
+    E | DecodeError | ChannelClosedError | CauseM.TimeoutError | TransportError
   > {
-    const closed = () => Effect.fail(new ChannelClosedError({ channel: this.label }))
-    // A subscriber reads its own queue; any other instance reads the next
-    // event from the broker through a one-event subscription.
-    const take: Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError> =
-      this.isIterator
-        ? Effect.catchIf(
-          Effect.tap(
-            reader.takeFresh(this) as Effect.Effect<Event.Event<K, V>, PullError<E>>,
-            (event) => Effect.sync(() => ack(event))
-          ),
-          Cause.isDone,
-          closed
-        ) as Effect.Effect<Event.Event<K, V>, E | DecodeError | ChannelClosedError | TransportError>
-        : Effect.flatMap(Stream.runHead(this.events()), Option.match({ onNone: closed, onSome: Effect.succeed }))
-    return options?.timeout === undefined ? take : Effect.timeout(take, options.timeout)
+    return reader.get(this, options?.timeout)
   }
 
   get empty(): Effect.Effect<boolean> {
@@ -593,31 +365,15 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
   // deriving and closing
 
   derive(options?: Topic.DeriveOptions): Effect.Effect<TopicImpl<K, V, E>, InvalidChannelOptionsError> {
-    const { prefix = "", suffix = "", ...overrides } = options ?? {}
-    // The label is derived from the names again, unless the overrides set one.
-    const { label: _label, ...inherited } = this.settings.options
-    const merged: Topic.Options = { ...inherited, ...overrides }
-    if (merged.pattern === undefined) {
-      return this.context.make({ ...merged, topics: (merged.topics ?? []).map((name) => `${prefix}${name}${suffix}`) })
-    }
-    if (prefix.length > 0 || suffix.length > 0) {
-      return Effect.fail(
-        new InvalidChannelOptionsError({
-          option: prefix.length > 0 ? "prefix" : "suffix",
-          value: prefix || suffix,
-          reason: "a topic subscribed by pattern has no names to add it to"
-        })
-      )
-    }
-    return this.context.make(merged)
+    return derive(this, options)
   }
 
   throw(error: E | DecodeError): Effect.Effect<void> {
-    return Effect.sync(() => this.close(Cause.fail(error)))
+    return Effect.sync(() => this.close(CauseM.fail(error)))
   }
 
   get end(): Effect.Effect<void> {
-    return Effect.sync(() => this.close(Cause.fail(Cause.Done())))
+    return Effect.sync(() => this.close(CauseM.fail(CauseM.Done())))
   }
 
   private close(cause: Cause.Cause<any>): void {
@@ -630,45 +386,8 @@ export class TopicImpl<K, V, E> implements Topic.Topic<K, V, E> {
     failSubscribers(this, cause)
   }
 
-  /**
-   * Registers the topic's metrics (the channel series, with queue depths of
-   * its subscribers) with the current metric registry until the scope closes.
-   */
+  /** Registers the topic's metrics until the scope closes (see `consumerMetrics.ts`). */
   get registerMetrics(): Effect.Effect<void, never, Scope.Scope> {
-    const root = this.root
-    return metrics.registerRoot(root, this.label, undefined, {
-      register: (context) => kafkaMetrics.registerTopic(context, this.label, root.kafkaStats),
-      resync: () => {
-        if (root.session !== undefined) syncPartitionMetrics(this, root.session)
-      }
-    })
-  }
-
-  // ---------------------------------------------------------------------------
-  // inspection
-
-  pipe() {
-    return pipeArguments(this, arguments)
-  }
-
-  toJSON() {
-    return {
-      _id: "Topic",
-      label: this.label,
-      topics: this.settings.topics,
-      pattern: this.settings.pattern?.source ?? null,
-      groupId: this.settings.groupId,
-      isIterator: this.isIterator,
-      activePartitions: partitionKeys(this.activePartitions),
-      subscriberCount: this.subscriberCount
-    }
-  }
-
-  toString(): string {
-    return `${this.label}(group=${this.settings.groupId}, isIterator=${this.isIterator}, subscribers=${this.subscriberCount})`
-  }
-
-  [NodeInspectSymbol]() {
-    return this.toJSON()
+    return registerTopicMetrics(this)
   }
 }
