@@ -4,6 +4,8 @@
  * @since 0.1.0
  */
 
+/** @since 0.2.0 */
+export * as Agent from "./Agent.ts"
 /** @since 0.1.0 */
 export * as App from "./App.ts"
 /** @since 0.1.0 */
@@ -20,6 +22,8 @@ export * as Message from "./Message.ts"
 export * as MessageSchema from "./MessageSchema.ts"
 /** @since 0.1.0 */
 export * as RecordMetadata from "./RecordMetadata.ts"
+/** @since 0.1.0 */
+export { AgentError, AskTimeoutError } from "./AgentError.ts"
 /** @since 0.1.0 */
 export {
   ChannelClosedError,

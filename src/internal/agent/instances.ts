@@ -1,0 +1,127 @@
+/**
+ * An agent's instances and how events reach them. One fiber reads the
+ * source and routes each event to an instance: by partition (events of one
+ * partition in order), by key, or to whichever is free. A gate bounds the
+ * events read and not finished, so a slow agent slows its source down
+ * instead of buffering without limit.
+ */
+import type * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Hash from "effect/Hash"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import type * as Event from "../../Event.ts"
+import type { Settings } from "./settings.ts"
+
+/** One instance's queue of events, and the unit it is handling. */
+export interface Instance {
+  readonly queue: Queue.Queue<Event.Event<any, any>, Cause.Done>
+  /** The events being handled right now (not acknowledged yet). */
+  current: ReadonlyArray<Event.Event<any, any>> | undefined
+}
+
+/** Queues for `settings.concurrency` instances; one shared queue when the ordering is `"none"`. */
+export const makeInstances = (settings: Settings): Effect.Effect<ReadonlyArray<Instance>> =>
+  Effect.gen(function*() {
+    const shared = settings.ordering === "none"
+      ? yield* Queue.unbounded<Event.Event<any, any>, Cause.Done>()
+      : undefined
+    const instances: Array<Instance> = []
+    for (let i = 0; i < settings.concurrency; i++) {
+      instances.push({
+        queue: shared ?? (yield* Queue.unbounded<Event.Event<any, any>, Cause.Done>()),
+        current: undefined
+      })
+    }
+    return instances
+  })
+
+/** The instance an event goes to. In memory (`byPartition` false) the partition is the key's. */
+export const route = (
+  instances: ReadonlyArray<Instance>,
+  ordering: Settings["ordering"],
+  byPartition: boolean,
+  event: Event.Event<any, any>
+): Instance => {
+  if (instances.length === 1 || ordering === "none") return instances[0]
+  const hash = ordering === "partition" && byPartition
+    ? Hash.string(event.message.topic) ^ event.message.partition
+    : Hash.hash(event.key)
+  return instances[(hash >>> 0) % instances.length]
+}
+
+/**
+ * Bounds the events in flight. The reader waits for room before each read;
+ * a read may overshoot by what one pull returns.
+ */
+export class Gate {
+  readonly limit: number
+  inFlight = 0
+  private waiting: Deferred.Deferred<void> | undefined = undefined
+  constructor(limit: number) {
+    this.limit = limit
+  }
+  readonly room: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.inFlight < this.limit) return Effect.void
+    this.waiting ??= Deferred.makeUnsafe<void>()
+    return Deferred.await(this.waiting)
+  })
+  release(count: number): void {
+    this.inFlight -= count
+    if (this.waiting !== undefined && this.inFlight < this.limit) {
+      Deferred.doneUnsafe(this.waiting, Effect.void)
+      this.waiting = undefined
+    }
+  }
+}
+
+/**
+ * Takes the next unit of an instance: one event, or a batch of up to `size`
+ * closed `within` after its first event (a partial batch when the queue
+ * ends). `undefined` once the queue has ended and is empty.
+ */
+export const takeUnit = (
+  instance: Instance,
+  batch: Settings["batch"]
+): Effect.Effect<ReadonlyArray<Event.Event<any, any>> | undefined> => {
+  const first = Queue.takeUnsafe(instance.queue)
+  if (batch === undefined) {
+    if (first !== undefined) return Exit.isSuccess(first) ? Effect.succeed([first.value]) : Effect.undefined
+    return Effect.matchCause(Queue.take(instance.queue), {
+      onFailure: () => undefined,
+      onSuccess: (event) => [event]
+    })
+  }
+  return Effect.gen(function*() {
+    let head: Event.Event<any, any>
+    if (first !== undefined) {
+      if (Exit.isFailure(first)) return undefined
+      head = first.value
+    } else {
+      const taken = yield* Effect.exit(Queue.take(instance.queue))
+      if (Exit.isFailure(taken)) return undefined
+      head = taken.value
+    }
+    const unit = [head]
+    // The window starts at the batch's first event: each wait gets what is left of it.
+    const closes = (yield* Clock.currentTimeMillis) + Duration.toMillis(batch.within)
+    while (unit.length < batch.size) {
+      const ready = Queue.takeUnsafe(instance.queue)
+      if (ready !== undefined) {
+        if (Exit.isFailure(ready)) break
+        unit.push(ready.value)
+        continue
+      }
+      const remaining = closes - (yield* Clock.currentTimeMillis)
+      if (remaining <= 0) break
+      const next = yield* Effect.exit(Effect.timeoutOption(Queue.take(instance.queue), remaining))
+      if (Exit.isFailure(next) || Option.isNone(next.value)) break
+      unit.push(next.value.value)
+    }
+    return unit
+  })
+}

@@ -1,0 +1,89 @@
+/**
+ * An agent's counters and their metrics (label `agent`). The hot path bumps
+ * plain numbers; the metrics read them when a snapshot is taken, except the
+ * processing-time histogram, which records each handled unit.
+ */
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import { counterHooks, gaugeHooks } from "../metrics.ts"
+
+/** What an agent did so far (read by `agent.stats` and the metrics). */
+export interface Stats {
+  /** Events handled successfully (each event of a batch counts). */
+  handled: number
+  /** Events whose handling failed after its retries (whatever the policy did next). */
+  failed: number
+  /** Handler attempts that were retried. */
+  retries: number
+  /** Failed events skipped by the `skip` policy. */
+  skipped: number
+  /** Failed events written to the dead-letter target. */
+  deadLettered: number
+  /** Times the agent was restarted by its `restart` schedule. */
+  restarts: number
+  /** Events read from the source and not finished yet (queued for an instance or being handled). */
+  inFlight: number
+  /** Replies that found no asker waiting (it timed out or was interrupted). */
+  repliesDropped: number
+}
+
+/** Counters at zero. */
+export const makeStats = (): Stats => ({
+  handled: 0,
+  failed: 0,
+  retries: 0,
+  skipped: 0,
+  deadLettered: 0,
+  restarts: 0,
+  inFlight: 0,
+  repliesDropped: 0
+})
+
+const counters = {
+  handled: Metric.counter("effect_faust_agent_events_total", { description: "Events an agent handled successfully" }),
+  failed: Metric.counter("effect_faust_agent_failures_total", {
+    description: "Events whose handling failed after its retries"
+  }),
+  retries: Metric.counter("effect_faust_agent_retries_total", { description: "Handler attempts retried" }),
+  skipped: Metric.counter("effect_faust_agent_skipped_total", { description: "Failed events skipped" }),
+  deadLettered: Metric.counter("effect_faust_agent_dead_lettered_total", {
+    description: "Failed events written to the dead-letter target"
+  }),
+  restarts: Metric.counter("effect_faust_agent_restarts_total", { description: "Agent restarts" }),
+  repliesDropped: Metric.counter("effect_faust_agent_replies_dropped_total", {
+    description: "Replies whose asker was gone"
+  })
+} as const
+
+const inFlight = Metric.gauge("effect_faust_agent_in_flight", {
+  description: "Events read by an agent and not finished yet"
+})
+
+/** Seconds from taking an event (or a batch) to acknowledging it. */
+export const processingTime = Metric.histogram("effect_faust_agent_processing_seconds", {
+  description: "Time an agent took to handle an event or a batch, retries and sinks included",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 4, count: 10 })
+})
+
+/** Registers the agent's metrics with the current registry until the scope closes. */
+export const register = (agent: string, stats: Stats): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.flatMap(Effect.context<never>(), (context: Context.Context<never>) =>
+    Effect.acquireRelease(
+      Effect.sync(() => {
+        const attributes = { agent }
+        const registrations = [
+          ...(Object.keys(counters) as Array<keyof typeof counters>).map((name) =>
+            Metric.registerUnsafe(
+              Metric.withAttributes(counters[name], attributes),
+              context,
+              counterHooks(() => stats[name])
+            )
+          ),
+          Metric.registerUnsafe(Metric.withAttributes(inFlight, attributes), context, gaugeHooks(() => stats.inFlight))
+        ]
+        return () => registrations.forEach((registration) => registration.remove())
+      }),
+      (remove) => Effect.sync(remove)
+    ))
