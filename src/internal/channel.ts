@@ -207,8 +207,8 @@ export class ChannelImpl<K, V, E> {
     )
   }
 
-  /** A subscriber with this instance's settings (they are valid already). */
-  private get iteratorClone(): Effect.Effect<ChannelImpl<K, V, E>> {
+  /** A subscriber with this instance's settings (they are valid already), for a stream. */
+  get iteratorClone(): Effect.Effect<ChannelImpl<K, V, E>> {
     return Effect.map(
       Queue.bounded<Event.Event<K, V>, QueueError<E>>(this.settings.maxsize),
       (queue) => this.attach(this.settings, queue, true, true)
@@ -235,22 +235,13 @@ export class ChannelImpl<K, V, E> {
     return Effect.sync(() => unsubscribe(this))
   }
 
-  /** The next batch for this subscriber's stream (see `channelReader.ts`). */
-  nextBatch(): Effect.Effect<ReadonlyArray<Event.Event<K, V>>, QueueError<E>> {
-    return reader.nextBatch(this)
-  }
-
   stopDraining(): void {
     reader.stopDraining(this)
   }
 
+  /** The events sent from the moment the stream starts (see `channelReader.ts`). */
   events(): Stream.Stream<Event.Event<K, V>, E | DecodeError> {
-    return Stream.unwrap(
-      Effect.map(
-        Effect.acquireRelease(this.iteratorClone, (subscriber) => subscriber.onStopIteration),
-        (subscriber) => Stream.fromPull(Effect.succeed(Effect.suspend(() => subscriber.nextBatch()) as any))
-      )
-    ) as Stream.Stream<Event.Event<K, V>, E | DecodeError>
+    return reader.events(this)
   }
 
   stream(): Stream.Stream<V, E | DecodeError> {

@@ -1,13 +1,14 @@
 /**
- * How a subscriber of an in-memory channel reads: the root's no-subscriber
- * buffer first (one event at a time, while it is this subscriber's to read),
- * then the events it held back while the buffer was handed to it, then its
- * own queue.
+ * How an in-memory channel is read: a stream subscribes while it runs, and
+ * a subscriber reads the root's no-subscriber buffer first (one event at a
+ * time, while it is this subscriber's to read), then the events it held
+ * back while the buffer was handed to it, then its own queue.
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
 import type { ChannelClosedError } from "../Errors.ts"
 import { Wake } from "./channelSubscribers.ts"
 
@@ -26,6 +27,21 @@ export interface Reader<A> {
   /** `takeBatch`, built once. */
   takeBatchEffect: Effect.Effect<ReadonlyArray<A>, any> | undefined
 }
+
+/** The events sent from the moment the stream starts, read by a subscriber that joins for the stream's lifetime. */
+export const events = <A>(
+  channel: { readonly iteratorClone: Effect.Effect<Reader<A> & { readonly onStopIteration: Effect.Effect<void> }> }
+): Stream.Stream<A, any> =>
+  Stream.unwrap(
+    Effect.map(
+      Effect.acquireRelease(channel.iteratorClone, (subscriber) => subscriber.onStopIteration),
+      // A batch is never empty: `nextBatch` waits for at least one event.
+      (subscriber) =>
+        Stream.fromPull(
+          Effect.succeed(Effect.suspend(() => nextBatch(subscriber)) as Effect.Effect<readonly [A, ...Array<A>], any>)
+        )
+    )
+  )
 
 /** The next batch for a stream: one event of the buffer, or what was held back, or what the queue holds. */
 export const nextBatch = <A>(reader: Reader<A>): Effect.Effect<ReadonlyArray<A>, any> => {
