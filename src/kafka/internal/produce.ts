@@ -15,6 +15,7 @@ import * as Codec from "../../Codec.ts"
 import { ChannelClosedError, CodecError, NotATopicError, type TransportError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
+import { CurrentPendingSends } from "../../internal/acknowledging.ts"
 import type { Settings as ChannelSettings } from "../../internal/channel.ts"
 import { doneUnsafe, fromSendOptions } from "../../internal/futureMessage.ts"
 import * as Message from "../../Message.ts"
@@ -276,6 +277,8 @@ export class TopicProducer<K, V> {
   sendSoon(options: Channel.SendOptions<K, V>): Effect.Effect<FutureMessage.FutureMessage<K, V>, TransportError> {
     return Effect.withFiber((fiber) => {
       const future = fromSendOptions(this.topic, options)
+      // An agent acknowledges the event being handled only once this record is answered.
+      fiber.getRef(CurrentPendingSends)?.add(future.await)
       const closed = this.topic.closedError
       if (closed !== undefined) return Effect.as(future.fail(closed), future)
       const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock))

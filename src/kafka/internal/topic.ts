@@ -21,6 +21,7 @@ import {
 } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
+import * as acknowledging from "../../internal/acknowledging.ts"
 import { TypeId as ChannelTypeId } from "../../internal/channel.ts"
 import type { Settings as ChannelSettings } from "../../internal/channel.ts"
 import { cloneSettings } from "../../internal/channelSettings.ts"
@@ -31,7 +32,7 @@ import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import type { Kafka } from "../Kafka.ts"
 import type * as Topic from "../Topic.ts"
-import type { Delivery } from "./acknowledgement.ts"
+import { ack, type Delivery } from "./acknowledgement.ts"
 import * as capabilities from "./capabilities.ts"
 import { registerTopicMetrics } from "./consumerMetrics.ts"
 import * as declaring from "./declare.ts"
@@ -191,6 +192,11 @@ export class TopicImpl<K, V, E> extends TopicProperties<K, V, E> implements Topi
     acknowledged: "onNextPull" | "manually"
   ): Stream.Stream<Event.Event<K, V>, E | DecodeError | TransportError> {
     return reader.events(this, acknowledged)
+  }
+
+  /** How an agent reads the topic: events it acknowledges itself once each is done with. */
+  get [acknowledging.TypeId](): acknowledging.Protocol<K, V, E | DecodeError | TransportError> {
+    return { events: () => this.eventsWith("manually"), ack }
   }
 
   stream(): Stream.Stream<V, E | DecodeError | TransportError> {
