@@ -28,6 +28,8 @@ import * as Channel from "./Channel.ts"
 import type { InvalidChannelOptionsError } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import type * as FutureMessage from "./FutureMessage.ts"
+import * as handle from "./internal/agent/handle.ts"
+import { processLoop } from "./internal/agent/process.ts"
 import { correlationIdHeader, CurrentReplies, replyToHeader } from "./internal/agent/replies.ts"
 import * as settings from "./internal/agent/settings.ts"
 import * as stats from "./internal/agent/stats.ts"
@@ -246,7 +248,7 @@ const makeAgent = <K, V, Out, R>(
   name: string,
   source: Effect.Effect<Channel.Channel<K, V, any>, never, R>,
   resolved: settings.Settings,
-  handler: (events: ReadonlyArray<Event.Event<K, V>>) => Effect.Effect<unknown, unknown, R>
+  work: supervise.Definition<R>["work"]
 ): Agent<K, V, Out, R> => {
   const counters = stats.makeStats()
   const definition: supervise.Definition<R> = {
@@ -254,7 +256,7 @@ const makeAgent = <K, V, Out, R>(
     settings: resolved,
     stats: counters,
     source,
-    handler
+    work
   }
   const runAgent = Effect.scoped(
     Effect.andThen(stats.register(name, counters), supervise.run(definition))
@@ -358,10 +360,65 @@ export const forEach: {
       name,
       sourceOf(source),
       resolved,
-      resolved.batch === undefined
-        ? (events) => handler(events[0].value, events[0])
-        : (events) => handler(events.map((event) => event.value), events)
+      handle.handlerLoop(
+        resolved.batch === undefined
+          ? (events) => handler(events[0].value, events[0])
+          : (events) => handler(events.map((event) => event.value), events)
+      )
     ))
+
+/**
+ * An agent whose body is a stream transformation (Faust's async-iterator
+ * agent): `process` reads the values of `source` (arrays of them with
+ * `batch`) and emits results, which go to the sinks and to the asker of the
+ * event they were emitted for (the one read last). An event is acknowledged
+ * when the process reads the next one, or ends, after its results went
+ * through the sinks. `onError.retry` does not apply (a stream cannot be
+ * retried from the middle); when the process fails, `onError.then` applies to
+ * the event it was on: `"fail"` stops the agent (or restarts it), `"skip"` and
+ * `deadLetter` go on with a fresh process from the next event.
+ *
+ * **Example**
+ *
+ * ```ts
+ * import { Effect, Schema, Stream } from "effect"
+ * import { Agent, App, Channel } from "effect-faust"
+ *
+ * const program = Effect.gen(function*() {
+ *   const words = yield* Channel.make({ value: Schema.String })
+ *   const upper = yield* Agent.make("upper", words, (values) => Stream.map(values, (word) => word.toUpperCase()))
+ *   yield* Effect.forkChild(upper.run)
+ *   const shout = yield* upper.ask({ value: "hello", timeout: "1 second" })
+ *   yield* Effect.log(shout)
+ * }).pipe(Effect.provide(App.layer({ id: "shouting" })))
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make: {
+  <S extends AnySource, Out, EP, RP>(
+    name: string,
+    source: S,
+    process: (values: Stream.Stream<ReadonlyArray<ValueOf<S>>>) => Stream.Stream<Out, EP, RP>,
+    options: Options<Out> & { readonly batch: BatchOptions }
+  ): Effect.Effect<Agent<KeyOf<S>, ValueOf<S>, Out, RequirementsOf<S> | RP>, InvalidChannelOptionsError>
+  <S extends AnySource, Out, EP, RP>(
+    name: string,
+    source: S,
+    process: (values: Stream.Stream<ValueOf<S>>) => Stream.Stream<Out, EP, RP>,
+    options?: Options<Out> & { readonly batch?: undefined }
+  ): Effect.Effect<Agent<KeyOf<S>, ValueOf<S>, Out, RequirementsOf<S> | RP>, InvalidChannelOptionsError>
+} = (
+  name: string,
+  source: Source<any, any, any, any>,
+  process: (values: Stream.Stream<any>) => Stream.Stream<any, any, any>,
+  options?: Options<any> & { readonly batch?: BatchOptions | undefined }
+): Effect.Effect<Agent<any, any, any, any>, InvalidChannelOptionsError> =>
+  Effect.map(
+    settings.resolve(options, options?.batch),
+    (resolved) => makeAgent(name, sourceOf(source), resolved, processLoop(process))
+  )
 
 /**
  * Runs the agent for the lifetime of the layer: it starts when the layer is

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Effect, Exit, Fiber, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
 import { Agent, AgentError, AskTimeoutError, Channel, InvalidChannelOptionsError } from "effect-faust"
 import { TestClock } from "effect/testing"
 import { AppTest, quiet, waitUntil } from "./helpers.ts"
@@ -408,4 +408,85 @@ describe("Agent options and lifecycle", () => {
       assert.strictEqual(channel.subscriberCount, 0, "the agent left the channel with its scope")
       assert.isTrue(Option.isNone(Option.fromNullishOr(undefined)))
     }).pipe(Effect.provide(AppTest)))
+})
+
+describe("Agent.make (a process stream)", () => {
+  it.effect("emits to the sinks and replies to the asker of the event read last", () =>
+    Effect.gen(function*() {
+      const channel = yield* numbers
+      const out: Array<number> = []
+      const agent = yield* Agent.make("tenfold", channel, (values) => Stream.map(values, (v) => v * 10), {
+        sinks: [(value: number) => Effect.sync(() => out.push(value))]
+      })
+      yield* Effect.forkChild(agent.run)
+      yield* sendAll(channel, [1, 2])
+      assert.strictEqual(yield* agent.ask({ value: 3, timeout: "1 second" }), 30)
+      yield* waitUntil(() => out.length === 3)
+      assert.deepStrictEqual(out, [10, 20, 30])
+    }).pipe(Effect.provide(AppTest)))
+
+  it.effect("acknowledges an event when the process reads the next one", () =>
+    Effect.gen(function*() {
+      const channel = yield* numbers
+      const latch = yield* Deferred.make<void>()
+      const agent = yield* Agent.make(
+        "held",
+        channel,
+        (values) => Stream.mapEffect(values, (v) => v === 2 ? Effect.as(Deferred.await(latch), v) : Effect.succeed(v))
+      )
+      const fiber = yield* Effect.forkChild(agent.run)
+      yield* sendAll(channel, range(5))
+      yield* waitUntil(() => agent.stats.handled === 2)
+      yield* Effect.yieldNow
+      assert.strictEqual(agent.stats.handled, 2, "event 2 is still in the process")
+      yield* Deferred.succeed(latch, undefined)
+      yield* channel.end
+      yield* Fiber.join(fiber)
+      assert.strictEqual(agent.stats.handled, 5)
+      assert.strictEqual(agent.stats.inFlight, 0)
+    }).pipe(Effect.provide(AppTest)))
+
+  it.effect("batch mode: the process reads arrays of values", () =>
+    Effect.gen(function*() {
+      const channel = yield* numbers
+      const sums: Array<number> = []
+      const agent = yield* Agent.make(
+        "sums",
+        channel,
+        (batches) => Stream.map(batches, (values) => values.reduce((a, b) => a + b, 0)),
+        { batch: { size: 2, within: "1 hour" }, sinks: [(sum: number) => Effect.sync(() => sums.push(sum))] }
+      )
+      const fiber = yield* Effect.forkChild(agent.run)
+      yield* sendAll(channel, [1, 2, 3, 4, 5])
+      yield* waitUntil(() => sums.length === 2)
+      yield* channel.end
+      yield* Fiber.join(fiber)
+      assert.deepStrictEqual(sums, [3, 7, 5])
+    }).pipe(Effect.provide(AppTest)))
+
+  it.effect("a failing process skips the event it was on and goes on with a fresh process", () =>
+    Effect.gen(function*() {
+      const channel = yield* numbers
+      const out: Array<number> = []
+      const agent = yield* Agent.make(
+        "fragile",
+        channel,
+        (values) => Stream.mapEffect(values, (v) => v === 2 ? Effect.fail("two") : Effect.succeed(v)),
+        { onError: { then: "skip" }, sinks: [(value: number) => Effect.sync(() => out.push(value))] }
+      )
+      yield* Effect.forkChild(agent.run)
+      yield* sendAll(channel, [1, 2, 3])
+      yield* waitUntil(() => out.length === 2)
+      assert.deepStrictEqual(out, [1, 3])
+      assert.strictEqual(agent.stats.skipped, 1)
+    }).pipe(Effect.provide([AppTest, quiet])))
+
+  it.effect("a process that ends without reading its input fails the agent instead of stalling", () =>
+    Effect.gen(function*() {
+      const channel = yield* numbers
+      const agent = yield* Agent.make("lazy", channel, () => Stream.empty)
+      const exit = yield* Effect.exit(agent.run)
+      assert.isTrue(Exit.isFailure(exit))
+      assert.instanceOf(Cause.squash((exit as Exit.Failure<void, unknown>).cause), AgentError)
+    }).pipe(Effect.provide([AppTest, quiet])))
 })

@@ -14,6 +14,7 @@ import { describe } from "../../Errors.ts"
 import * as Event from "../../Event.ts"
 import type * as Message from "../../Message.ts"
 import { CurrentPendingSends, type PendingSends } from "../acknowledging.ts"
+import { type Gate, type Instance, takeUnit } from "./instances.ts"
 import type { Replies } from "./replies.ts"
 import { requestOf } from "./replies.ts"
 import type { Settings, Sink } from "./settings.ts"
@@ -31,32 +32,35 @@ export class EventFailure {
   }
 }
 
+/** The user's handler for a unit (an event, or a batch); its result goes to the sinks and askers. */
+export type Handler<R> = (events: ReadonlyArray<Event.Event<any, any>>) => Effect.Effect<unknown, unknown, R>
+
 /** What handling needs of its agent. */
-export interface Handling<R> {
+export interface Handling {
   readonly name: string
   /** The source's label. */
   readonly source: string
   readonly settings: Settings
   readonly stats: stats.Stats
-  /** The user's handler for a unit; its result goes to the sinks and askers. */
-  readonly handler: (events: ReadonlyArray<Event.Event<any, any>>) => Effect.Effect<unknown, unknown, R>
   /** Acknowledges one event at its source (nothing to do in memory). */
   readonly ack: ((event: Event.Event<any, any>) => boolean) | undefined
   readonly replies: Replies
 }
 
-const sendTo = (sink: Sink<unknown>, value: unknown): Effect.Effect<unknown, unknown> =>
+/** Sends a value to one sink. */
+export const sendTo = (sink: Sink<unknown>, value: unknown): Effect.Effect<unknown, unknown> =>
   typeof sink === "function" ? sink(value) : sink.send({ value })
 
 /** The handler, what it sent without waiting, then the sinks: one attempt. */
 const attemptOnce = <R>(
-  handling: Handling<R>,
+  handling: Handling,
+  handler: Handler<R>,
   events: ReadonlyArray<Event.Event<any, any>>
 ): Effect.Effect<unknown, unknown, R> =>
   Effect.suspend(() => {
     const pending: Array<Effect.Effect<unknown, unknown>> = []
     const collector: PendingSends = { add: (completion) => pending.push(completion) }
-    return handling.handler(events).pipe(
+    return handler(events).pipe(
       // A handler that throws is a failed event like any other, not a defect of the agent.
       Effect.catchDefect((defect) => Effect.fail(defect)),
       Effect.provideService(CurrentPendingSends, collector),
@@ -69,13 +73,15 @@ const attemptOnce = <R>(
     )
   })
 
-const ackAll = <R>(handling: Handling<R>, events: ReadonlyArray<Event.Event<any, any>>): void => {
+/** Acknowledges events at their source. */
+export const ackAll = (handling: Handling, events: ReadonlyArray<Event.Event<any, any>>): void => {
   const ack = handling.ack
   if (ack !== undefined) { for (const event of events) ack(event) }
 }
 
-const reply = <R>(
-  handling: Handling<R>,
+/** Replies `out` to the askers among the events; a reply nobody waits for is dropped and counted. */
+export const reply = (
+  handling: Handling,
   events: ReadonlyArray<Event.Event<any, any>>,
   out: unknown
 ): Effect.Effect<void> =>
@@ -122,8 +128,8 @@ const errorName = (cause: unknown): string => {
 }
 
 /** Applies the policy that follows the last retry; fails only under `fail` (or when the dead letter cannot be written). */
-const afterFailure = <R>(
-  handling: Handling<R>,
+export const afterFailure = (
+  handling: Handling,
   events: ReadonlyArray<Event.Event<any, any>>,
   attempts: number,
   cause: unknown
@@ -177,7 +183,8 @@ const afterFailure = <R>(
  * unacknowledged. Interruption leaves it unacknowledged too.
  */
 export const handleUnit = <R>(
-  handling: Handling<R>,
+  handling: Handling,
+  handler: Handler<R>,
   events: ReadonlyArray<Event.Event<any, any>>
 ): Effect.Effect<void, EventFailure, R> =>
   Effect.gen(function*() {
@@ -185,7 +192,7 @@ export const handleUnit = <R>(
     let attempts = 0
     const attempt = Effect.suspend(() => {
       attempts++
-      return attemptOnce(handling, events)
+      return attemptOnce(handling, handler, events)
     })
     const retry = handling.settings.retry
     const exit = yield* Effect.exit(retry === undefined ? attempt : Effect.retry(attempt, retry))
@@ -201,4 +208,24 @@ export const handleUnit = <R>(
     }
     const elapsed = (yield* Clock.currentTimeMillis) - started
     yield* Metric.update(Metric.withAttributes(stats.processingTime, { agent: handling.name }), elapsed / 1000)
+  })
+
+/** An instance of a `forEach` agent: takes units from its queue and handles each to its end. */
+export const handlerLoop = <R>(handler: Handler<R>) =>
+(
+  handling: Handling,
+  instance: Instance,
+  gate: Gate
+): Effect.Effect<void, EventFailure, R> =>
+  Effect.gen(function*() {
+    const batch = handling.settings.batch
+    while (true) {
+      const unit = yield* takeUnit(instance, batch)
+      if (unit === undefined) return
+      instance.current = unit
+      yield* handleUnit(handling, handler, unit)
+      instance.current = undefined
+      gate.release(unit.length)
+      handling.stats.inFlight -= unit.length
+    }
   })

@@ -22,8 +22,8 @@ import type * as Channel from "../../Channel.ts"
 import { InvalidChannelOptionsError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import { protocolOf } from "../acknowledging.ts"
-import { EventFailure, handleUnit, type Handling } from "./handle.ts"
-import { Gate, type Instance, makeInstances, route, takeUnit } from "./instances.ts"
+import type { EventFailure, Handling } from "./handle.ts"
+import { Gate, type Instance, makeInstances, route } from "./instances.ts"
 import { CurrentReplies } from "./replies.ts"
 import type { Settings } from "./settings.ts"
 import type * as stats from "./stats.ts"
@@ -34,7 +34,8 @@ export interface Definition<R> {
   readonly settings: Settings
   readonly stats: stats.Stats
   readonly source: Effect.Effect<Channel.Channel<any, any, any>, never, R>
-  readonly handler: Handling<R>["handler"]
+  /** What each instance does: handle units one by one (`forEach`), or run the process stream (`make`). */
+  readonly work: (handling: Handling, instance: Instance, gate: Gate) => Effect.Effect<void, EventFailure, R>
 }
 
 /** Why a run stopped, besides interruption and the source's end. */
@@ -102,7 +103,7 @@ const inFlightLimit = (settings: Settings): number => settings.concurrency * (se
 
 const runOnce = <R>(
   definition: Definition<R>,
-  replies: Handling<R>["replies"],
+  replies: Handling["replies"],
   carried: ReadonlyArray<Event.Event<any, any>>,
   restarts: number
 ): Effect.Effect<void, RunFailure, R> =>
@@ -110,12 +111,11 @@ const runOnce = <R>(
     const { settings, stats } = definition
     const channel = yield* definition.source
     const protocol = protocolOf<any, any, any>(channel)
-    const handling: Handling<R> = {
+    const handling: Handling = {
       name: definition.name,
       source: channel.label,
       settings,
       stats,
-      handler: definition.handler,
       ack: protocol?.ack,
       replies
     }
@@ -135,7 +135,7 @@ const runOnce = <R>(
     const context = yield* Effect.context<R>()
     const instanceFibers = instances.map((instance) =>
       Effect.runForkWith(context)(
-        instanceLoop(handling, instance, gate).pipe(
+        definition.work(handling, instance, gate).pipe(
           Effect.catch((failure) =>
             Effect.sync(() => Deferred.doneUnsafe(stop, Effect.fail({ _tag: "EventFailed", failure })))
           )
@@ -200,24 +200,6 @@ const runOnce = <R>(
     const error = toAgentError(definition.name, channel.label, byPartition, reason.value, restarts)
     // Kafka reads unacknowledged events again by itself; in memory the next run gets them.
     return yield* Effect.fail<RunFailure>({ error, unfinished: byPartition ? [] : unfinished })
-  })
-
-const instanceLoop = <R>(
-  handling: Handling<R>,
-  instance: Instance,
-  gate: Gate
-): Effect.Effect<void, EventFailure, R> =>
-  Effect.gen(function*() {
-    const batch = handling.settings.batch
-    while (true) {
-      const unit = yield* takeUnit(instance, batch)
-      if (unit === undefined) return
-      instance.current = unit
-      yield* handleUnit(handling, unit)
-      instance.current = undefined
-      gate.release(unit.length)
-      handling.stats.inFlight -= unit.length
-    }
   })
 
 const collectUnfinished = (instances: ReadonlyArray<Instance>): Array<Event.Event<any, any>> => {
