@@ -8,6 +8,7 @@
  */
 import { writeFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { agent } from "./groups/agent.ts"
 import { batch } from "./groups/batch.ts"
 import { deliver } from "./groups/deliver.ts"
 import { brokerUnavailable, kafka } from "./groups/kafka.ts"
@@ -16,7 +17,7 @@ import { fanout, single } from "./groups/send.ts"
 import { wordcount } from "./groups/wordcount.ts"
 import { type GroupOptions, type Pair, type PairResult, progress, runPair } from "./lib/harness.ts"
 
-export const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "memory", "kafka"] as const
+export const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "agent", "memory", "kafka"] as const
 export type Group = (typeof GROUPS)[number]
 
 const { values } = parseArgs({
@@ -64,6 +65,8 @@ const pairsOf = (g: Group): Array<Pair> => {
       return deliver(n)
     case "wordcount":
       return wordcount(n)
+    case "agent":
+      return agent(n, Math.min(n, options.smoke ? 200 : 8_000))
     case "memory":
     case "kafka":
       return []

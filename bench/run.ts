@@ -36,7 +36,7 @@ import {
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
-const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "memory", "kafka"] as const
+const GROUPS = ["single", "fanout", "batch", "deliver", "wordcount", "agent", "memory", "kafka"] as const
 
 const { values } = parseArgs({
   options: {

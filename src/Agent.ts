@@ -248,7 +248,8 @@ const makeAgent = <K, V, Out, R>(
   name: string,
   source: Effect.Effect<Channel.Channel<K, V, any>, never, R>,
   resolved: settings.Settings,
-  work: supervise.Definition<R>["work"]
+  work: supervise.Definition<R>["work"],
+  readsItself: boolean
 ): Agent<K, V, Out, R> => {
   const counters = stats.makeStats()
   const definition: supervise.Definition<R> = {
@@ -256,7 +257,8 @@ const makeAgent = <K, V, Out, R>(
     settings: resolved,
     stats: counters,
     source,
-    work
+    work,
+    readsItself
   }
   const runAgent = Effect.scoped(
     Effect.andThen(stats.register(name, counters), supervise.run(definition))
@@ -364,7 +366,8 @@ export const forEach: {
         resolved.batch === undefined
           ? (events) => handler(events[0].value, events[0])
           : (events) => handler(events.map((event) => event.value), events)
-      )
+      ),
+      true
     ))
 
 /**
@@ -417,7 +420,7 @@ export const make: {
 ): Effect.Effect<Agent<any, any, any, any>, InvalidChannelOptionsError> =>
   Effect.map(
     settings.resolve(options, options?.batch),
-    (resolved) => makeAgent(name, sourceOf(source), resolved, processLoop(process))
+    (resolved) => makeAgent(name, sourceOf(source), resolved, processLoop(process), false)
   )
 
 /**

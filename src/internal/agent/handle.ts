@@ -9,7 +9,7 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Metric from "effect/Metric"
+import * as Queue from "effect/Queue"
 import { describe } from "../../Errors.ts"
 import * as Event from "../../Event.ts"
 import type * as Message from "../../Message.ts"
@@ -51,26 +51,32 @@ export interface Handling {
 export const sendTo = (sink: Sink<unknown>, value: unknown): Effect.Effect<unknown, unknown> =>
   typeof sink === "function" ? sink(value) : sink.send({ value })
 
-/** The handler, what it sent without waiting, then the sinks: one attempt. */
-const attemptOnce = <R>(
-  handling: Handling,
-  handler: Handler<R>,
-  events: ReadonlyArray<Event.Event<any, any>>
-): Effect.Effect<unknown, unknown, R> =>
+/**
+ * The sends a handler made without waiting, collected for the instance
+ * running it (an instance handles one unit at a time).
+ */
+export interface PendingList extends PendingSends {
+  list: Array<Effect.Effect<unknown, unknown>>
+}
+
+/** A collector for one instance, to provide as `CurrentPendingSends` around its loop. */
+export const makePendingList = (): PendingList => {
+  const pending: PendingList = {
+    list: [],
+    add: (completion) => {
+      pending.list.push(completion)
+    }
+  }
+  return pending
+}
+
+/** Waits for every collected send, including those made while waiting (by the sinks). */
+export const awaitPending = (pending: PendingList): Effect.Effect<void, unknown> =>
   Effect.suspend(() => {
-    const pending: Array<Effect.Effect<unknown, unknown>> = []
-    const collector: PendingSends = { add: (completion) => pending.push(completion) }
-    return handler(events).pipe(
-      // A handler that throws is a failed event like any other, not a defect of the agent.
-      Effect.catchDefect((defect) => Effect.fail(defect)),
-      Effect.provideService(CurrentPendingSends, collector),
-      Effect.tap(() => pending.length === 0 ? Effect.void : Effect.forEach(pending, (done) => done, { discard: true })),
-      Effect.tap((out) => {
-        const sinks = handling.settings.sinks
-        if (out === undefined || sinks.length === 0) return Effect.void
-        return Effect.forEach(sinks, (sink) => sendTo(sink, out), { discard: true })
-      })
-    )
+    const list = pending.list
+    if (list.length === 0) return Effect.void
+    pending.list = []
+    return Effect.andThen(Effect.forEach(list, (completion) => completion, { discard: true }), awaitPending(pending))
   })
 
 /** Acknowledges events at their source. */
@@ -177,55 +183,127 @@ export const afterFailure = (
     )
 }
 
-/**
- * Handles a unit to its end: acknowledged (handled, skipped or
- * dead-lettered), or failed with {@link EventFailure} and left
- * unacknowledged. Interruption leaves it unacknowledged too.
- */
-export const handleUnit = <R>(
-  handling: Handling,
-  handler: Handler<R>,
-  events: ReadonlyArray<Event.Event<any, any>>
-): Effect.Effect<void, EventFailure, R> =>
-  Effect.gen(function*() {
-    const started = yield* Clock.currentTimeMillis
-    let attempts = 0
-    const attempt = Effect.suspend(() => {
-      attempts++
-      return attemptOnce(handling, handler, events)
-    })
-    const retry = handling.settings.retry
-    const exit = yield* Effect.exit(retry === undefined ? attempt : Effect.retry(attempt, retry))
-    if (attempts > 1) handling.stats.retries += attempts - 1
-    if (Exit.isSuccess(exit)) {
-      handling.stats.handled += events.length
-      ackAll(handling, events)
-      yield* reply(handling, events, exit.value)
-    } else if (Cause.hasInterruptsOnly(exit.cause)) {
-      return yield* Effect.interrupt
-    } else {
-      yield* afterFailure(handling, events, attempts, Cause.squash(exit.cause))
-    }
-    const elapsed = (yield* Clock.currentTimeMillis) - started
-    yield* Metric.update(Metric.withAttributes(stats.processingTime, { agent: handling.name }), elapsed / 1000)
-  })
+const hasRequest = (events: ReadonlyArray<Event.Event<any, any>>): boolean => {
+  for (const event of events) if (event.headers.length > 0 && requestOf(event.headers) !== undefined) return true
+  return false
+}
 
-/** An instance of a `forEach` agent: takes units from its queue and handles each to its end. */
+/**
+ * An instance of a `forEach` agent: takes units from its queue and handles
+ * each to its end — acknowledged (handled, skipped or dead-lettered), or
+ * failed with {@link EventFailure} and left unacknowledged (interruption
+ * leaves it unacknowledged too).
+ *
+ * An instance handles one unit at a time, so its continuations are made
+ * once: the common case (no retry schedule, no sinks, nothing sent without
+ * waiting, no asker) costs the handler and one match per event.
+ */
+class HandlerInstance<R> {
+  readonly handling: Handling
+  readonly handler: Handler<R>
+  readonly instance: Instance
+  readonly gate: Gate
+  readonly clock: Clock.Clock
+  readonly pending: PendingList = makePendingList()
+  unit: ReadonlyArray<Event.Event<any, any>> = []
+  started = 0
+  attempts = 0
+  constructor(handling: Handling, handler: Handler<R>, instance: Instance, gate: Gate, clock: Clock.Clock) {
+    this.handling = handling
+    this.handler = handler
+    this.instance = instance
+    this.gate = gate
+    this.clock = clock
+  }
+
+  readonly next = (): Effect.Effect<void, EventFailure, R> => {
+    const instance = this.instance
+    const batch = this.handling.settings.batch
+    if (batch === undefined) {
+      // Without an effect per event while the queue has some.
+      const taken = Queue.takeUnsafe(instance.queue)
+      if (taken !== undefined) return Exit.isSuccess(taken) ? this.handle([taken.value]) : Effect.void
+      const refill = instance.refill
+      if (refill !== undefined) return Effect.flatMap(refill, (more) => more ? this.next() : Effect.void)
+    }
+    return Effect.flatMap(takeUnit(instance, batch), (unit) => unit === undefined ? Effect.void : this.handle(unit))
+  }
+
+  handle(unit: ReadonlyArray<Event.Event<any, any>>): Effect.Effect<void, EventFailure, R> {
+    this.unit = unit
+    this.instance.current = unit
+    this.started = this.clock.currentTimeMillisUnsafe()
+    this.pending.list = []
+    const retry = this.handling.settings.retry
+    if (retry === undefined) {
+      this.attempts = 1
+      return Effect.matchCauseEffect(this.handler(unit), this.afterHandler)
+    }
+    this.attempts = 0
+    const attempt = Effect.suspend(() => {
+      this.attempts++
+      this.pending.list = []
+      return Effect.flatMap(Effect.catchDefect(this.handler(unit), Effect.fail), this.sendsAndSinks)
+    })
+    return Effect.matchCauseEffect(Effect.retry(attempt, retry), this.outcome)
+  }
+
+  /** What the handler sent without waiting, then the sinks (and what they sent). */
+  readonly sendsAndSinks = (out: unknown): Effect.Effect<unknown, unknown> => {
+    const sinks = this.handling.settings.sinks
+    const toSinks = out !== undefined && sinks.length > 0
+    if (this.pending.list.length === 0 && !toSinks) return Effect.succeed(out)
+    return awaitPending(this.pending).pipe(
+      Effect.andThen(toSinks ? Effect.forEach(sinks, (sink) => sendTo(sink, out), { discard: true }) : Effect.void),
+      Effect.andThen(awaitPending(this.pending)),
+      Effect.as(out)
+    )
+  }
+
+  readonly succeeded = (out: unknown): Effect.Effect<void, EventFailure, R> => {
+    const { handling, unit } = this
+    handling.stats.retries += this.attempts - 1
+    handling.stats.handled += unit.length
+    ackAll(handling, unit)
+    return hasRequest(unit) ? Effect.flatMap(reply(handling, unit, out), this.finish) : this.finish()
+  }
+
+  readonly failed = (cause: Cause.Cause<unknown>): Effect.Effect<void, EventFailure, R> => {
+    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    this.handling.stats.retries += this.attempts - 1
+    // A handler that throws (a defect) is a failed event like any other.
+    return Effect.flatMap(afterFailure(this.handling, this.unit, this.attempts, Cause.squash(cause)), this.finish)
+  }
+
+  readonly outcome = { onSuccess: this.succeeded, onFailure: this.failed }
+
+  readonly afterHandler = {
+    onSuccess: (out: unknown): Effect.Effect<void, EventFailure, R> => {
+      const sinks = this.handling.settings.sinks
+      if (this.pending.list.length === 0 && (out === undefined || sinks.length === 0)) return this.succeeded(out)
+      return Effect.matchCauseEffect(this.sendsAndSinks(out), this.outcome)
+    },
+    onFailure: this.failed
+  }
+
+  readonly finish = (): Effect.Effect<void, EventFailure, R> => {
+    const { handling, unit } = this
+    this.instance.current = undefined
+    this.gate.release(unit.length)
+    handling.stats.inFlight -= unit.length
+    stats.recordProcessing(handling.stats.processing, (this.clock.currentTimeMillisUnsafe() - this.started) / 1000)
+    return this.next()
+  }
+}
+
+/** The work of a `forEach` agent's instance (see {@link HandlerInstance}). */
 export const handlerLoop = <R>(handler: Handler<R>) =>
 (
   handling: Handling,
   instance: Instance,
   gate: Gate
 ): Effect.Effect<void, EventFailure, R> =>
-  Effect.gen(function*() {
-    const batch = handling.settings.batch
-    while (true) {
-      const unit = yield* takeUnit(instance, batch)
-      if (unit === undefined) return
-      instance.current = unit
-      yield* handleUnit(handling, handler, unit)
-      instance.current = undefined
-      gate.release(unit.length)
-      handling.stats.inFlight -= unit.length
-    }
+  Effect.withFiber((fiber) => {
+    const running = new HandlerInstance(handling, handler, instance, gate, fiber.getRef(Clock.Clock))
+    return Effect.provideService(Effect.suspend(running.next), CurrentPendingSends, running.pending)
   })

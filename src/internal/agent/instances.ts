@@ -22,6 +22,11 @@ export interface Instance {
   readonly queue: Queue.Queue<Event.Event<any, any>, Cause.Done>
   /** The events being handled right now (not acknowledged yet). */
   current: ReadonlyArray<Event.Event<any, any>> | undefined
+  /**
+   * Reads the next chunk of the source into the queue, for an instance that
+   * reads the source itself; `false` once there is no more to read.
+   */
+  refill: Effect.Effect<boolean> | undefined
 }
 
 /** Queues for `settings.concurrency` instances; one shared queue when the ordering is `"none"`. */
@@ -34,7 +39,8 @@ export const makeInstances = (settings: Settings): Effect.Effect<ReadonlyArray<I
     for (let i = 0; i < settings.concurrency; i++) {
       instances.push({
         queue: shared ?? (yield* Queue.unbounded<Event.Event<any, any>, Cause.Done>()),
-        current: undefined
+        current: undefined,
+        refill: undefined
       })
     }
     return instances

@@ -13,7 +13,17 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Stream from "effect/Stream"
 import type * as Event from "../../Event.ts"
-import { ackAll, afterFailure, EventFailure, type Handling, reply, sendTo } from "./handle.ts"
+import { CurrentPendingSends } from "../acknowledging.ts"
+import {
+  ackAll,
+  afterFailure,
+  awaitPending,
+  EventFailure,
+  type Handling,
+  makePendingList,
+  reply,
+  sendTo
+} from "./handle.ts"
 import { type Gate, type Instance, takeUnit } from "./instances.ts"
 
 /** The user's process: values in (arrays of them in batch mode), results out. */
@@ -37,10 +47,15 @@ export const processLoop = <R>(process: Process<R>) =>
       gate.release(unit.length)
       handling.stats.inFlight -= unit.length
     }
-    const values = Stream.fromPull(Effect.succeed(
+    const pending = makePendingList()
+    // A send that was refused fails this stream: the process fails on the event that made it.
+    const values: Stream.Stream<any> = Stream.fromPull(Effect.succeed(
       Effect.suspend(() => {
-        finishCurrent()
-        return Effect.flatMap(takeUnit(instance, batch), (unit) => {
+        // The event read last is done once what it sent without waiting is answered.
+        const finished = pending.list.length === 0
+          ? Effect.sync(finishCurrent)
+          : Effect.andThen(awaitPending(pending), Effect.sync(finishCurrent))
+        return Effect.flatMap(Effect.andThen(finished, takeUnit(instance, batch)), (unit) => {
           if (unit === undefined) {
             ended = true
             return Cause.done()
@@ -49,7 +64,7 @@ export const processLoop = <R>(process: Process<R>) =>
           return Effect.succeed([batch === undefined ? unit[0].value : unit.map((event) => event.value)] as const)
         })
       })
-    ))
+    )) as Stream.Stream<any>
     const emit = (out: unknown): Effect.Effect<void, unknown> =>
       Effect.suspend(() => {
         const unit: ReadonlyArray<Event.Event<any, any>> = instance.current ?? []
@@ -61,7 +76,11 @@ export const processLoop = <R>(process: Process<R>) =>
     while (!ended) {
       const before = handling.stats.handled + handling.stats.failed
       const exit = yield* Effect.exit(
-        Stream.runForEach(process(values), emit).pipe(Effect.catchDefect((defect) => Effect.fail(defect)))
+        Stream.runForEach(process(values), emit).pipe(
+          Effect.catchDefect((defect) => Effect.fail(defect)),
+          Effect.andThen(awaitPending(pending)),
+          Effect.provideService(CurrentPendingSends, pending)
+        )
       )
       if (Exit.isSuccess(exit)) {
         finishCurrent()

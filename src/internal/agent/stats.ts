@@ -27,6 +27,31 @@ export interface Stats {
   inFlight: number
   /** Replies that found no asker waiting (it timed out or was interrupted). */
   repliesDropped: number
+  /** Processing times: counts per bucket of {@link boundaries} (the last one is +Inf), their sum, min and max. */
+  readonly processing: ProcessingTimes
+}
+
+/** A processing-time histogram kept as plain numbers: recording one costs no allocation. */
+export interface ProcessingTimes {
+  readonly counts: Array<number>
+  count: number
+  sum: number
+  min: number
+  max: number
+}
+
+/** The upper bounds, in seconds, of the processing-time buckets. */
+export const boundaries: ReadonlyArray<number> = Metric.exponentialBoundaries({ start: 0.0001, factor: 4, count: 10 })
+
+/** Records one processing time, in seconds. */
+export const recordProcessing = (times: ProcessingTimes, seconds: number): void => {
+  let bucket = 0
+  while (bucket < boundaries.length && seconds > boundaries[bucket]) bucket++
+  times.counts[bucket]++
+  times.count++
+  times.sum += seconds
+  if (seconds < times.min) times.min = seconds
+  if (seconds > times.max) times.max = seconds
 }
 
 /** Counters at zero. */
@@ -38,7 +63,14 @@ export const makeStats = (): Stats => ({
   deadLettered: 0,
   restarts: 0,
   inFlight: 0,
-  repliesDropped: 0
+  repliesDropped: 0,
+  processing: {
+    counts: new Array(boundaries.length + 1).fill(0),
+    count: 0,
+    sum: 0,
+    min: Number.POSITIVE_INFINITY,
+    max: Number.NEGATIVE_INFINITY
+  }
 })
 
 const counters = {
@@ -62,9 +94,27 @@ const inFlight = Metric.gauge("effect_faust_agent_in_flight", {
 })
 
 /** Seconds from taking an event (or a batch) to acknowledging it. */
-export const processingTime = Metric.histogram("effect_faust_agent_processing_seconds", {
+const processingTime = Metric.histogram("effect_faust_agent_processing_seconds", {
   description: "Time an agent took to handle an event or a batch, retries and sinks included",
-  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 4, count: 10 })
+  boundaries
+})
+
+const histogramHooks = (
+  times: ProcessingTimes
+): Metric.Metric.Hooks<number, Metric.HistogramState> => ({
+  get: () => {
+    let cumulated = 0
+    const buckets = boundaries.map((boundary, i): [number, number] => [boundary, cumulated += times.counts[i]])
+    return {
+      buckets,
+      count: times.count,
+      sum: times.sum,
+      min: times.count === 0 ? 0 : times.min,
+      max: times.count === 0 ? 0 : times.max
+    }
+  },
+  update: () => {},
+  modify: () => {}
 })
 
 /** Registers the agent's metrics with the current registry until the scope closes. */
@@ -81,7 +131,12 @@ export const register = (agent: string, stats: Stats): Effect.Effect<void, never
               counterHooks(() => stats[name])
             )
           ),
-          Metric.registerUnsafe(Metric.withAttributes(inFlight, attributes), context, gaugeHooks(() => stats.inFlight))
+          Metric.registerUnsafe(Metric.withAttributes(inFlight, attributes), context, gaugeHooks(() => stats.inFlight)),
+          Metric.registerUnsafe(
+            Metric.withAttributes(processingTime, attributes),
+            context,
+            histogramHooks(stats.processing)
+          )
         ]
         return () => registrations.forEach((registration) => registration.remove())
       }),

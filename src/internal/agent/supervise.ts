@@ -34,6 +34,8 @@ export interface Definition<R> {
   readonly settings: Settings
   readonly stats: stats.Stats
   readonly source: Effect.Effect<Channel.Channel<any, any, any>, never, R>
+  /** Whether an instance can read the source itself (`refill`) when it is the only one. */
+  readonly readsItself: boolean
   /** What each instance does: handle units one by one (`forEach`), or run the process stream (`make`). */
   readonly work: (handling: Handling, instance: Instance, gate: Gate) => Effect.Effect<void, EventFailure, R>
 }
@@ -99,7 +101,8 @@ export const run = <R>(definition: Definition<R>): Effect.Effect<void, AgentErro
   }))
 
 /** The bound on events read and not finished: enough to keep every instance busy. */
-const inFlightLimit = (settings: Settings): number => settings.concurrency * (settings.batch?.size ?? 1) * 2
+const inFlightLimit = (settings: Settings): number =>
+  Math.max(256, settings.concurrency * (settings.batch?.size ?? 1) * 2)
 
 const runOnce = <R>(
   definition: Definition<R>,
@@ -133,6 +136,41 @@ const runOnce = <R>(
     for (const event of carried) dispatch(event)
 
     const context = yield* Effect.context<R>()
+    const events = protocol === undefined ? channel.events() : protocol.events()
+    const pull = yield* Scope.provide(Stream.toPull(events), sourceScope)
+    /** Reads a chunk and routes it, in one step: an interruption never drops an event read. */
+    const readChunk = Effect.uninterruptibleMask((restore) =>
+      Effect.map(restore(pull), (chunk) => {
+        for (const event of chunk) dispatch(event)
+      })
+    )
+    const sourceStopped = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+      if (Cause.hasInterruptsOnly(cause)) return Effect.void
+      if (!Cause.isDone(Cause.squash(cause))) {
+        return Effect.sync(() => Deferred.doneUnsafe(stop, Effect.fail({ _tag: "SourceFailed", cause })))
+      }
+      // The source ended: the instances finish what they were given, then the run succeeds.
+      endInstances()
+      return Effect.flatMap(
+        Fiber.awaitAll(instanceFibers),
+        () => Effect.sync(() => Deferred.doneUnsafe(stop, Effect.void))
+      )
+    }
+
+    // One instance that reads in order reads the source itself when its queue is empty: no
+    // reader fiber, no hop between fibers. Stopping wins the race against a pull in progress.
+    const stopping = Deferred.makeUnsafe<void>()
+    if (definition.readsItself && settings.concurrency === 1 && settings.batch === undefined) {
+      instances[0].refill = Effect.suspend(() =>
+        Deferred.isDoneUnsafe(stopping) ? Effect.succeed(false) : Effect.raceFirst(
+          Effect.as(readChunk, true),
+          Effect.as(Deferred.await(stopping), false)
+        )
+      ).pipe(
+        Effect.catchCause((cause) => Effect.as(Effect.forkDetach(sourceStopped(cause)), false))
+      )
+    }
+
     const instanceFibers = instances.map((instance) =>
       Effect.runForkWith(context)(
         definition.work(handling, instance, gate).pipe(
@@ -146,40 +184,19 @@ const runOnce = <R>(
       for (const instance of instances) Queue.endUnsafe(instance.queue)
     }
 
-    const events = protocol === undefined ? channel.events() : protocol.events()
-    const reader = Effect.runForkWith(context)(
+    const reader = instances[0].refill !== undefined ? undefined : Effect.runForkWith(context)(
       Effect.gen(function*() {
-        const pull = yield* Scope.provide(Stream.toPull(events), sourceScope)
         while (true) {
           yield* gate.room
-          // Read and routed in one step: an interruption never drops an event read.
-          yield* Effect.uninterruptibleMask((restore) =>
-            Effect.map(restore(pull), (chunk) => {
-              for (const event of chunk) dispatch(event)
-            })
-          )
+          yield* readChunk
         }
-      }).pipe(
-        Effect.onExit((exit) => {
-          if (Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause)) return Effect.void
-          if (!Cause.isDone(Cause.squash(exit.cause))) {
-            return Effect.sync(() =>
-              Deferred.doneUnsafe(stop, Effect.fail({ _tag: "SourceFailed", cause: exit.cause }))
-            )
-          }
-          // The source ended: the instances finish what they were given, then the run succeeds.
-          endInstances()
-          return Effect.flatMap(
-            Fiber.awaitAll(instanceFibers),
-            () => Effect.sync(() => Deferred.doneUnsafe(stop, Effect.void))
-          )
-        })
-      )
+      }).pipe(Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : sourceStopped(exit.cause)))
     )
 
     let unfinished: Array<Event.Event<any, any>> = []
     const shutdown = Effect.gen(function*() {
-      yield* Fiber.interrupt(reader)
+      Deferred.doneUnsafe(stopping, Effect.void)
+      if (reader !== undefined) yield* Fiber.interrupt(reader)
       endInstances()
       const finished = yield* Effect.timeoutOption(Fiber.awaitAll(instanceFibers), settings.shutdownTimeout)
       if (Option.isNone(finished)) {

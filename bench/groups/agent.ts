@@ -1,0 +1,127 @@
+/**
+ * Scenario 8: agents. `Agent.forEach` at concurrency 1 against the same
+ * handler as a hand-written `Stream.runForEach` over the channel's events;
+ * and `Agent.forEach` at concurrency 8 with a 1 ms asynchronous handler
+ * against the ideal (8 events per millisecond).
+ */
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { Agent, Channel, runWithApp } from "../lib/app.ts"
+import { type Case, now, type Pair } from "../lib/harness.ts"
+
+/** The handler both sides of the concurrency-1 pair run: it sums, so nothing is optimised away. */
+const summing = (n: number, done: Deferred.Deferred<void>) => {
+  const tally = { count: 0, sum: 0 }
+  const handle = (value: number) =>
+    Effect.sync(() => {
+      tally.sum += value
+      if (++tally.count === n) Deferred.doneUnsafe(done, Effect.void)
+    })
+  return { tally, handle }
+}
+
+const sendNumbers = (channel: Channel.Channel<unknown, number>, n: number) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < n; i++) yield* channel.send({ value: i })
+  })
+
+export const agentForEach: Case = {
+  label: "Agent.forEach, concurrency 1",
+  run: (n) =>
+    runWithApp(Effect.gen(function*() {
+      const channel = yield* Channel.make({ value: Schema.Number })
+      const done = Deferred.makeUnsafe<void>()
+      const { handle } = summing(n, done)
+      const agent = yield* Agent.forEach("bench", channel, handle)
+      const fiber = yield* Effect.forkChild(agent.run)
+      while (channel.subscriberCount < 1) yield* Effect.yieldNow
+      const start = now()
+      yield* sendNumbers(channel, n)
+      yield* Deferred.await(done)
+      const elapsedMs = now() - start
+      yield* Fiber.interrupt(fiber)
+      return { elapsedMs }
+    }))
+}
+
+export const handWritten: Case = {
+  label: "Stream.runForEach(channel.events(), handler)",
+  run: (n) =>
+    runWithApp(Effect.gen(function*() {
+      const channel = yield* Channel.make({ value: Schema.Number })
+      const done = Deferred.makeUnsafe<void>()
+      const { handle } = summing(n, done)
+      const fiber = yield* Effect.forkChild(Stream.runForEach(channel.events(), (event) => handle(event.value)))
+      while (channel.subscriberCount < 1) yield* Effect.yieldNow
+      const start = now()
+      yield* sendNumbers(channel, n)
+      yield* Deferred.await(done)
+      const elapsedMs = now() - start
+      yield* Fiber.interrupt(fiber)
+      return { elapsedMs }
+    }))
+}
+
+const CONCURRENCY = 8
+
+export const agentConcurrent: Case = {
+  label: `Agent.forEach, concurrency ${CONCURRENCY}, 1 ms async handler`,
+  run: (n) =>
+    runWithApp(Effect.gen(function*() {
+      const channel = yield* Channel.make({ value: Schema.Number })
+      const done = Deferred.makeUnsafe<void>()
+      let count = 0
+      const agent = yield* Agent.forEach(
+        "bench-concurrent",
+        channel,
+        () =>
+          Effect.andThen(
+            Effect.sleep(1),
+            Effect.sync(() => {
+              if (++count === n) Deferred.doneUnsafe(done, Effect.void)
+            })
+          ),
+        { concurrency: CONCURRENCY, ordering: "none" }
+      )
+      const fiber = yield* Effect.forkChild(agent.run)
+      while (channel.subscriberCount < 1) yield* Effect.yieldNow
+      const start = now()
+      yield* sendNumbers(channel, n)
+      yield* Deferred.await(done)
+      const elapsedMs = now() - start
+      yield* Fiber.interrupt(fiber)
+      return { elapsedMs }
+    }))
+}
+
+/** The ideal: 8 handlers of exactly 1 ms each, never idle. */
+export const ideal: Case = {
+  label: `ideal: ${CONCURRENCY} events per millisecond`,
+  run: (n) => Promise.resolve({ elapsedMs: n / CONCURRENCY })
+}
+
+export const agent = (n: number, events: number): Array<Pair> => [
+  {
+    id: "s8-agent-1",
+    scenario: 8,
+    title: "Agent.forEach, concurrency 1",
+    n,
+    candidate: agentForEach,
+    baseline: handWritten,
+    latency: false,
+    target: { ratio: 0.9, text: "≥ 0.9× hand-written" }
+  },
+  {
+    id: "s8-agent-8",
+    scenario: 8,
+    title: `Agent.forEach, concurrency ${CONCURRENCY}, 1 ms handler (n=${events})`,
+    n: events,
+    candidate: agentConcurrent,
+    baseline: ideal,
+    latency: false,
+    target: { ratio: 0.9, text: "≥ 0.9× ideal" }
+  }
+]
