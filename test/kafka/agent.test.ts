@@ -423,6 +423,52 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
   )
 
   it.live(
+    "restart gives up when its schedule does: each restart reads the failed event again from Kafka, then the agent fails with an AgentError naming where it came from",
+    () =>
+      Effect.gen(function*() {
+        const name = unique("agent-gives-up")
+        const tally = new Tally()
+        yield* produceTallied(name, 100, 1, tally)
+        const topic = yield* Topic.make({ topics: [name], key: Schema.String, value: Schema.Number })
+        const failOn = 40 // at some offset: the sends were concurrent
+        const attemptsAt: Array<string> = []
+        const agent = yield* Agent.forEach("agent-gives-up", topic, (value, event) =>
+          Effect.suspend(() => {
+            if (value === failOn) {
+              attemptsAt.push(`${event.message.partition}/${event.message.offset}`)
+              return Effect.fail(new Refused({ value }))
+            }
+            tally.receive(value, event.message.partition, event.message.offset)
+            return Effect.void
+          }), { restart: Schedule.recurs(2) })
+        const exit = yield* Effect.exit(agent.run)
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Cause.squash((exit as Exit.Failure<void, unknown>).cause)
+        assert.instanceOf(error, Agent.AgentError)
+        const agentError = error as Agent.AgentError
+        // the first run and each of the 2 restarts read the unacknowledged event again, at its offset
+        assert.strictEqual(attemptsAt.length, 3)
+        assert.deepStrictEqual(new Set(attemptsAt).size, 1, "the same record each time")
+        const failedOffset = Number(attemptsAt[0].split("/")[1])
+        assert.strictEqual(agentError.agent, "agent-gives-up")
+        assert.strictEqual(agentError.topic, name)
+        assert.strictEqual(agentError.partition, 0)
+        assert.strictEqual(agentError.offset, failedOffset)
+        assert.strictEqual(agentError.attempts, 1)
+        assert.strictEqual(agentError.restarts, 2)
+        assert.instanceOf(agentError.cause, Refused)
+        assert.include(agentError.message, `on ${name}[0]@${failedOffset}`)
+        assert.strictEqual(agent.stats.restarts, 2)
+        // in order on the partition: everything before it handled (once), nothing after it
+        const handledOffsets = [...tally.deliveries.values()].flat().map((place) => Number(place.split("/")[1]))
+        assert.deepStrictEqual(handledOffsets.sort((a, b) => a - b), range(failedOffset))
+        const committed = yield* committedOffsets(topic.groupId, name)
+        assert.strictEqual(committed.get(0), failedOffset, "committed up to the failed event, not past it")
+      }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)),
+    120_000
+  )
+
+  it.live(
     "batch mode: the agent's process is killed with SIGKILL in the middle of a batch; the restarted one gets everything not committed, the interrupted batch included",
     () =>
       Effect.gen(function*() {
