@@ -1,8 +1,8 @@
 /**
  * The main job: a word count through channels. Lines go into one channel, a
  * splitter agent sends each word to a second channel keyed by the word, and a
- * counter agent tallies them. Each stage is an agent-like fiber reading a
- * stream; an `End` marker flows through the stages so that each one knows
+ * counter agent tallies them. The agents run for the lifetime of their
+ * layers; an `End` marker flows through the stages so that the counter knows
  * when its input is complete, on any transport.
  *
  * Run: npm start            (on examples/data/streams.txt)
@@ -13,8 +13,8 @@
  * only the layer providing `Lines` and `Words` changes.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Console, Effect, Fiber, Schema, Stream } from "effect"
-import { App, Channel } from "effect-faust"
+import { Console, Context, Deferred, Effect, Layer, Schema } from "effect"
+import { Agent, App, Channel } from "effect-faust"
 import { layerChannels, Topic } from "effect-faust/kafka"
 import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
@@ -48,52 +48,56 @@ export const WordCountChannels = layerChannels([Lines, Words], {
 
 const wordPattern = /[\p{L}\p{N}']+/gu
 
-/** Splitter agent: each line becomes its lower-cased words. */
-const splitter = Effect.gen(function*() {
-  const lines = yield* Lines
+/** What the counter agent tallied, and whether it has seen `End`. */
+export class Counts extends Context.Service<Counts, {
+  readonly counts: Map<string, number>
+  readonly complete: Deferred.Deferred<void>
+}>()("word-count/Counts") {
+  static readonly layer = Layer.sync(Counts, () => ({ counts: new Map(), complete: Deferred.makeUnsafe<void>() }))
+}
+
+/** Splitter agent: each line becomes its lower-cased words; `End` is passed on. */
+const Splitter = Agent.layer(Effect.gen(function*() {
   const words = yield* Words
-  yield* lines.stream().pipe(
-    Stream.takeUntil((line) => line._tag === "End"),
-    Stream.runForEach((line) =>
-      line._tag === "End"
-        ? words.send({ value: End.make({}) })
-        : Effect.forEach(
-          line.text.toLowerCase().match(wordPattern) ?? [],
-          (word) => words.send({ key: word, value: Word.make({ word }) }),
-          { discard: true }
-        )
-    )
-  )
-})
+  return yield* Agent.forEach("splitter", Lines, (line) =>
+    line._tag === "End"
+      ? words.send({ value: End.make({}) })
+      : Effect.forEach(
+        line.text.toLowerCase().match(wordPattern) ?? [],
+        (word) => words.send({ key: word, value: Word.make({ word }) }),
+        { discard: true }
+      ))
+}))
 
 /** Counter agent: tallies words until `End`. */
-const counter = Effect.gen(function*() {
-  const words = yield* Words
-  return yield* words.stream().pipe(
-    Stream.takeUntil((word) => word._tag === "End"),
-    Stream.runFold(() => new Map<string, number>(), (counts, word) => {
-      if (word._tag === "Word") counts.set(word.word, (counts.get(word.word) ?? 0) + 1)
-      return counts
-    })
-  )
-})
+const Counter = Agent.layer(Effect.gen(function*() {
+  const { complete, counts } = yield* Counts
+  return yield* Agent.forEach("counter", Words, (word) =>
+    word._tag === "End"
+      ? Deferred.succeed(complete, undefined)
+      : Effect.sync(() => {
+        counts.set(word.word, (counts.get(word.word) ?? 0) + 1)
+      }))
+}))
+
+/** Both agents, running while the layer lives, with the counts they share. */
+export const WordCountAgents = Layer.mergeAll(Splitter, Counter).pipe(Layer.provideMerge(Counts.layer))
 
 /**
- * Runs the pipeline over `text` and returns the counts. The agents start
- * first; lines sent before they subscribe would be buffered anyway.
+ * Runs the pipeline over `text` and returns the counts: the agents start with
+ * their layer and stop, gracefully, once the counter has seen `End`.
  */
 export const wordCount = (text: string) =>
   Effect.gen(function*() {
     const lines = yield* Lines
-    const splitting = yield* Effect.forkChild(splitter)
-    const counting = yield* Effect.forkChild(counter)
+    const { complete, counts } = yield* Counts
     for (const line of text.split("\n")) {
       if (line.trim().length > 0) yield* lines.send({ value: Line.make({ text: line }) })
     }
     yield* lines.send({ value: End.make({}) })
-    yield* Fiber.join(splitting)
-    return yield* Fiber.join(counting)
-  })
+    yield* Deferred.await(complete)
+    return counts
+  }).pipe(Effect.provide(WordCountAgents))
 
 /** The `n` most frequent words, ties broken alphabetically. */
 export const topWords = (counts: ReadonlyMap<string, number>, n: number): Array<readonly [string, number]> =>
