@@ -222,7 +222,8 @@ export interface TransportErrors {}
 export type TransportError = TransportErrors[keyof TransportErrors]
 
 /**
- * A one-line description of any cause that never throws: an Error's message,
+ * A one-line description of any cause that never throws: an Error's message
+ * (its tag or name when the message is empty),
  * a string as it is, anything else through `String` — and for objects that
  * cannot be turned into text (a null prototype, a `toString` that throws, a
  * revoked proxy), their tag.
@@ -232,7 +233,13 @@ export type TransportError = TransportErrors[keyof TransportErrors]
 export const describe = (cause: unknown): string => {
   try {
     if (typeof cause === "string") return cause
-    if (cause instanceof Error) return String(cause.message)
+    if (cause instanceof Error) {
+      const message = String(cause.message)
+      if (message.length > 0) return message
+      // A tagged error without a message is described by its tag (its fields are in its JSON).
+      const tag = (cause as { readonly _tag?: unknown })._tag
+      return typeof tag === "string" ? tag : String(cause.name)
+    }
     return String(cause)
   } catch {
     try {

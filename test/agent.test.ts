@@ -490,3 +490,11 @@ describe("Agent.make (a process stream)", () => {
       assert.instanceOf(Cause.squash((exit as Exit.Failure<void, unknown>).cause), AgentError)
     }).pipe(Effect.provide([AppTest, quiet])))
 })
+
+describe("AgentError", () => {
+  it("names the tag of a cause whose message is empty", () => {
+    class Refused extends Schema.TaggedError<Refused>()("Refused", {}) {}
+    const error = new AgentError({ agent: "a", channel: "orders", attempts: 2, restarts: 1, cause: new Refused() })
+    assert.strictEqual(error.message, "agent a failed reading orders after 2 attempts and 1 restart: Refused")
+  })
+})

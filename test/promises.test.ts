@@ -7,6 +7,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Schema, Stream } from "effect"
 import {
+  AgentError,
+  AskTimeoutError,
   Channel,
   ChannelClosedError,
   Codec,
@@ -327,7 +329,9 @@ describe("errors never throw while describing their cause", () => {
         new ValueDecodeError({ channel: "c", received: rawMessage(bytes("x")), cause }),
         new KeyDecodeError({ channel: "c", received: { circular: cause }, cause }),
         new CodecError({ codec: "json", operation: "loads", cause }),
-        new InvalidChannelOptionsError({ option: "maxsize", value: cause, reason: "bad" })
+        new InvalidChannelOptionsError({ option: "maxsize", value: cause, reason: "bad" }),
+        new AgentError({ agent: "a", channel: "c", attempts: 1, restarts: 0, cause }),
+        new AskTimeoutError({ agent: "a", correlationId: "id", timeoutMillis: 1 })
       ]
       for (const error of errors) {
         assert.isString(error.message)
