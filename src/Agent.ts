@@ -239,6 +239,13 @@ const AgentProto = {
   }
 }
 
+/** How a sink is named in the agent's info series: its label or name, else its kind. */
+const sinkLabel = (sink: Sink<any>): string => {
+  if (typeof sink === "function") return "function"
+  const named = sink as { readonly label?: unknown; readonly name?: unknown }
+  return typeof named.label === "string" ? named.label : typeof named.name === "string" ? named.name : "sink"
+}
+
 const sourceOf = <K, V, E, R>(source: Source<K, V, E, R>): Effect.Effect<Channel.Channel<K, V, E>, never, R> =>
   Channel.isChannel(source)
     ? Effect.succeed(source as Channel.Channel<K, V, E>)
@@ -260,9 +267,14 @@ const makeAgent = <K, V, Out, R>(
     work,
     readsItself
   }
-  const runAgent = Effect.scoped(
-    Effect.andThen(stats.register(name, counters), supervise.run(definition))
-  )
+  const runAgent = Effect.scoped(Effect.gen(function*() {
+    const channel = yield* source
+    yield* stats.register(name, counters, {
+      source: channel.label,
+      sinks: resolved.sinks.map(sinkLabel)
+    })
+    return yield* supervise.run(definition)
+  }))
   const send = (options: Channel.SendOptions<K, V>) => Effect.flatMap(source, (channel) => channel.send(options))
   const ask = (options: AskOptions<K, V>): Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError, R> =>
     Effect.gen(function*() {

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Random, Schedule, Schema, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Metric, Option, Random, Schedule, Schema, Stream } from "effect"
 import { Agent, AgentError, AskTimeoutError, Channel, InvalidChannelOptionsError } from "effect-faust"
 import { TestClock } from "effect/testing"
 import { AppTest, quiet, waitUntil } from "./helpers.ts"
@@ -497,4 +497,34 @@ describe("AgentError", () => {
     const error = new AgentError({ agent: "a", channel: "orders", attempts: 2, restarts: 1, cause: new Refused() })
     assert.strictEqual(error.message, "agent a failed reading orders after 2 attempts and 1 restart: Refused")
   })
+})
+
+describe("Agent metrics", () => {
+  it.effect("registers its series with the agent attribute while it runs: counters, status and wiring", () =>
+    Effect.gen(function*() {
+      const channel = yield* Channel.make({ label: "metered-source", value: Schema.Number })
+      const out = yield* Channel.make({ label: "metered-sink", value: Schema.Number })
+      const agent = yield* Agent.forEach("metered", channel, (value) => Effect.succeed(value), { sinks: [out] })
+      assert.strictEqual(agent.stats.status, "idle")
+      const fiber = yield* Effect.forkChild(agent.run)
+      yield* channel.send({ value: 1 })
+      yield* waitUntil(() => agent.stats.handled === 1)
+      assert.strictEqual(agent.stats.status, "running")
+      const series = (yield* Metric.snapshot).filter((metric) => metric.attributes?.agent === "metered")
+      const byName = new Map(series.map((metric) => [metric.id, metric]))
+      assert.deepInclude(byName.get("effect_faust_agent_events_total")!.state as { count: number }, { count: 1 })
+      assert.deepInclude(byName.get("effect_faust_agent_running")!.state as { value: number }, { value: 1 })
+      assert.deepInclude(byName.get("effect_faust_agent_info")!.attributes, {
+        source: "metered-source",
+        sinks: "metered-sink"
+      })
+      assert.strictEqual(
+        (byName.get("effect_faust_agent_processing_seconds")!.state as { count: number }).count,
+        1
+      )
+      yield* Fiber.interrupt(fiber)
+      assert.strictEqual(agent.stats.status, "stopped")
+      const after = (yield* Metric.snapshot).filter((metric) => metric.attributes?.agent === "metered")
+      assert.deepStrictEqual(after, [], "unregistered when the agent stops")
+    }).pipe(Effect.provide(AppTest)))
 })

@@ -9,8 +9,13 @@ import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
 import { counterHooks, gaugeHooks } from "../metrics.ts"
 
+/** Where an agent is in its life. */
+export type Status = "idle" | "running" | "restarting" | "stopped" | "failed"
+
 /** What an agent did so far (read by `agent.stats` and the metrics). */
 export interface Stats {
+  /** `idle` before its first run, `running`, `restarting` (waiting for its restart schedule), `stopped` or `failed`. */
+  status: Status
   /** Events handled successfully (each event of a batch counts). */
   handled: number
   /** Events whose handling failed after its retries (whatever the policy did next). */
@@ -56,6 +61,7 @@ export const recordProcessing = (times: ProcessingTimes, seconds: number): void 
 
 /** Counters at zero. */
 export const makeStats = (): Stats => ({
+  status: "idle",
   handled: 0,
   failed: 0,
   retries: 0,
@@ -93,6 +99,15 @@ const inFlight = Metric.gauge("effect_faust_agent_in_flight", {
   description: "Events read by an agent and not finished yet"
 })
 
+const running = Metric.gauge("effect_faust_agent_running", {
+  description: "1 while the agent runs (reading its source), else 0"
+})
+
+/** An info series: constant 1, its attributes say what the agent reads and where its results go. */
+const info = Metric.gauge("effect_faust_agent_info", {
+  description: "An agent's source and sinks (attributes source and sinks; the value is always 1)"
+})
+
 /** Seconds from taking an event (or a batch) to acknowledging it. */
 const processingTime = Metric.histogram("effect_faust_agent_processing_seconds", {
   description: "Time an agent took to handle an event or a batch, retries and sinks included",
@@ -118,7 +133,11 @@ const histogramHooks = (
 })
 
 /** Registers the agent's metrics with the current registry until the scope closes. */
-export const register = (agent: string, stats: Stats): Effect.Effect<void, never, Scope.Scope> =>
+export const register = (
+  agent: string,
+  stats: Stats,
+  wiring: { readonly source: string; readonly sinks: ReadonlyArray<string> }
+): Effect.Effect<void, never, Scope.Scope> =>
   Effect.flatMap(Effect.context<never>(), (context: Context.Context<never>) =>
     Effect.acquireRelease(
       Effect.sync(() => {
@@ -132,6 +151,16 @@ export const register = (agent: string, stats: Stats): Effect.Effect<void, never
             )
           ),
           Metric.registerUnsafe(Metric.withAttributes(inFlight, attributes), context, gaugeHooks(() => stats.inFlight)),
+          Metric.registerUnsafe(
+            Metric.withAttributes(running, attributes),
+            context,
+            gaugeHooks(() => stats.status === "running" ? 1 : 0)
+          ),
+          Metric.registerUnsafe(
+            Metric.withAttributes(info, { agent, source: wiring.source, sinks: wiring.sinks.join(",") }),
+            context,
+            gaugeHooks(() => 1)
+          ),
           Metric.registerUnsafe(
             Metric.withAttributes(processingTime, attributes),
             context,

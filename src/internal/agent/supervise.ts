@@ -82,23 +82,32 @@ export const run = <R>(definition: Definition<R>): Effect.Effect<void, AgentErro
     const step = restart === undefined ? undefined : yield* Schedule.toStepWithSleep(restart)
     let carried: ReadonlyArray<Event.Event<any, any>> = []
     let restarts = 0
+    const stats = definition.stats
     while (true) {
+      stats.status = "running"
       const exit = yield* Effect.exit(runOnce(definition, replies, carried, restarts))
+      stats.status = Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? "stopped" : "failed"
       if (Exit.isSuccess(exit)) return
       const failure = Cause.findErrorOption(exit.cause)
       if (Option.isNone(failure)) return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
       const { error, unfinished } = failure.value
       carried = unfinished
+      if (step !== undefined) stats.status = "restarting"
       const next = step === undefined ? undefined : yield* Effect.exit(step(error))
+      if (next !== undefined && Exit.isFailure(next)) stats.status = "failed"
       if (next === undefined || Exit.isFailure(next)) {
         yield* Effect.logError(error.message).pipe(Effect.annotateLogs({ agent: definition.name }))
         return yield* error
       }
       restarts++
-      definition.stats.restarts++
+      stats.restarts++
       yield* Effect.logWarning(`restarting: ${error.message}`).pipe(Effect.annotateLogs({ agent: definition.name }))
     }
-  }))
+  })).pipe(Effect.onInterrupt(() =>
+    Effect.sync(() => {
+      definition.stats.status = "stopped"
+    })
+  ))
 
 /** The bound on events read and not finished: enough to keep every instance busy. */
 const inFlightLimit = (settings: Settings): number =>
