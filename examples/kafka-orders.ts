@@ -8,10 +8,10 @@
  *      KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 npx tsx examples/kafka-orders.ts
  * Without KAFKA_BOOTSTRAP_SERVERS it says so and exits.
  */
-import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer, Schema, Stream } from "effect"
 import { App } from "effect-faust"
 import { Kafka, Topic } from "effect-faust/kafka"
+import { runExample } from "./support/main.ts"
 
 const Order = Schema.Struct({ id: Schema.String, qty: Schema.Number })
 
@@ -79,4 +79,4 @@ const main = Effect.gen(function*() {
   )
 })
 
-NodeRuntime.runMain(main)
+runExample("kafka-orders", main)

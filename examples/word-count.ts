@@ -7,18 +7,21 @@
  *
  * Run: npm start            (on examples/data/streams.txt)
  *      npx tsx examples/word-count.ts path/to/file.txt 20
+ *      npm start -- --serve  (or WORD_COUNT_SERVE=1: loops the text forever with the
+ *                             web view on http://127.0.0.1:9464; WEB_PORT, WEB_HOST)
  *
  * The same program runs on Kafka topics when KAFKA_BOOTSTRAP_SERVERS is set
  * (`npm run kafka:up`, then `KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 npm start`):
  * only the layer providing `Lines` and `Words` changes.
  */
-import { NodeRuntime } from "@effect/platform-node"
 import { Console, Context, Deferred, Effect, Layer, Schema } from "effect"
 import { Agent, App, Channel } from "effect-faust"
 import { layerChannels, Topic } from "effect-faust/kafka"
+import * as Web from "effect-faust/web"
 import { randomUUID } from "node:crypto"
 import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { runExample } from "./support/main.ts"
 
 const End = Schema.TaggedStruct("End", {})
 const Line = Schema.TaggedStruct("Line", { text: Schema.String })
@@ -103,9 +106,42 @@ export const wordCount = (text: string) =>
 export const topWords = (counts: ReadonlyMap<string, number>, n: number): Array<readonly [string, number]> =>
   [...counts].sort(([a, x], [b, y]) => y - x || a.localeCompare(b)).slice(0, n)
 
+/**
+ * The `--serve` demo's input: the text's lines sent forever, a short pause
+ * between them, never `End` (so the counter never completes).
+ */
+export const loopLines = (text: string) =>
+  Effect.gen(function*() {
+    const lines = yield* Lines
+    const nonEmpty = text.split("\n").filter((line) => line.trim().length > 0)
+    while (true) {
+      for (const line of nonEmpty) {
+        yield* lines.send({ value: Line.make({ text: line }) })
+        yield* Effect.sleep("20 millis")
+      }
+    }
+  })
+
+/** The `--serve` demo: the agents on a looping input, with the web view on. */
+export const serve = (text: string, options?: Web.Options) =>
+  Effect.gen(function*() {
+    const web = yield* Web.Server
+    yield* Console.log(`word-count: web view on ${web.url} (Ctrl-C to stop)`)
+    return yield* loopLines(text)
+  }).pipe(Effect.provide(Layer.merge(WordCountAgents, Web.layer(options))))
+
+const args = process.argv.slice(2).filter((arg) => !arg.startsWith("--"))
+const serving = process.argv.includes("--serve") || (process.env.WORD_COUNT_SERVE ?? "") !== ""
+
 const main = Effect.gen(function*() {
-  const path = process.argv[2] ?? fileURLToPath(new URL("./data/streams.txt", import.meta.url))
-  const top = Number(process.argv[3] ?? 10)
+  const path = args[0] ?? fileURLToPath(new URL("./data/streams.txt", import.meta.url))
+  if (serving) {
+    return yield* serve(readFileSync(path, "utf8"), {
+      port: Number(process.env.WEB_PORT ?? 9464),
+      host: process.env.WEB_HOST
+    })
+  }
+  const top = Number(args[1] ?? 10)
   const counts = yield* wordCount(readFileSync(path, "utf8"))
   const total = [...counts.values()].reduce((sum, n) => sum + n, 0)
   yield* Console.log(`${total} words, ${counts.size} distinct, in ${path}`)
@@ -116,9 +152,11 @@ const main = Effect.gen(function*() {
 })
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  main.pipe(
-    Effect.provide(WordCountChannels),
-    Effect.provide(App.layer({ id: "word-count" })),
-    NodeRuntime.runMain
+  runExample(
+    "word-count",
+    main.pipe(
+      Effect.provide(WordCountChannels),
+      Effect.provide(App.layer({ id: "word-count" }))
+    )
   )
 }

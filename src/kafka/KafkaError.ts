@@ -6,11 +6,15 @@
  */
 import * as Schema from "effect/Schema"
 import { describe, toJSONSafe } from "../Errors.ts"
+import { explain } from "./internal/explain.ts"
 
 /**
  * A call to the broker failed: it is unreachable, refused a request, or a
  * topic operation is impossible. `operation` says what was attempted; `topic`,
  * `partition` and `offset` locate it when known; `cause` is the client's error.
+ * The message says what the client's nested errors mean when it can: the
+ * brokers that could not be reached and why, a missing topic, a record too
+ * large, refused credentials.
  *
  * @since 0.1.0
  * @category errors
@@ -28,7 +32,7 @@ export class KafkaError extends Schema.TaggedError<KafkaError>()("KafkaError", {
       : ` on ${this.topic}${this.partition === undefined ? "" : `[${this.partition}]`}${
         this.offset === undefined ? "" : `@${this.offset}`
       }`
-    return `Kafka ${this.operation} failed${where}: ${describe(this.cause)}`
+    return `Kafka ${this.operation} failed${where}: ${explain(this.cause) ?? describe(this.cause)}`
   }
   override toJSON(): unknown {
     return toJSONSafe(this)

@@ -1,0 +1,93 @@
+/**
+ * What a Kafka client's error means for the person reading it. The client
+ * nests its errors (a failed request holds one error per broker tried, each
+ * holding the socket's error); this finds what matters in them and says it
+ * in one line with what to do: the brokers that could not be reached and the
+ * OS's reason, a topic that does not exist, a record too large, refused
+ * credentials. `undefined` when it recognises nothing.
+ */
+
+interface Findings {
+  /** Broker address → the OS error codes seen connecting to it. */
+  readonly unreachable: Map<string, Set<string>>
+  /** Kafka protocol error ids (UNKNOWN_TOPIC_OR_PARTITION, …). */
+  readonly protocol: Set<string>
+  authentication: string | undefined
+  timedOut: boolean
+}
+
+const maxDepth = 8
+
+const read = (value: unknown, key: string): unknown => {
+  try {
+    return (value as Record<string, unknown>)[key]
+  } catch {
+    return undefined
+  }
+}
+
+const collect = (error: unknown, findings: Findings, depth: number, seen: Set<unknown>): void => {
+  if (typeof error !== "object" || error === null || depth > maxDepth || seen.has(error)) return
+  seen.add(error)
+  const code = read(error, "code")
+  const message = read(error, "message")
+  if (code === "PLT_KFK_NETWORK" && typeof message === "string") {
+    const address = /Connection to (\S+) failed/.exec(message)?.[1]
+    if (address !== undefined) {
+      const reasons = findings.unreachable.get(address) ?? new Set()
+      const os = read(read(error, "cause"), "code")
+      if (typeof os === "string") reasons.add(os)
+      findings.unreachable.set(address, reasons)
+    }
+  } else if (code === "PLT_KFK_USER" && typeof message === "string" && message.startsWith("Unknown topic")) {
+    findings.protocol.add("UNKNOWN_TOPIC_OR_PARTITION")
+  } else if (code === "PLT_KFK_TIMEOUT") {
+    findings.timedOut = true
+  } else if (code === "PLT_KFK_AUTHENTICATION" && typeof message === "string") {
+    findings.authentication = message
+  }
+  const apiId = read(error, "apiId")
+  if (typeof apiId === "string") findings.protocol.add(apiId)
+  const nested = read(error, "errors")
+  if (Array.isArray(nested)) { for (const inner of nested) collect(inner, findings, depth + 1, seen) }
+  collect(read(error, "cause"), findings, depth + 1, seen)
+}
+
+/** One line saying what went wrong and what to do, if the error is one this recognises. */
+export const explain = (cause: unknown): string | undefined => {
+  const findings: Findings = {
+    unreachable: new Map(),
+    protocol: new Set(),
+    authentication: undefined,
+    timedOut: false
+  }
+  try {
+    collect(cause, findings, 0, new Set())
+  } catch {
+    return undefined
+  }
+  const { protocol, unreachable } = findings
+  if (findings.authentication !== undefined || protocol.has("SASL_AUTHENTICATION_FAILED")) {
+    return `the broker refused the credentials (${
+      findings.authentication ?? "SASL authentication failed"
+    }): check the SASL mechanism, user name and password`
+  }
+  if (protocol.has("TOPIC_AUTHORIZATION_FAILED") || protocol.has("GROUP_AUTHORIZATION_FAILED")) {
+    return "the broker refused the request: the user is not authorized for this topic or group (check its ACLs)"
+  }
+  if (protocol.has("MESSAGE_TOO_LARGE") || protocol.has("RECORD_LIST_TOO_LARGE")) {
+    return "the record is larger than the broker accepts (its message.max.bytes, or the topic's max.message.bytes): send smaller records or raise the limit"
+  }
+  if (protocol.has("UNKNOWN_TOPIC_OR_PARTITION")) {
+    return "the topic does not exist: create it, or let the app declare it (the Kafka setting topicAllowDeclare)"
+  }
+  if (unreachable.size > 0) {
+    const reasons = new Set<string>()
+    for (const codes of unreachable.values()) for (const code of codes) reasons.add(code)
+    return `could not reach any broker of ${[...unreachable.keys()].join(", ")}${
+      reasons.size === 0 ? "" : ` (${[...reasons].join(", ")})`
+    }: is the broker running, and are KAFKA_BOOTSTRAP_SERVERS / bootstrapServers right?`
+  }
+  if (findings.timedOut) return "the broker did not answer in time (requestTimeout / connectTimeout)"
+  return undefined
+}
