@@ -8,6 +8,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^effect-faust\/kafka$/, replacement: source("./src/kafka/index.ts") },
+      { find: /^effect-faust\/web$/, replacement: source("./src/web/Web.ts") },
       { find: /^effect-faust$/, replacement: source("./src/index.ts") }
     ]
   },
@@ -23,7 +24,13 @@ export default defineConfig({
         // The Kafka files share one broker, and broker-kill.test.ts stops it for a while:
         // they run one file at a time (alongside the in-memory files, which need no broker).
         extends: true,
-        test: { name: "kafka", include: ["test/kafka/**/*.test.ts"], fileParallelism: false }
+        // Its global setup starts the project's broker when none answers (and stops it after).
+        test: {
+          name: "kafka",
+          include: ["test/kafka/**/*.test.ts"],
+          fileParallelism: false,
+          globalSetup: ["test/kafka/globalSetup.ts"]
+        }
       }
     ]
   }

@@ -13,7 +13,8 @@ import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { quiet } from "../helpers.ts"
 import { eventually, Tally } from "./delivery.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, reachable, unique } from "./setup.ts"
+import { reachable } from "./reachable.ts"
+import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const pidFile = `${process.env.KAFKA_DIR ?? `${root}.kafka`}/kafka.pid`

@@ -7,27 +7,10 @@ import { Effect, Layer } from "effect"
 import { App } from "effect-faust"
 import { Kafka, type Topic } from "effect-faust/kafka"
 import { execFileSync } from "node:child_process"
-import { connect } from "node:net"
+import { reachable } from "./reachable.ts"
 
 /** The broker the suite uses: `KAFKA_BOOTSTRAP_SERVERS`, else the one `npm run kafka:up` starts. */
 export const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
-
-/** Whether something accepts a TCP connection at `host:port` within a second. */
-export const reachable = (server: string): Promise<boolean> =>
-  new Promise((resolve) => {
-    const [host, port] = [server.slice(0, server.lastIndexOf(":")), Number(server.slice(server.lastIndexOf(":") + 1))]
-    const socket = connect({ host, port })
-    socket.setTimeout(1_000)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(true)
-    })
-    socket.once("timeout", () => {
-      socket.destroy()
-      resolve(false)
-    })
-    socket.once("error", () => resolve(false))
-  })
 
 /** Whether a broker answers; when none does, the suite is skipped with one line saying how to start one. */
 export const brokerAvailable = await reachable(bootstrapServers.split(",")[0].trim())
