@@ -17,6 +17,8 @@ import * as Topic from "./Topic.ts"
 export * as Kafka from "./Kafka.ts"
 /** @since 0.1.0 */
 export * as Topic from "./Topic.ts"
+/** @since 0.2.0 */
+export * as Replies from "./Replies.ts"
 /** @since 0.1.0 */
 export { KafkaError } from "./Kafka.ts"
 
