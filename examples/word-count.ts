@@ -59,17 +59,25 @@ export class Counts extends Context.Service<Counts, {
   static readonly layer = Layer.sync(Counts, () => ({ counts: new Map(), complete: Deferred.makeUnsafe<void>() }))
 }
 
-/** Splitter agent: each line becomes its lower-cased words; `End` is passed on. */
+/**
+ * Splitter agent: each line becomes its lower-cased words; `End` is passed on.
+ * Its sink sends them to `Words` and carries that channel's label, so the
+ * agent's info series (and the web view's graph) names where it writes.
+ */
 const Splitter = Agent.layer(Effect.gen(function*() {
   const words = yield* Words
-  return yield* Agent.forEach("splitter", Lines, (line) =>
-    line._tag === "End"
-      ? words.send({ value: End.make({}) })
-      : Effect.forEach(
-        line.text.toLowerCase().match(wordPattern) ?? [],
-        (word) => words.send({ key: word, value: Word.make({ word }) }),
-        { discard: true }
-      ))
+  type Send = Parameters<typeof words.send>[0]
+  const toWords = {
+    label: words.label,
+    send: ({ value }: { readonly value: ReadonlyArray<Send> }) =>
+      Effect.forEach(value, (options) => words.send(options), { discard: true })
+  }
+  return yield* Agent.forEach("splitter", Lines, (line): Effect.Effect<ReadonlyArray<Send>> =>
+    Effect.succeed(
+      line._tag === "End"
+        ? [{ value: End.make({}) }]
+        : (line.text.toLowerCase().match(wordPattern) ?? []).map((word) => ({ key: word, value: Word.make({ word }) }))
+    ), { sinks: [toWords] })
 }))
 
 /** Counter agent: tallies words until `End`. */
