@@ -25,6 +25,7 @@ import * as fanOut from "./fanOut.ts"
 import { fromSendOptions } from "./futureMessage.ts"
 import { anonTopic, currentTimeMillis, sentExit } from "./sendClock.ts"
 import { SentEvent } from "./sentEvent.ts"
+import * as traceContext from "./traceContext.ts"
 
 /** What sending needs of a channel instance. */
 export interface Sender<K, V> {
@@ -134,7 +135,15 @@ const sendUntraced = <K, V>(
   return Effect.withFiber((fiber) => {
     const timestamp = options.timestamp ?? currentTimeMillis(fiber)
     const partition = options.partition ?? -1
-    const event = eventFor(sender, options.key ?? null, options.value, options.headers, partition, timestamp)
+    const event = eventFor(
+      sender,
+      options.key ?? null,
+      options.value,
+      options.headers,
+      partition,
+      timestamp,
+      traceContext.current(fiber)
+    )
     const sent = sentExit(partition, timestamp)
     const result = put(sender, event)
     return result === Exit.void ? sent : Effect.as(result, sent.value)
@@ -160,16 +169,24 @@ export const sendAll = <K, V>(
     return putAll(sender, events)
   })
 
-/** The event of a send: a `SentEvent`, or what the app's `createEvent` makes of it. */
+/**
+ * The event of a send: a `SentEvent`, or what the app's `createEvent` makes
+ * of it. `traceparent` (the sending span's, see `traceContext.current`) is
+ * added to the headers unless they name one, as a Kafka record carries it.
+ */
 const eventFor = <K, V>(
   sender: Sender<K, V>,
   key: K | null,
   value: V,
   headers: Message.OpenHeaders | undefined,
   partition: number,
-  timestamp: number
+  timestamp: number,
+  traceparent?: string | undefined
 ): Event.Event<K, V> => {
-  const list = headers === undefined ? noHeaders : Message.headersToList(headers)
+  let list = headers === undefined ? noHeaders : Message.headersToList(headers)
+  if (traceparent !== undefined && !traceContext.hasHeader(headers)) {
+    list = [...list, [traceContext.TRACEPARENT, traceparent]]
+  }
   const event = new SentEvent(key, value, list, partition, timestamp)
   const createEvent = sender.settings.app.createEvent
   return createEvent === defaultCreateEvent ? event : createEvent(key, value, list, event.message)
@@ -184,7 +201,15 @@ export const publishMessage = <K, V>(
     const pending = future.message
     const timestamp = pending.timestamp ?? currentTimeMillis(fiber)
     const partition = pending.partition ?? -1
-    const event = eventFor(sender, pending.key, pending.value, pending.headers, partition, timestamp)
+    const event = eventFor(
+      sender,
+      pending.key,
+      pending.value,
+      pending.headers,
+      partition,
+      timestamp,
+      traceContext.current(fiber)
+    )
     const metadata = RecordMetadata.make({
       topic: pending.topic ?? anonTopic,
       partition,

@@ -10,10 +10,12 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Queue from "effect/Queue"
+import type * as Tracer from "effect/Tracer"
 import { describe } from "../../Errors.ts"
 import * as Event from "../../Event.ts"
 import type * as Message from "../../Message.ts"
 import { CurrentPendingSends, type PendingSends } from "../acknowledging.ts"
+import * as traceContext from "../traceContext.ts"
 import { type Gate, type Instance, takeUnit } from "./instances.ts"
 import type { Replies } from "./replies.ts"
 import { requestOf } from "./replies.ts"
@@ -197,6 +199,11 @@ const hasRequest = (events: ReadonlyArray<Event.Event<any, any>>): boolean => {
  * An instance handles one unit at a time, so its continuations are made
  * once: the common case (no retry schedule, no sinks, nothing sent without
  * waiting, no asker) costs the handler and one match per event.
+ *
+ * With a tracer installed, a unit whose events carry a `traceparent` is
+ * handled (handler, retries, sinks) inside an `agent <name>` span: see
+ * {@link HandlerInstance.spanOf}. Without a tracer, tracing costs one
+ * boolean test per unit.
  */
 class HandlerInstance<R> {
   readonly handling: Handling
@@ -204,16 +211,61 @@ class HandlerInstance<R> {
   readonly instance: Instance
   readonly gate: Gate
   readonly clock: Clock.Clock
+  /** Whether spans go somewhere (a tracer other than the native one): read once per instance. */
+  readonly tracing: boolean
+  readonly spanName: string
   readonly pending: PendingList = makePendingList()
   unit: ReadonlyArray<Event.Event<any, any>> = []
   started = 0
   attempts = 0
-  constructor(handling: Handling, handler: Handler<R>, instance: Instance, gate: Gate, clock: Clock.Clock) {
+  constructor(
+    handling: Handling,
+    handler: Handler<R>,
+    instance: Instance,
+    gate: Gate,
+    clock: Clock.Clock,
+    tracing: boolean
+  ) {
     this.handling = handling
     this.handler = handler
     this.instance = instance
     this.gate = gate
     this.clock = clock
+    this.tracing = tracing
+    this.spanName = `agent ${handling.name}`
+  }
+
+  /**
+   * The span of a unit whose events carry a producer's span, or `undefined`
+   * (no event carries a valid `traceparent`). One event: a child of the
+   * producer's span (the handling continues the send's trace). A batch: a
+   * root span linking every event's producer span (a span has one parent;
+   * a batch has many producers).
+   */
+  spanOf(unit: ReadonlyArray<Event.Event<any, any>>): Tracer.SpanOptionsNoTrace | undefined {
+    const agent = this.handling.name
+    if (this.handling.settings.batch === undefined) {
+      const event = unit[0]
+      const parent = traceContext.fromHeaders(event.headers)
+      if (parent === undefined) return undefined
+      const { offset, partition, topic } = event.message
+      return { parent, kind: "consumer", attributes: { agent, topic, partition, offset } }
+    }
+    const links: Array<Tracer.SpanLink> = []
+    for (const event of unit) {
+      const span = traceContext.fromHeaders(event.headers)
+      if (span === undefined) continue
+      const { offset, partition, topic } = event.message
+      links.push({ span, attributes: { topic, partition, offset } })
+    }
+    if (links.length === 0) return undefined
+    const { offset, partition, topic } = unit[0].message
+    return {
+      root: true,
+      links,
+      kind: "consumer",
+      attributes: { agent, topic, partition, offset, events: unit.length }
+    }
   }
 
   readonly next = (): Effect.Effect<void, EventFailure, R> => {
@@ -235,9 +287,15 @@ class HandlerInstance<R> {
     this.started = this.clock.currentTimeMillisUnsafe()
     this.pending.list = []
     const retry = this.handling.settings.retry
+    const span = this.tracing ? this.spanOf(unit) : undefined
     if (retry === undefined) {
       this.attempts = 1
-      return Effect.matchCauseEffect(this.handler(unit), this.afterHandler)
+      if (span === undefined) return Effect.matchCauseEffect(this.handler(unit), this.afterHandler)
+      // The same steps as `afterHandler`, the sinks inside the span (what they send carries it on).
+      return Effect.matchCauseEffect(
+        Effect.withSpan(Effect.flatMap(this.handler(unit), this.sendsAndSinks), this.spanName, span),
+        this.outcome
+      )
     }
     this.attempts = 0
     const attempt = Effect.suspend(() => {
@@ -245,7 +303,11 @@ class HandlerInstance<R> {
       this.pending.list = []
       return Effect.flatMap(Effect.catchDefect(this.handler(unit), Effect.fail), this.sendsAndSinks)
     })
-    return Effect.matchCauseEffect(Effect.retry(attempt, retry), this.outcome)
+    const attempts = Effect.retry(attempt, retry)
+    return Effect.matchCauseEffect(
+      span === undefined ? attempts : Effect.withSpan(attempts, this.spanName, span),
+      this.outcome
+    )
   }
 
   /** What the handler sent without waiting, then the sinks (and what they sent). */
@@ -304,6 +366,13 @@ export const handlerLoop = <R>(handler: Handler<R>) =>
   gate: Gate
 ): Effect.Effect<void, EventFailure, R> =>
   Effect.withFiber((fiber) => {
-    const running = new HandlerInstance(handling, handler, instance, gate, fiber.getRef(Clock.Clock))
+    const running = new HandlerInstance(
+      handling,
+      handler,
+      instance,
+      gate,
+      fiber.getRef(Clock.Clock),
+      traceContext.tracing(fiber)
+    )
     return Effect.provideService(Effect.suspend(running.next), CurrentPendingSends, running.pending)
   })

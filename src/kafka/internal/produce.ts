@@ -18,6 +18,7 @@ import * as FutureMessage from "../../FutureMessage.ts"
 import { CurrentPendingSends } from "../../internal/acknowledging.ts"
 import type { Settings as ChannelSettings } from "../../internal/channel.ts"
 import { doneUnsafe, fromSendOptions } from "../../internal/futureMessage.ts"
+import * as traceContext from "../../internal/traceContext.ts"
 import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
@@ -72,9 +73,10 @@ export class TopicProducer<K, V> {
     future: FutureMessage.FutureMessage<K, V>,
     waiting: Waiting = "awaited"
   ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
-    return Effect.clockWith((clock) => {
-      const record = this.recordUnsafe(future.message, clock)
-      if (record === undefined) return this.enqueueSlow(future, waiting)
+    return Effect.withFiber((fiber) => {
+      const traceparent = traceContext.current(fiber)
+      const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock), traceparent)
+      if (record === undefined) return this.enqueueSlow(future, waiting, traceparent)
       if (record instanceof CodecError) return Effect.andThen(future.fail(record), Effect.fail(record))
       return this.publishRecord(future, record, waiting)
     })
@@ -90,11 +92,13 @@ export class TopicProducer<K, V> {
    * The record of a pending message, built synchronously, in `enqueue`'s
    * order (name, declare, key, value, partition, timestamp); `undefined`
    * when a step needs an effect (no single name, not declared yet, no cached
-   * partition count).
+   * partition count). `traceparent` is the current span's (see
+   * `traceContext.current`), added to the headers unless they name one.
    */
   private recordUnsafe(
     pending: FutureMessage.PendingMessage<K, V>,
-    clock: Clock.Clock
+    clock: Clock.Clock,
+    traceparent: string | undefined
   ): KafkaProducerRecord | CodecError | undefined {
     const topic = pending.topic ?? this.singleTopicName
     if (topic === undefined || !this.topic.root.declaredOk) return undefined
@@ -113,7 +117,7 @@ export class TopicProducer<K, V> {
       partition,
       key,
       value,
-      headers: Message.headersToList(pending.headers),
+      headers: headersOf(pending.headers, traceparent),
       timestamp: pending.timestamp ?? clock.currentTimeMillisUnsafe(),
       acks: this.topic.settings.acks
     }
@@ -122,7 +126,8 @@ export class TopicProducer<K, V> {
   /** `enqueue` one effect at a time: declares, reads the partition count. */
   private enqueueSlow(
     future: FutureMessage.FutureMessage<K, V>,
-    waiting: Waiting
+    waiting: Waiting,
+    traceparent: string | undefined
   ): Effect.Effect<Deferred.Deferred<void> | undefined, TransportError> {
     return Effect.gen({ self: this }, function*() {
       const pending = future.message
@@ -137,7 +142,7 @@ export class TopicProducer<K, V> {
         partition,
         key,
         value,
-        headers: Message.headersToList(pending.headers),
+        headers: headersOf(pending.headers, traceparent),
         timestamp,
         acks: this.topic.settings.acks
       }
@@ -207,6 +212,9 @@ export class TopicProducer<K, V> {
       const closed = this.topic.closedError
       if (closed !== undefined) return yield* closed
       const timestamp = yield* Clock.currentTimeMillis
+      const traceparent = yield* currentTraceparent
+      // One list for every record (the client only reads it).
+      const headers: Message.Headers = traceparent === undefined ? [] : [[traceContext.TRACEPARENT, traceparent]]
       const list = Array.from(values)
       if (list.length === 0) return
       const topic = yield* this.produceTopicName
@@ -224,7 +232,7 @@ export class TopicProducer<K, V> {
           partition: 0,
           key: null,
           value: bytes,
-          headers: [],
+          headers,
           timestamp,
           acks: this.topic.settings.acks
         })
@@ -281,7 +289,7 @@ export class TopicProducer<K, V> {
       fiber.getRef(CurrentPendingSends)?.add(future.await)
       const closed = this.topic.closedError
       if (closed !== undefined) return Effect.as(future.fail(closed), future)
-      const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock))
+      const record = this.recordUnsafe(future.message, fiber.getRef(Clock.Clock), traceContext.current(fiber))
       if (record === undefined || record instanceof CodecError) {
         return Effect.as(this.enqueue(future, "detached"), future)
       }
@@ -396,6 +404,23 @@ export class TopicProducer<K, V> {
     })
   }
 }
+
+/**
+ * A record's headers: the message's, plus the `traceparent` of the span
+ * that sent it when there is one and the message does not name its own.
+ */
+const headersOf = (
+  headers: Message.OpenHeaders | undefined,
+  traceparent: string | undefined
+): Array<[string, Message.HeaderValue]> => {
+  const list = Message.headersToList(headers)
+  if (traceparent !== undefined && !traceContext.hasHeader(headers)) list.push([traceContext.TRACEPARENT, traceparent])
+  return list
+}
+
+const currentTraceparent: Effect.Effect<string | undefined> = Effect.withFiber((fiber) =>
+  Effect.succeed(traceContext.current(fiber))
+)
 
 /** The Schema encoder of each key or value schema, made once. */
 const encoders = new WeakMap<object, (input: unknown) => Result.Result<unknown, Schema.SchemaError>>()
