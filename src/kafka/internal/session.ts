@@ -253,7 +253,15 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
                     leaderEpoch
                   }))
                 }),
-              catch: (cause) => new KafkaError({ operation: "commit", topic: label, cause })
+              // One partition committed: the error locates it; several: the topics say where.
+              catch: (cause) =>
+                new KafkaError({
+                  operation: "commit",
+                  ...(offsets.length === 1
+                    ? { topic: offsets[0].topic, partition: offsets[0].partition, offset: Number(offsets[0].offset) }
+                    : { topic: label }),
+                  cause
+                })
             }).pipe(
               Effect.tap(() =>
                 Effect.sync(() => {
