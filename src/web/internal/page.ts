@@ -69,7 +69,7 @@ table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nu
 th, td { text-align: right; padding: 4px 10px; border-bottom: 1px solid #eceef2; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { font-size: 12px; color: var(--muted); font-weight: 600; }
-td.text { text-align: left; }
+td.text, th.text { text-align: left; }
 .status-running { color: #0f6b45; font-weight: 600; }
 .status-down { color: var(--bad); font-weight: 600; }
 `
@@ -77,7 +77,7 @@ td.text { text-align: left; }
 export const script = `"use strict";
 (function () {
   var SVG = "http://www.w3.org/2000/svg";
-  var NODE_W = 230, NODE_H = 92, COL_GAP = 90, ROW_GAP = 22, PAD = 16;
+  var NODE_W = 210, NODE_H = 92, COL_GAP = 70, ROW_GAP = 22, PAD = 16;
 
   function el(name, attrs, text) {
     var node = document.createElement(name);
@@ -198,13 +198,13 @@ export const script = `"use strict";
       g.appendChild(svg("title", null, node.kind + " " + node.label));
       g.appendChild(svg("rect", { class: "box", width: NODE_W, height: NODE_H, rx: 8 }));
       g.appendChild(svg("text", { class: "kind", x: 10, y: 16 }, node.kind));
-      g.appendChild(svg("text", { class: "label", x: 10, y: 33 }, short(node.label, 30)));
+      g.appendChild(svg("text", { class: "label", x: 10, y: 33 }, short(node.label, 27)));
       var rate = svg("text", { class: "rate", x: 10, y: 56 }, isNaN(node.rate) ? "\\u2013" : fmt(node.rate) + "/s");
       rate.setAttribute("data-value", isNaN(node.rate) ? "" : String(node.rate));
       g.appendChild(rate);
       g.appendChild(svg("text", { class: "depth", x: 10, y: 78 }, node.detail));
       var series = history[node.id];
-      var line = series ? sparkline(series.rate, 120, 40, NODE_W - 130, 24) : null;
+      var line = series ? sparkline(series.rate, 112, 40, NODE_W - 122, 24) : null;
       if (line) g.appendChild(line);
       root.appendChild(g);
     });
@@ -214,7 +214,11 @@ export const script = `"use strict";
     var t = document.getElementById(id);
     while (t.firstChild) t.removeChild(t.firstChild);
     var head = el("tr");
-    headers.forEach(function (h) { head.appendChild(el("th", null, h)); });
+    headers.forEach(function (h, i) {
+      var th = el("th", null, h);
+      if (i > 0 && rows.length > 0 && typeof rows[0][i] === "string") th.className = "text";
+      head.appendChild(th);
+    });
     t.appendChild(head);
     rows.forEach(function (row) {
       var tr = el("tr");
