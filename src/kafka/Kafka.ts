@@ -16,15 +16,18 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as SchemaGetter from "effect/SchemaGetter"
 import type * as Scope from "effect/Scope"
+import { readFileSync } from "node:fs"
 import { App } from "../App.ts"
 import type { InvalidChannelOptionsError } from "../Errors.ts"
 import * as optionsSchema from "../internal/optionsSchema.ts"
 import type { Headers } from "../Message.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
 import * as capabilities from "./internal/capabilities.ts"
+import * as security from "./internal/security.ts"
 import * as sendBuffer from "./internal/sendBuffer.ts"
 
 import { KafkaError } from "./KafkaError.ts"
@@ -76,7 +79,107 @@ export interface Options {
   readonly maxBatchSize?: number | undefined
   /** Records the send buffer holds before senders wait (default 10000). */
   readonly bufferMaxsize?: number | undefined
+  /**
+   * TLS to the brokers (with {@link sasl}, half of Faust's
+   * `broker_credentials`): `true` trusts the system's certificate
+   * authorities; an object names the CA to trust instead, a client
+   * certificate and key, the server name to check. The broker's certificate
+   * is always checked against the name connected to (or `servername`).
+   */
+  readonly tls?: boolean | TlsOptions | undefined
+  /** SASL authentication (the other half of Faust's `broker_credentials`). */
+  readonly sasl?: SaslOptions | undefined
+  /** How the producer compresses batches (Faust's `producer_compression_type`, default `"none"`). */
+  readonly compression?: Compression | undefined
 }
+
+/**
+ * A secret given as text or as an effect `Redacted` (what `Config.Redacted`
+ * reads). It is kept `Redacted` in the {@link Settings}, so that logs, errors
+ * and JSON show `<redacted>`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Secret = string | Redacted.Redacted<string>
+
+/**
+ * TLS options. `ca`, `cert` and `key` are PEM text, or the path of a PEM
+ * file (read when the settings are resolved).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TlsOptions {
+  /** The certificate authorities to trust instead of the system's (a hosted cluster's CA file). */
+  readonly ca?: string | undefined
+  /** A client certificate (mutual TLS), with {@link key}. */
+  readonly cert?: string | undefined
+  /** The client certificate's private key. */
+  readonly key?: Secret | undefined
+  /** The name the broker's certificate must be issued for, and the SNI name sent (default: the broker's host). */
+  readonly servername?: string | undefined
+}
+
+/**
+ * SASL authentication: a user name and password (`PLAIN` — only over TLS —
+ * or `SCRAM-SHA-256` / `SCRAM-SHA-512`), or an OAuth bearer token from an
+ * Effect run on each connection (`OAUTHBEARER`; fetch or refresh the token
+ * there).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SaslOptions =
+  | {
+    readonly mechanism: "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+    readonly username: string
+    readonly password: Secret
+  }
+  | {
+    readonly mechanism: "OAUTHBEARER"
+    readonly token: Effect.Effect<Secret, unknown>
+  }
+
+/**
+ * The producer's compression codecs (those of `@platformatic/kafka`; `zstd`
+ * needs Node.js 22.15 or later).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Compression = "none" | "gzip" | "snappy" | "lz4" | "zstd"
+
+/**
+ * {@link TlsOptions} resolved: PEM text (files read), the key redacted.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface TlsSettings {
+  readonly ca?: string | undefined
+  readonly cert?: string | undefined
+  readonly key?: Redacted.Redacted<string> | undefined
+  readonly servername?: string | undefined
+}
+
+/**
+ * {@link SaslOptions} resolved: the password redacted, and the token
+ * provider too (it may hold a token).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type SaslSettings =
+  | {
+    readonly mechanism: "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512"
+    readonly username: string
+    readonly password: Redacted.Redacted<string>
+  }
+  | {
+    readonly mechanism: "OAUTHBEARER"
+    readonly token: Redacted.Redacted<Effect.Effect<Redacted.Redacted<string>, unknown>>
+  }
 
 /**
  * {@link Options} with every default applied and durations in milliseconds.
@@ -103,6 +206,9 @@ export interface Settings {
   readonly topicAllowDeclare: boolean
   readonly maxBatchSize: number
   readonly bufferMaxsize: number
+  readonly tls: TlsSettings | undefined
+  readonly sasl: SaslSettings | undefined
+  readonly compression: Compression
 }
 
 /**
@@ -215,6 +321,133 @@ const brokerList = (u: unknown): Array<string> | undefined => {
   return servers.length > 0 && servers.every((server) => /^[^:\s]+:\d+$/.test(server)) ? servers : undefined
 }
 
+const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u) && !Redacted.isRedacted(u)
+
+const isNonEmptyString = (u: unknown): u is string => typeof u === "string" && u.length > 0
+
+const nonEmptyString = optionsSchema.rule(isNonEmptyString, "must be a non-empty string")
+
+const PEM = /-----BEGIN [A-Z0-9 ]+-----/
+
+/** PEM text as given, or read from the file a path names; `undefined` if neither. */
+const pemText = (u: unknown): string | undefined => {
+  if (typeof u !== "string" || u.trim().length === 0) return undefined
+  if (PEM.test(u)) return u
+  try {
+    const text = readFileSync(u, "utf8")
+    return PEM.test(text) ? text : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const Pem = optionsSchema.parse(Schema.String, pemText, "must be PEM text, or the path of a readable PEM file")
+
+const PemKey = optionsSchema.parse(
+  optionsSchema.unchecked<Redacted.Redacted<string>>(),
+  (u) => {
+    const text = pemText(Redacted.isRedacted(u) ? Redacted.value(u) : u)
+    return text === undefined ? undefined : Redacted.make(text)
+  },
+  "must be a PEM private key, or the path of a readable PEM file"
+)
+
+/** A secret, kept (or made) `Redacted`. */
+const SecretText = optionsSchema.parse(
+  optionsSchema.unchecked<Redacted.Redacted<string>>(),
+  (u) => {
+    if (Redacted.isRedacted(u)) return isNonEmptyString(Redacted.value(u)) ? u as Redacted.Redacted<string> : undefined
+    return isNonEmptyString(u) ? Redacted.make(u) : undefined
+  },
+  "must be a non-empty string or a Redacted one"
+)
+
+const TlsSchema = optionsSchema.parse(
+  optionsSchema.unchecked<Record<string, unknown> | null>(),
+  (u) => u === true ? {} : u === false ? null : isRecord(u) ? u : undefined,
+  "must be true, false, or an object with ca, cert, key and servername"
+).pipe(Schema.decodeTo(Schema.NullOr(
+  Schema.Struct({
+    ca: Schema.optional(Pem),
+    cert: Schema.optional(Pem),
+    key: Schema.optional(PemKey),
+    servername: Schema.optional(nonEmptyString)
+  }).pipe(Schema.check(Schema.makeFilter((tls) =>
+    (tls.cert === undefined) === (tls.key === undefined)
+      ? undefined
+      : { path: [tls.cert === undefined ? "cert" : "key"], issue: "a client certificate needs both cert and key" }
+  )))
+)))
+
+const mechanisms: ReadonlyArray<unknown> = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+const SaslSchema = optionsSchema.parse(
+  optionsSchema.unchecked<Record<string, unknown>>(),
+  (u) => isRecord(u) ? u : undefined,
+  `must be { mechanism, username, password } or { mechanism: "OAUTHBEARER", token }`
+).pipe(Schema.decodeTo(
+  Schema.Struct({
+    mechanism: optionsSchema.rule(
+      (u): u is SaslOptions["mechanism"] => mechanisms.includes(u),
+      `must be "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512" or "OAUTHBEARER"`
+    ),
+    username: Schema.optional(nonEmptyString),
+    password: Schema.optional(SecretText),
+    token: Schema.optional(optionsSchema.rule(
+      (u): u is Effect.Effect<Secret, unknown> => Effect.isEffect(u),
+      "must be an Effect that gives the token"
+    ))
+  }).pipe(Schema.check(Schema.makeFilter((sasl) =>
+    sasl.mechanism === "OAUTHBEARER"
+      ? sasl.token === undefined
+        ? { path: ["token"], issue: "OAUTHBEARER needs a token: an Effect that gives it" }
+        : undefined
+      : sasl.username === undefined || sasl.password === undefined
+      ? {
+        path: [sasl.username === undefined ? "username" : "password"],
+        issue: `${sasl.mechanism} needs a username and a password`
+      }
+      : undefined
+  )))
+))
+
+const compressionReason = security.compressionAvailable("zstd")
+  ? `must be "none", "gzip", "snappy", "lz4" or "zstd"`
+  : `must be "none", "gzip", "snappy" or "lz4" (zstd needs Node.js 22.15 or later; this is ${process.version})`
+
+/** The SASL options as settings: secrets redacted, the token provider too. */
+const saslSettings = (sasl: Schema.Schema.Type<typeof SaslSchema> | undefined): SaslSettings | undefined => {
+  if (sasl === undefined) return undefined
+  if (sasl.mechanism === "OAUTHBEARER") {
+    return {
+      mechanism: "OAUTHBEARER",
+      token: Redacted.make(Effect.map(
+        sasl.token!,
+        (token): Redacted.Redacted<string> => Redacted.isRedacted(token) ? token : Redacted.make(token)
+      ))
+    }
+  }
+  return { mechanism: sasl.mechanism, username: sasl.username!, password: sasl.password! }
+}
+
+/**
+ * The options with their secrets redacted before anything reads them, so
+ * that an invalid one is reported as `<redacted>`.
+ */
+const redactSecrets = (options: Options): Options => {
+  let redacted = options
+  const tls: unknown = options.tls
+  if (isRecord(tls) && typeof tls.key === "string") {
+    redacted = { ...redacted, tls: { ...tls, key: Redacted.make(tls.key) } }
+  }
+  const sasl: unknown = options.sasl
+  if (isRecord(sasl) && typeof sasl.password === "string") {
+    redacted = { ...redacted, sasl: { ...sasl, password: Redacted.make(sasl.password) } as SaslOptions }
+  }
+  return redacted
+}
+
 /** Settings as the schema resolves them: the ids still default to the app's. */
 type Resolved = Omit<Settings, "clientId" | "groupId"> & {
   readonly clientId?: string | undefined
@@ -251,14 +484,22 @@ const OptionsSchema = Schema.Struct({
     (u): u is "earliest" | "latest" => u === "earliest" || u === "latest",
     `must be "earliest" or "latest"`
   ).pipe(withDefault("earliest")),
-  topicAllowDeclare: optionsSchema.unchecked<boolean>().pipe(withDefault(true))
+  topicAllowDeclare: optionsSchema.unchecked<boolean>().pipe(withDefault(true)),
+  tls: Schema.optional(TlsSchema),
+  sasl: Schema.optional(SaslSchema),
+  compression: optionsSchema.rule(
+    (u): u is Compression => typeof u === "string" && security.compressionAvailable(u),
+    compressionReason
+  ).pipe(withDefault("none"))
 }).pipe(
   Schema.decodeTo(optionsSchema.unchecked<Resolved>(), {
     decode: SchemaGetter.transform((options): Resolved => ({
       ...options,
-      rebalanceTimeout: options.rebalanceTimeout ?? options.sessionTimeout
+      rebalanceTimeout: options.rebalanceTimeout ?? options.sessionTimeout,
+      tls: options.tls ?? undefined,
+      sasl: saslSettings(options.sasl)
     })),
-    encode: SchemaGetter.transform((settings) => settings)
+    encode: SchemaGetter.transform((settings) => settings as never)
   }),
   Schema.check(
     Schema.makeFilter((settings) =>
@@ -281,7 +522,7 @@ const decodeOptions = optionsSchema.decode(OptionsSchema, "kafka")
  * @category constructors
  */
 export const resolve = (options: Options, appId: string): Effect.Effect<Settings, InvalidChannelOptionsError> =>
-  Effect.map(decodeOptions(options), (settings) => ({
+  Effect.map(decodeOptions(redactSecrets(options)), (settings) => ({
     ...settings,
     clientId: settings.clientId ?? appId,
     groupId: settings.groupId ?? appId
@@ -307,7 +548,8 @@ export const make = Effect.fnUntraced(
       connectTimeout: settings.connectTimeout,
       requestTimeout: settings.requestTimeout,
       retries: settings.retries,
-      retryDelay: settings.retryDelay
+      retryDelay: settings.retryDelay,
+      ...security.connectionOptions(settings)
     }
     const admin = yield* Effect.acquireRelease(
       Effect.sync(() => new Admin(clientOptions)),
@@ -318,7 +560,14 @@ export const make = Effect.fnUntraced(
     // The client turns `retries` of 1 or less into unbounded retries for an
     // idempotent producer, so at least 2 keeps a dead broker a bounded failure.
     const producer = yield* Effect.acquireRelease(
-      Effect.sync(() => new Producer({ ...clientOptions, idempotent: true, retries: Math.max(settings.retries, 2) })),
+      Effect.sync(() =>
+        new Producer({
+          ...clientOptions,
+          idempotent: true,
+          retries: Math.max(settings.retries, 2),
+          compression: settings.compression
+        })
+      ),
       (client) => Effect.promise(() => client.close().catch(() => undefined))
     )
     const { flush, publish, publishAll } = yield* sendBuffer.make(producer, settings)
@@ -432,7 +681,18 @@ const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
  * `KAFKA_CLIENT_ID`, `KAFKA_GROUP_ID`, `KAFKA_COMMIT_INTERVAL`,
  * `KAFKA_SESSION_TIMEOUT`, `KAFKA_REQUEST_TIMEOUT`, `KAFKA_RETRIES`,
  * `KAFKA_AUTO_OFFSET_RESET`, `KAFKA_TOPIC_PARTITIONS`,
- * `KAFKA_TOPIC_REPLICATION_FACTOR`, `KAFKA_TOPIC_ALLOW_DECLARE`.
+ * `KAFKA_TOPIC_REPLICATION_FACTOR`, `KAFKA_TOPIC_ALLOW_DECLARE`,
+ * `KAFKA_COMPRESSION` (`producer_compression_type`).
+ *
+ * Secured connections: `KAFKA_TLS=true` (the system's certificate
+ * authorities), or any of `KAFKA_TLS_CA`, `KAFKA_TLS_CERT`, `KAFKA_TLS_KEY`
+ * (PEM text or a file's path), `KAFKA_TLS_SERVERNAME`, which turn TLS on
+ * too (`KAFKA_TLS=false` turns it off); `KAFKA_SASL_MECHANISM` (`PLAIN`,
+ * `SCRAM-SHA-256`, `SCRAM-SHA-512`, `OAUTHBEARER`) with
+ * `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`, or with
+ * `KAFKA_SASL_OAUTHBEARER_TOKEN` (a fixed token; a token that must be
+ * refreshed needs the `sasl` option's Effect). Secrets are read as
+ * `Redacted`.
  *
  * @since 0.1.0
  * @category config
@@ -448,7 +708,38 @@ export const config: Config.Config<Options> = Config.all({
   autoOffsetReset: optional(Config.Literals(["earliest", "latest"], "KAFKA_AUTO_OFFSET_RESET")),
   topicPartitions: optional(Config.Int("KAFKA_TOPIC_PARTITIONS")),
   topicReplicationFactor: optional(Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR")),
-  topicAllowDeclare: optional(Config.Boolean("KAFKA_TOPIC_ALLOW_DECLARE"))
+  topicAllowDeclare: optional(Config.Boolean("KAFKA_TOPIC_ALLOW_DECLARE")),
+  compression: optional(Config.Literals(["none", "gzip", "snappy", "lz4", "zstd"], "KAFKA_COMPRESSION")),
+  tls: Config.map(
+    Config.all({
+      enabled: optional(Config.Boolean("KAFKA_TLS")),
+      ca: optional(Config.String("KAFKA_TLS_CA")),
+      cert: optional(Config.String("KAFKA_TLS_CERT")),
+      key: optional(Config.Redacted("KAFKA_TLS_KEY")),
+      servername: optional(Config.String("KAFKA_TLS_SERVERNAME"))
+    }),
+    ({ enabled, ...tls }): Options["tls"] => {
+      const given = definedOnly(tls)
+      if (enabled === false) return false
+      return Object.keys(given).length > 0 ? given : enabled
+    }
+  ),
+  sasl: Config.map(
+    Config.all({
+      mechanism: optional(
+        Config.Literals(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"], "KAFKA_SASL_MECHANISM")
+      ),
+      username: optional(Config.String("KAFKA_SASL_USERNAME")),
+      password: optional(Config.Redacted("KAFKA_SASL_PASSWORD")),
+      token: optional(Config.Redacted("KAFKA_SASL_OAUTHBEARER_TOKEN"))
+    }),
+    ({ mechanism, password, token, username }): Options["sasl"] =>
+      // what is missing fails the settings' rule, which names it (kafka.sasl.password, …)
+      mechanism === undefined ? undefined : {
+        mechanism,
+        ...definedOnly({ username, password, token: token === undefined ? undefined : Effect.succeed(token) })
+      } as SaslOptions
+  )
 })
 
 /**

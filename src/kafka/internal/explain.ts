@@ -4,7 +4,8 @@
  * holding the socket's error); this finds what matters in them and says it
  * in one line with what to do: the brokers that could not be reached and the
  * OS's reason, a topic that does not exist, a record too large, refused
- * credentials. `undefined` when it recognises nothing.
+ * credentials, a broker certificate that is not trusted, TLS on one side of
+ * the connection only. `undefined` when it recognises nothing.
  */
 
 interface Findings {
@@ -14,7 +15,29 @@ interface Findings {
   readonly protocol: Set<string>
   authentication: string | undefined
   timedOut: boolean
+  /** A `node:tls` verification error: its code and message. */
+  certificate: { readonly code: string; readonly message: string } | undefined
+  /** The broker answered a plaintext client with TLS. */
+  brokerWantsTls: boolean
+  /** A TLS client reached a listener that does not speak TLS. */
+  brokerNoTls: boolean
+  /** The broker closed the connection before the SASL handshake answered. */
+  saslClosed: boolean
 }
+
+/** `node:tls`'s codes for a certificate the client does not accept. */
+const untrusted = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "CERT_UNTRUSTED",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_REJECTED"
+])
+const expired = new Set(["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"])
+const wrongName = "ERR_TLS_CERT_ALTNAME_INVALID"
 
 const maxDepth = 8
 
@@ -44,7 +67,25 @@ const collect = (error: unknown, findings: Findings, depth: number, seen: Set<un
   } else if (code === "PLT_KFK_TIMEOUT") {
     findings.timedOut = true
   } else if (code === "PLT_KFK_AUTHENTICATION" && typeof message === "string") {
-    findings.authentication = message
+    if (message.startsWith("Cannot find a suitable SASL mechanism")) {
+      const inner = read(error, "cause")
+      if (read(inner, "code") === "PLT_KFK_NETWORK" && read(inner, "message") === "Connection closed") {
+        findings.saslClosed = true
+      } else {
+        findings.authentication = message
+      }
+    } else {
+      findings.authentication = message
+    }
+  } else if (code === "PLT_KFK_USER" && message === "Broker requires TLS.") {
+    findings.brokerWantsTls = true
+  } else if (code === "PLT_KFK_USER" && typeof message === "string" && message.startsWith("TLS handshake failed")) {
+    findings.brokerNoTls = true
+  } else if (
+    typeof code === "string" && (untrusted.has(code) || expired.has(code) || code === wrongName) &&
+    findings.certificate === undefined
+  ) {
+    findings.certificate = { code, message: typeof message === "string" ? message : code }
   }
   const apiId = read(error, "apiId")
   if (typeof apiId === "string") findings.protocol.add(apiId)
@@ -59,14 +100,40 @@ export const explain = (cause: unknown): string | undefined => {
     unreachable: new Map(),
     protocol: new Set(),
     authentication: undefined,
-    timedOut: false
+    timedOut: false,
+    certificate: undefined,
+    brokerWantsTls: false,
+    brokerNoTls: false,
+    saslClosed: false
   }
   try {
     collect(cause, findings, 0, new Set())
   } catch {
     return undefined
   }
-  const { protocol, unreachable } = findings
+  const { certificate, protocol, unreachable } = findings
+  if (certificate !== undefined) {
+    const what = `${certificate.code}: ${certificate.message}`
+    if (certificate.code === wrongName) {
+      return `the broker's certificate is not for the name connected to (${what}): connect with a name the certificate lists, or set the one it is issued for (the Kafka setting tls.servername, KAFKA_TLS_SERVERNAME)`
+    }
+    if (expired.has(certificate.code)) {
+      return `the broker's certificate is not valid now (${what}): the broker needs a current certificate`
+    }
+    return `the broker's certificate is not trusted (${what}): give the CA that signed it (the Kafka setting tls.ca, KAFKA_TLS_CA), or the system trust store must hold it`
+  }
+  if (findings.brokerWantsTls) {
+    return "the broker's listener expects TLS and the client connected without it: turn TLS on (the Kafka setting tls, KAFKA_TLS=true), or connect to its plaintext listener"
+  }
+  if (findings.brokerNoTls) {
+    return "the client connected with TLS to a listener that does not speak TLS: turn tls off for this listener, or connect to the broker's TLS (SSL / SASL_SSL) listener"
+  }
+  if (protocol.has("UNSUPPORTED_SASL_MECHANISM")) {
+    return "the broker does not enable this SASL mechanism: use one its listener lists (sasl.enabled.mechanisms)"
+  }
+  if (findings.saslClosed) {
+    return "the broker closed the connection at the SASL handshake: a TLS (SASL_SSL) listener needs tls on in the client (the Kafka setting tls, KAFKA_TLS=true), or this listener has no SASL"
+  }
   if (findings.authentication !== undefined || protocol.has("SASL_AUTHENTICATION_FAILED")) {
     return `the broker refused the credentials (${
       findings.authentication ?? "SASL authentication failed"

@@ -15,6 +15,7 @@ import * as Message from "../../Message.ts"
 import { KafkaError } from "../KafkaError.ts"
 import { bySubscription } from "./assignor.ts"
 import * as newPartitions from "./newPartitions.ts"
+import * as security from "./security.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { partitionKey } from "../../internal/partitionKey.ts"
@@ -140,6 +141,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           requestTimeout: settings.requestTimeout,
           retries: settings.retries,
           retryDelay: settings.retryDelay,
+          ...security.connectionOptions(settings),
           autocommit: false,
           sessionTimeout: settings.sessionTimeout,
           rebalanceTimeout: settings.rebalanceTimeout,
