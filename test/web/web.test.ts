@@ -117,10 +117,9 @@ const setup = Effect.gen(function*() {
 
 const provided = <A, E>(effect: Effect.Effect<A, E, any>) =>
   effect.pipe(
-    Effect.provide(Web.layer({ port: 0, interval: "100 millis" })),
-    Effect.provide(Isolated),
-    Effect.provide(AppTest),
-    Effect.provide(quiet),
+    Effect.provide(
+      Web.layer({ port: 0, interval: "100 millis" }).pipe(Layer.provideMerge(Layer.mergeAll(Isolated, AppTest, quiet)))
+    ),
     Effect.scoped
   ) as Effect.Effect<A, E>
 
