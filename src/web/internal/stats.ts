@@ -305,14 +305,16 @@ export const toStats = (current: Reading, previous: Reading | undefined, interva
       deliveredPerSecond: rate(raw.delivered, before?.delivered, seconds)
     })
     if (raw.topic) {
-      const partitions = [...raw.partitions.values()].sort((a, b) =>
-        a.topic.localeCompare(b.topic) || a.partition - b.partition
-      )
+      // Lag is read every commitInterval against the log end offset seen then, so a commit made
+      // since can put the committed offset past it for a moment: shown as 0, never negative.
+      const partitions = [...raw.partitions.values()]
+        .map((p) => ({ ...p, lag: Math.max(0, p.lag) }))
+        .sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition)
       topics.push({
         label,
         assigned: partitions.length > 0,
         partitions,
-        lag: sum(partitions.map((p) => Math.max(0, p.lag))),
+        lag: sum(partitions.map((p) => p.lag)),
         acknowledged: raw.acknowledged,
         committed: raw.committed,
         acknowledgedPerSecond: rate(raw.acknowledged, before?.acknowledged, seconds)
