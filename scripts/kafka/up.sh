@@ -2,6 +2,17 @@
 # Start a real single-node Apache Kafka 4.x broker (KRaft, broker+controller combined)
 # on 127.0.0.1:9092 (controller on 127.0.0.1:9093), from jars fetched from Maven Central.
 #
+#   --secure  also a SASL_SSL listener on 127.0.0.1:9094: a throwaway CA and broker certificate
+#             made with the JDK's keytool (in $KAFKA_DIR/secure), SASL PLAIN, SCRAM-SHA-256,
+#             SCRAM-SHA-512 and OAUTHBEARER (unsecured JWTs, for tests), SCRAM users created when
+#             the storage is formatted. What a client needs (the listener, the CA's PEM file, the
+#             test users and passwords) is written to $KAFKA_DIR/secure.json. The listener is part
+#             of the broker's configuration: a broker already running without it keeps running
+#             as it is (stop it with down.sh, then start it with --secure). Once started with
+#             --secure, later starts under the same KAFKA_DIR keep the listener (a test restarting
+#             the broker does not drop it) until one is run with --no-secure.
+#   --no-secure  start without the SASL_SSL listener
+#
 # Idempotent:
 #   - jars are fetched once into .kafka/libs (re-fetched only when scripts/kafka/pom.xml changes)
 #   - storage in .kafka/data is formatted once (random cluster id)
@@ -11,6 +22,10 @@
 #   KAFKA_DIR          state dir                      (default: <repo>/.kafka)
 #   KAFKA_HEAP_OPTS    JVM heap                       (default: -Xms256m -Xmx512m)
 #   KAFKA_UP_TIMEOUT   seconds to wait for readiness  (default: 90)
+#   KAFKA_PORT         PLAINTEXT listener port        (default: 9092)
+#   KAFKA_CONTROLLER_PORT  controller port            (default: 9093)
+#   KAFKA_SECURE_PORT  SASL_SSL listener port, with --secure (default: 9094)
+#   (a second broker beside the project's: KAFKA_DIR=/tmp/kafka-x KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 ...)
 #
 # Stop with scripts/kafka/down.sh.
 set -euo pipefail
@@ -27,13 +42,26 @@ LOGFILE="$KAFKA_DIR/kafka.log"
 POM="$SCRIPT_DIR/pom.xml"
 PROBE="$SCRIPT_DIR/MetadataProbe.java"
 HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+SECURE_PORT="${KAFKA_SECURE_PORT:-9094}"
+SECURE_DIR="$KAFKA_DIR/secure"
+SECURE_JSON="$KAFKA_DIR/secure.json"
 TIMEOUT="${KAFKA_UP_TIMEOUT:-90}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 
 log() { echo "[kafka-up] $*"; }
 die() { echo "[kafka-up] ERROR: $*" >&2; exit 1; }
+
+SECURE=
+for arg in "$@"; do
+  case "$arg" in
+    --secure) SECURE=1 ;;
+    --no-secure) SECURE=0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) die "unknown argument: $arg" ;;
+  esac
+done
 
 port_open() { # port_open PORT -> 0 if something accepts TCP on $HOST:PORT
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
@@ -76,7 +104,77 @@ tail_log() {
   fi
 }
 
+random_secret() { head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+
+# The throwaway CA, the broker's keystore and the test users' passwords, made once per KAFKA_DIR
+# (kept across restarts: the SCRAM users live in the formatted storage).
+make_secure_material() {
+  command -v keytool >/dev/null || die "keytool not found on PATH (it comes with the JDK; --secure needs it)"
+  mkdir -p "$SECURE_DIR"
+  chmod 700 "$SECURE_DIR"
+  if [[ ! -f "$SECURE_DIR/.complete" ]]; then
+    log "making a throwaway CA and broker certificate with keytool in $SECURE_DIR"
+    rm -f "$SECURE_DIR"/*.p12 "$SECURE_DIR"/*.pem "$SECURE_DIR"/*.csr "$SECURE_DIR/secrets"
+    local store_password
+    store_password="$(random_secret)"
+    local kt=(keytool -noprompt -storetype PKCS12 -storepass "$store_password")
+    {
+      "${kt[@]}" -genkeypair -alias ca -keyalg RSA -keysize 2048 -validity 3650 \
+        -dname "CN=effect-faust throwaway test CA" -ext bc:c -keystore "$SECURE_DIR/ca.p12" &&
+        "${kt[@]}" -exportcert -rfc -alias ca -keystore "$SECURE_DIR/ca.p12" -file "$SECURE_DIR/ca.pem" &&
+        "${kt[@]}" -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 3650 \
+          -dname "CN=localhost" -keystore "$SECURE_DIR/broker.p12" &&
+        "${kt[@]}" -certreq -alias broker -keystore "$SECURE_DIR/broker.p12" -file "$SECURE_DIR/broker.csr" &&
+        "${kt[@]}" -gencert -alias ca -keystore "$SECURE_DIR/ca.p12" -validity 3650 -rfc \
+          -ext "SAN=dns:localhost,ip:$HOST" -ext ku:c=digitalSignature,keyEncipherment -ext eku=serverAuth \
+          -infile "$SECURE_DIR/broker.csr" -outfile "$SECURE_DIR/broker.pem" &&
+        "${kt[@]}" -importcert -alias ca -file "$SECURE_DIR/ca.pem" -keystore "$SECURE_DIR/broker.p12" &&
+        "${kt[@]}" -importcert -alias broker -file "$SECURE_DIR/broker.pem" -keystore "$SECURE_DIR/broker.p12"
+    } >"$SECURE_DIR/keytool.log" 2>&1 || { cat "$SECURE_DIR/keytool.log" >&2; die "keytool failed"; }
+    # shellcheck disable=SC2016
+    printf 'STORE_PASSWORD=%s\nSCRAM_USER=%s\nSCRAM_PASSWORD=%s\nPLAIN_USER=%s\nPLAIN_PASSWORD=%s\n' \
+      "$store_password" faust-scram "$(random_secret)" faust-plain "$(random_secret)" >"$SECURE_DIR/secrets"
+    chmod 600 "$SECURE_DIR/secrets" "$SECURE_DIR"/*.p12
+    touch "$SECURE_DIR/.complete"
+  fi
+  # shellcheck disable=SC1091
+  source "$SECURE_DIR/secrets"
+  cat >"$SECURE_JSON" <<EOF
+{
+  "bootstrapServers": "$HOST:$SECURE_PORT",
+  "plaintextBootstrapServers": "$HOST:$PORT",
+  "ca": "$SECURE_DIR/ca.pem",
+  "scram": { "username": "$SCRAM_USER", "password": "$SCRAM_PASSWORD", "mechanisms": ["SCRAM-SHA-256", "SCRAM-SHA-512"] },
+  "plain": { "username": "$PLAIN_USER", "password": "$PLAIN_PASSWORD" },
+  "oauthbearer": { "unsecuredJwt": true }
+}
+EOF
+  chmod 600 "$SECURE_JSON"
+}
+
+# The SASL_SSL listener's part of server.properties (after make_secure_material).
+secure_properties() {
+  cat <<EOF
+# --secure: SASL over TLS on $HOST:$SECURE_PORT (throwaway CA in $SECURE_DIR)
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$SECURE_DIR/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$STORE_PASSWORD
+listener.name.sasl_ssl.ssl.key.password=$STORE_PASSWORD
+listener.name.sasl_ssl.ssl.client.auth=none
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$PLAIN_USER="$PLAIN_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";
+EOF
+}
+
 command -v java >/dev/null || die "java not found on PATH (Java 17+ required)"
+
+if [[ -z "$SECURE" ]]; then # neither flag: as the last start under this KAFKA_DIR
+  SECURE=0
+  grep -q '^listeners=.*SASL_SSL://' "$PROPS" 2>/dev/null && SECURE=1
+fi
 JAVA_MAJOR="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | head -n1)"
 [[ "${JAVA_MAJOR%%.*}" -ge 17 ]] 2>/dev/null || die "Java 17+ required (found: ${JAVA_MAJOR:-unknown})"
 
@@ -93,6 +191,10 @@ PID="$(current_pid)"
 if [[ -n "$PID" ]] && is_our_kafka "$PID"; then
   if port_open "$PORT"; then
     log "already running (pid $PID) on $HOST:$PORT"
+    if [[ "$SECURE" == 1 ]] && ! grep -q '^listeners=.*SASL_SSL://' "$PROPS" 2>/dev/null; then
+      log "warning: it was started without --secure, so it has no SASL_SSL listener;" \
+        "stop it (scripts/kafka/down.sh) and start it again with --secure to add one"
+    fi
     exit 0
   fi
   log "process $PID is alive but $HOST:$PORT does not answer yet; waiting for it"
@@ -100,8 +202,8 @@ if [[ -n "$PID" ]] && is_our_kafka "$PID"; then
 else
   [[ -n "$PID" ]] && log "removing stale pid file (pid $PID is not running)"
   rm -f "$PIDFILE"
-  if port_open "$PORT" || port_open "$CONTROLLER_PORT"; then
-    die "$HOST:$PORT or $HOST:$CONTROLLER_PORT is already in use by another process (not started by this script)"
+  if port_open "$PORT" || port_open "$CONTROLLER_PORT" || { [[ "$SECURE" == 1 ]] && port_open "$SECURE_PORT"; }; then
+    die "$HOST:$PORT, $HOST:$CONTROLLER_PORT or $HOST:$SECURE_PORT is already in use by another process (not started by this script)"
   fi
   STARTED_NOW=1
 fi
@@ -129,17 +231,26 @@ if [[ "$STARTED_NOW" == 1 ]]; then
     log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $((SECONDS - t0))s"
   fi
 
+  # -------------------------------------------------------------- secure listener material (once)
+  LISTENERS="PLAINTEXT://$HOST:$PORT"
+  PROTOCOLS="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ "$SECURE" == 1 ]]; then
+    make_secure_material
+    LISTENERS="$LISTENERS,SASL_SSL://$HOST:$SECURE_PORT"
+    PROTOCOLS="$PROTOCOLS,SASL_SSL:SASL_SSL"
+  fi
+
   # -------------------------------------------------------------- config
   cat >"$PROPS" <<EOF
 # Generated by scripts/kafka/up.sh - local single-node KRaft broker for tests. Do not edit.
 node.id=1
 process.roles=broker,controller
 controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$PORT,CONTROLLER://$HOST:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$PORT
+listeners=$LISTENERS,CONTROLLER://$HOST:$CONTROLLER_PORT
+advertised.listeners=$LISTENERS
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$PROTOCOLS
 log.dirs=$DATA
 num.partitions=1
 default.replication.factor=1
@@ -158,6 +269,7 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+  [[ "$SECURE" == 1 ]] && secure_properties >>"$PROPS"
 
   cat >"$LOG4J" <<'EOF'
 # Generated by scripts/kafka/up.sh
@@ -186,11 +298,22 @@ EOF
     CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
     log "formatting storage in $DATA with cluster id $CLUSTER_ID"
     rm -rf "$DATA"
+    SCRAM_ARGS=()
+    if [[ "$SECURE" == 1 ]]; then
+      for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        SCRAM_ARGS+=(--add-scram "$mechanism=[name=$SCRAM_USER,password=$SCRAM_PASSWORD]")
+      done
+    fi
     if ! java -cp "$LIBS/*" -Dlog4j2.configurationFile="$LOG4J" kafka.tools.StorageTool format \
-        -t "$CLUSTER_ID" -c "$PROPS" >"$KAFKA_DIR/format.log" 2>&1; then
+        -t "$CLUSTER_ID" -c "$PROPS" "${SCRAM_ARGS[@]}" >"$KAFKA_DIR/format.log" 2>&1; then
       cat "$KAFKA_DIR/format.log" >&2
       die "kafka.tools.StorageTool format failed"
     fi
+    [[ "$SECURE" == 1 ]] && touch "$DATA/.scram-users"
+  fi
+  if [[ "$SECURE" == 1 && ! -f "$DATA/.scram-users" ]]; then
+    log "warning: the storage in $DATA was formatted without --secure, so it has no SCRAM users" \
+      "(PLAIN and OAUTHBEARER still work); scripts/kafka/down.sh --clean, then up.sh --secure, formats it with them"
   fi
 
   # -------------------------------------------------------------- start
@@ -241,4 +364,15 @@ if ! probe_metadata "$remaining_ms"; then
   proc_alive "$PID" || rm -f "$PIDFILE"
   die "broker on $HOST:$PORT accepted TCP but did not answer metadata requests"
 fi
-log "up: PLAINTEXT://$HOST:$PORT (pid $PID, ready after $((SECONDS - t0))s)"
+if [[ "$SECURE" == 1 ]]; then
+  until port_open "$SECURE_PORT"; do
+    if ((SECONDS >= deadline)); then
+      tail_log
+      die "the SASL_SSL listener $HOST:$SECURE_PORT did not open within ${TIMEOUT}s"
+    fi
+    sleep 0.3
+  done
+  log "up: PLAINTEXT://$HOST:$PORT, SASL_SSL://$HOST:$SECURE_PORT (CA $SECURE_DIR/ca.pem, users in $SECURE_JSON; pid $PID, ready after $((SECONDS - t0))s)"
+else
+  log "up: PLAINTEXT://$HOST:$PORT (pid $PID, ready after $((SECONDS - t0))s)"
+fi
