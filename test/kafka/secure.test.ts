@@ -348,9 +348,11 @@ describe.skipIf(!secureAvailable)("Kafka over SASL_SSL", () => {
         logged.push(JSON.stringify(snapshots.map((snapshot) => [snapshot.id, snapshot.attributes])))
         assert.isAbove(snapshots.length, 0)
       }).pipe(
-        Effect.provide(Layer.succeed(Metric.MetricRegistry, new Map())),
-        Effect.provide(secureLayer()),
-        Effect.provide(Logger.layer([Logger.make(({ message }) => logged.push(inspect(message, { depth: 10 })))]))
+        Effect.provide(Layer.mergeAll(
+          secureLayer(),
+          Layer.succeed(Metric.MetricRegistry, new Map()),
+          Logger.layer([Logger.make(({ message }) => logged.push(inspect(message, { depth: 10 })))])
+        ))
       )
       assert.isAbove(logged.length, 3)
       for (const line of logged) assert.notInclude(line, broker!.scram.password)
