@@ -1,7 +1,7 @@
 // Readiness probe used by scripts/kafka/up.sh (run as a single-file Java program:
-//   java -cp ".kafka/libs/*" scripts/kafka/MetadataProbe.java 127.0.0.1:9092 [timeoutMs]).
+//   java -cp ".kafka/libs/*" scripts/kafka/MetadataProbe.java 127.0.0.1:9092 [timeoutMs] [minBrokers]).
 // Exits 0 once the broker answers a real Metadata/DescribeCluster request with at least
-// one live broker and an active controller, 1 otherwise.
+// minBrokers (default 1) live brokers and an active controller, 1 otherwise.
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -13,6 +13,7 @@ public class MetadataProbe {
   public static void main(String[] args) {
     String bootstrap = args.length > 0 ? args[0] : "127.0.0.1:9092";
     long deadline = System.currentTimeMillis() + (args.length > 1 ? Long.parseLong(args[1]) : 30_000L);
+    int minBrokers = args.length > 2 ? Integer.parseInt(args[2]) : 1;
     Properties props = new Properties();
     props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, "5000");
@@ -26,7 +27,7 @@ public class MetadataProbe {
           String clusterId = r.clusterId().get(5, TimeUnit.SECONDS);
           int nodes = r.nodes().get(5, TimeUnit.SECONDS).size();
           Node controller = r.controller().get(5, TimeUnit.SECONDS);
-          if (nodes > 0 && controller != null && !controller.isEmpty()) {
+          if (nodes >= minBrokers && controller != null && !controller.isEmpty()) {
             // A real metadata round trip for (all) topics as well.
             int topics = admin.listTopics().names().get(5, TimeUnit.SECONDS).size();
             System.out.println("kafka ready: cluster.id=" + clusterId + " brokers=" + nodes

@@ -12,6 +12,17 @@
 #             --secure, later starts under the same KAFKA_DIR keep the listener (a test restarting
 #             the broker does not drop it) until one is run with --no-secure.
 #   --no-secure  start without the SASL_SSL listener
+#   --brokers N  a cluster of N nodes (2..9), each KRaft controller and broker, same jars:
+#             node i (1..N) has its PLAINTEXT listener on KAFKA_PORT+i-1 (9092, 9093, 9094 for 3)
+#             and its controller on KAFKA_CONTROLLER_PORT+i-1, where KAFKA_CONTROLLER_PORT defaults
+#             to KAFKA_PORT+10000 in a cluster (19092, 19093, 19094); the single node's controller
+#             9093 and SASL_SSL 9094 do not apply (--secure is refused with --brokers). Each node's
+#             state, pid file and log are in $KAFKA_DIR/node-<i>/; heap -Xms128m -Xmx384m each.
+#             Defaults for topics: replication factor min(N,3), min.insync.replicas 2 (N >= 3),
+#             internal topics alike. The layout (N, ports, cluster id) is kept in
+#             $KAFKA_DIR/cluster.env: later starts under that KAFKA_DIR start the same cluster
+#             (ports from the file) until one is run with --brokers 1 (back to the single node).
+#   --node I  (a cluster) start only node I (e.g. after a test killed it), and wait until it answers
 #
 # Idempotent:
 #   - jars are fetched once into .kafka/libs (re-fetched only when scripts/kafka/pom.xml changes)
@@ -20,20 +31,21 @@
 #
 # Environment overrides (all optional):
 #   KAFKA_DIR          state dir                      (default: <repo>/.kafka)
-#   KAFKA_HEAP_OPTS    JVM heap                       (default: -Xms256m -Xmx512m)
+#   KAFKA_HEAP_OPTS    JVM heap                       (default: -Xms256m -Xmx512m; a cluster's nodes -Xms128m -Xmx384m)
 #   KAFKA_UP_TIMEOUT   seconds to wait for readiness  (default: 90)
-#   KAFKA_PORT         PLAINTEXT listener port        (default: 9092)
-#   KAFKA_CONTROLLER_PORT  controller port            (default: 9093)
+#   KAFKA_PORT         PLAINTEXT listener port        (default: 9092; a cluster's first node)
+#   KAFKA_CONTROLLER_PORT  controller port            (default: 9093; a cluster's first node: KAFKA_PORT+10000)
 #   KAFKA_SECURE_PORT  SASL_SSL listener port, with --secure (default: 9094)
-#   (a second broker beside the project's: KAFKA_DIR=/tmp/kafka-x KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 ...)
+#   (a second broker beside the project's: KAFKA_DIR=/tmp/kafka-x KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 ...;
+#    a cluster beside it: KAFKA_DIR=/tmp/kafka-cluster KAFKA_PORT=29092 up.sh --brokers 3 -> 29092-29094, 39092-39094)
 #
-# Stop with scripts/kafka/down.sh.
+# Stop with scripts/kafka/down.sh (every node of a cluster; --node I for one).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 KAFKA_DIR="${KAFKA_DIR:-$REPO_ROOT/.kafka}"
-LIBS="$KAFKA_DIR/libs"
+LIBS="${KAFKA_LIBS:-$KAFKA_DIR/libs}"
 DATA="$KAFKA_DIR/data"
 PROPS="$KAFKA_DIR/server.properties"
 LOG4J="$KAFKA_DIR/log4j2.properties"
@@ -43,25 +55,43 @@ POM="$SCRIPT_DIR/pom.xml"
 PROBE="$SCRIPT_DIR/MetadataProbe.java"
 HOST=127.0.0.1
 PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT_GIVEN="${KAFKA_CONTROLLER_PORT:-}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 SECURE_PORT="${KAFKA_SECURE_PORT:-9094}"
 SECURE_DIR="$KAFKA_DIR/secure"
 SECURE_JSON="$KAFKA_DIR/secure.json"
 TIMEOUT="${KAFKA_UP_TIMEOUT:-90}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
+# Set by a cluster start for each of its nodes (see start_cluster); a single node is node 1 of 1.
+NODE_ID="${KAFKA_NODE_ID:-1}"
+QUORUM_VOTERS="${KAFKA_QUORUM_VOTERS:-$NODE_ID@$HOST:$CONTROLLER_PORT}"
+CLUSTER_SIZE="${KAFKA_CLUSTER_SIZE:-1}"
+NO_WAIT="${KAFKA_UP_NO_WAIT:-0}"
+REPLICATION=$((CLUSTER_SIZE < 3 ? CLUSTER_SIZE : 3))
+MIN_ISR=$((CLUSTER_SIZE >= 3 ? 2 : 1))
+CLUSTER_ENV="$KAFKA_DIR/cluster.env"
 
 log() { echo "[kafka-up] $*"; }
 die() { echo "[kafka-up] ERROR: $*" >&2; exit 1; }
 
 SECURE=
-for arg in "$@"; do
-  case "$arg" in
+BROKERS=
+ONLY_NODE=
+while (($# > 0)); do
+  case "$1" in
     --secure) SECURE=1 ;;
     --no-secure) SECURE=0 ;;
-    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) die "unknown argument: $arg" ;;
+    --brokers) BROKERS="${2:-}"; shift ;;
+    --brokers=*) BROKERS="${1#--brokers=}" ;;
+    --node) ONLY_NODE="${2:-}"; shift ;;
+    --node=*) ONLY_NODE="${1#--node=}" ;;
+    -h | --help) sed -n '2,43p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1" ;;
   esac
+  shift
 done
+[[ -z "$BROKERS" || "$BROKERS" =~ ^[1-9]$ ]] || die "--brokers takes a number of nodes from 1 to 9 (got: '$BROKERS')"
+[[ -z "$ONLY_NODE" || "$ONLY_NODE" =~ ^[1-9]$ ]] || die "--node takes a node id from 1 to 9 (got: '$ONLY_NODE')"
 
 port_open() { # port_open PORT -> 0 if something accepts TCP on $HOST:PORT
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
@@ -83,16 +113,16 @@ is_our_kafka() { # is_our_kafka PID -> 0 if PID is alive and is the kafka.Kafka 
 
 current_pid() { [[ -f "$PIDFILE" ]] && tr -d '[:space:]' <"$PIDFILE" || true; }
 
-probe_metadata() { # probe_metadata TIMEOUT_MS -> real DescribeCluster/ListTopics round trip
-  local classes="$KAFKA_DIR/probe"
+probe_metadata() { # probe_metadata TIMEOUT_MS [BOOTSTRAP] [MIN_BROKERS] -> real DescribeCluster/ListTopics round trip
+  local classes="$KAFKA_DIR/probe" bootstrap="${2:-$HOST:$PORT}" brokers="${3:-1}"
   if [[ ! -f "$classes/MetadataProbe.class" || "$PROBE" -nt "$classes/MetadataProbe.class" ]] && command -v javac >/dev/null; then
     rm -rf "$classes" && mkdir -p "$classes" &&
       javac -nowarn -cp "$LIBS/*" -d "$classes" "$PROBE" >/dev/null 2>&1 || rm -rf "$classes"
   fi
   if [[ -f "$classes/MetadataProbe.class" ]]; then
-    java -XX:TieredStopAtLevel=1 -cp "$classes:$LIBS/*" MetadataProbe "$HOST:$PORT" "$1"
+    java -XX:TieredStopAtLevel=1 -cp "$classes:$LIBS/*" MetadataProbe "$bootstrap" "$1" "$brokers"
   else # no javac (JRE only): single-file source launch
-    java -XX:TieredStopAtLevel=1 -cp "$LIBS/*" "$PROBE" "$HOST:$PORT" "$1"
+    java -XX:TieredStopAtLevel=1 -cp "$LIBS/*" "$PROBE" "$bootstrap" "$1" "$brokers"
   fi
 }
 
@@ -169,6 +199,89 @@ listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.secu
 EOF
 }
 
+# The Kafka jars, fetched once with Maven (again only when pom.xml changes).
+fetch_jars() {
+  command -v sha256sum >/dev/null || die "sha256sum not found"
+  POM_HASH="$( (cat "$POM"; echo) | sha256sum | cut -d' ' -f1)"
+  if [[ -f "$LIBS/.complete" && "$(cat "$LIBS/.complete")" == "$POM_HASH" ]]; then
+    log "jars cached in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
+  else
+    command -v mvn >/dev/null || die "mvn not found on PATH (Maven 3.8+ required to fetch the Kafka jars)"
+    log "fetching Kafka jars with Maven into $LIBS ..."
+    t0=$SECONDS
+    rm -rf "$LIBS.tmp"
+    if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$LIBS.tmp" >"$KAFKA_DIR/mvn.log" 2>&1; then
+      tail -n 40 "$KAFKA_DIR/mvn.log" >&2
+      die "Maven failed to fetch the Kafka jars (full output: $KAFKA_DIR/mvn.log)"
+    fi
+    ls "$LIBS.tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || die "Maven ran but kafka_2.13 jar is missing in $LIBS.tmp"
+    rm -rf "$LIBS"
+    mv "$LIBS.tmp" "$LIBS"
+    echo "$POM_HASH" >"$LIBS/.complete"
+    log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $((SECONDS - t0))s"
+  fi
+}
+
+# ---------------------------------------------------------------- a cluster (--brokers N)
+# Writes each node's environment, starts every node (this script, once per node, in
+# $KAFKA_DIR/node-<i> without waiting), then waits until each answers and the cluster lists N
+# brokers. Nodes need a quorum of controllers to open their listeners, so none is waited for
+# before all are started.
+node_env() { # node_env I -> NODE_ENV: the environment this script runs with for node I
+  NODE_ENV=("KAFKA_DIR=$KAFKA_DIR/node-$1" "KAFKA_LIBS=$LIBS" "KAFKA_NODE_ID=$1"
+    "KAFKA_PORT=$((C_PORT + $1 - 1))" "KAFKA_CONTROLLER_PORT=$((C_CONTROLLER_PORT + $1 - 1))"
+    "KAFKA_QUORUM_VOTERS=$C_VOTERS" "KAFKA_CLUSTER_ID=$C_CLUSTER_ID" "KAFKA_CLUSTER_SIZE=$C_BROKERS"
+    "KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms128m -Xmx384m}" "KAFKA_UP_TIMEOUT=$TIMEOUT")
+}
+
+start_cluster() {
+  [[ "$SECURE" == 1 ]] && die "--secure is not supported with --brokers (the cluster has PLAINTEXT listeners only); start a single node with --secure for the SASL_SSL tests"
+  mkdir -p "$KAFKA_DIR"
+  if command -v flock >/dev/null; then
+    exec 9>"$KAFKA_DIR/.lock"
+    flock -w 180 9 || die "timed out waiting for another up.sh/down.sh to finish ($KAFKA_DIR/.lock)"
+  fi
+  if [[ -f "$CLUSTER_ENV" ]]; then
+    # shellcheck disable=SC1090
+    source "$CLUSTER_ENV"
+    [[ -z "$BROKERS" || "$BROKERS" == "$C_BROKERS" ]] ||
+      die "$KAFKA_DIR holds a cluster of $C_BROKERS nodes; stop it and wipe it (scripts/kafka/down.sh --clean) to start one of $BROKERS"
+  else
+    C_BROKERS="$BROKERS"
+    C_PORT="$PORT"
+    C_CONTROLLER_PORT="${CONTROLLER_PORT_GIVEN:-$((PORT + 10000))}"
+    C_CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    C_VOTERS=""
+    for ((i = 1; i <= C_BROKERS; i++)); do
+      C_VOTERS="${C_VOTERS:+$C_VOTERS,}$i@$HOST:$((C_CONTROLLER_PORT + i - 1))"
+    done
+    printf 'C_BROKERS=%s\nC_PORT=%s\nC_CONTROLLER_PORT=%s\nC_CLUSTER_ID=%s\nC_VOTERS=%s\n' \
+      "$C_BROKERS" "$C_PORT" "$C_CONTROLLER_PORT" "$C_CLUSTER_ID" "$C_VOTERS" >"$CLUSTER_ENV"
+  fi
+  [[ -z "$ONLY_NODE" ]] || ((ONLY_NODE <= C_BROKERS)) || die "the cluster in $KAFKA_DIR has nodes 1..$C_BROKERS (no node $ONLY_NODE)"
+  fetch_jars
+  local nodes=() bootstrap="" i
+  if [[ -n "$ONLY_NODE" ]]; then nodes=("$ONLY_NODE"); else for ((i = 1; i <= C_BROKERS; i++)); do nodes+=("$i"); done; fi
+  for ((i = 1; i <= C_BROKERS; i++)); do bootstrap="${bootstrap:+$bootstrap,}$HOST:$((C_PORT + i - 1))"; done
+  local t0=$SECONDS
+  for i in "${nodes[@]}"; do
+    node_env "$i"
+    env "${NODE_ENV[@]}" KAFKA_UP_NO_WAIT=1 bash "$0" --no-secure --brokers 1 2>&1 | sed "s/^\[kafka-up\]/[kafka-up] node $i:/" ||
+      die "node $i did not start"
+  done
+  for i in "${nodes[@]}"; do
+    node_env "$i"
+    env "${NODE_ENV[@]}" bash "$0" --no-secure --brokers 1 2>&1 | sed "s/^\[kafka-up\]/[kafka-up] node $i:/" ||
+      die "node $i did not become ready"
+  done
+  local remaining_ms=$(((TIMEOUT - (SECONDS - t0)) * 1000))
+  ((remaining_ms < 10000)) && remaining_ms=10000
+  # a restarted node answers once the others have it in the cluster again; a whole start, once all N are there
+  probe_metadata "$remaining_ms" "$bootstrap" "$C_BROKERS" || die "the cluster at $bootstrap did not list $C_BROKERS brokers"
+  log "up: $C_BROKERS nodes, PLAINTEXT $bootstrap (controllers on $C_CONTROLLER_PORT..$((C_CONTROLLER_PORT + C_BROKERS - 1)); state in $KAFKA_DIR/node-*; ready after $((SECONDS - t0))s)"
+}
+
 command -v java >/dev/null || die "java not found on PATH (Java 17+ required)"
 
 if [[ -z "$SECURE" ]]; then # neither flag: as the last start under this KAFKA_DIR
@@ -177,6 +290,17 @@ if [[ -z "$SECURE" ]]; then # neither flag: as the last start under this KAFKA_D
 fi
 JAVA_MAJOR="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p' | head -n1)"
 [[ "${JAVA_MAJOR%%.*}" -ge 17 ]] 2>/dev/null || die "Java 17+ required (found: ${JAVA_MAJOR:-unknown})"
+
+# A cluster: --brokers N (N > 1), --node I, or neither flag with a cluster's layout under KAFKA_DIR.
+if [[ -z "$BROKERS" && -f "$CLUSTER_ENV" ]] || [[ -n "$BROKERS" && "$BROKERS" != 1 ]] || [[ -n "$ONLY_NODE" ]]; then
+  [[ -f "$CLUSTER_ENV" || -n "$BROKERS" ]] || die "--node needs a cluster under $KAFKA_DIR (start one with --brokers N)"
+  start_cluster
+  exit 0
+fi
+if [[ "$BROKERS" == 1 && "$NODE_ID" == 1 && "$CLUSTER_SIZE" == 1 && -f "$CLUSTER_ENV" ]]; then
+  log "back to the single node: forgetting the cluster's layout ($CLUSTER_ENV; its nodes' state stays in $KAFKA_DIR/node-*)"
+  rm -f "$CLUSTER_ENV"
+fi
 
 mkdir -p "$KAFKA_DIR"
 
@@ -209,27 +333,7 @@ else
 fi
 
 if [[ "$STARTED_NOW" == 1 ]]; then
-  # -------------------------------------------------------------- jars (cached)
-  command -v sha256sum >/dev/null || die "sha256sum not found"
-  POM_HASH="$( (cat "$POM"; echo) | sha256sum | cut -d' ' -f1)"
-  if [[ -f "$LIBS/.complete" && "$(cat "$LIBS/.complete")" == "$POM_HASH" ]]; then
-    log "jars cached in $LIBS ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
-  else
-    command -v mvn >/dev/null || die "mvn not found on PATH (Maven 3.8+ required to fetch the Kafka jars)"
-    log "fetching Kafka jars with Maven into $LIBS ..."
-    t0=$SECONDS
-    rm -rf "$LIBS.tmp"
-    if ! mvn -q -B -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-        -DoutputDirectory="$LIBS.tmp" >"$KAFKA_DIR/mvn.log" 2>&1; then
-      tail -n 40 "$KAFKA_DIR/mvn.log" >&2
-      die "Maven failed to fetch the Kafka jars (full output: $KAFKA_DIR/mvn.log)"
-    fi
-    ls "$LIBS.tmp"/kafka_2.13-*.jar >/dev/null 2>&1 || die "Maven ran but kafka_2.13 jar is missing in $LIBS.tmp"
-    rm -rf "$LIBS"
-    mv "$LIBS.tmp" "$LIBS"
-    echo "$POM_HASH" >"$LIBS/.complete"
-    log "fetched $(find "$LIBS" -name '*.jar' | wc -l) jars in $((SECONDS - t0))s"
-  fi
+  fetch_jars
 
   # -------------------------------------------------------------- secure listener material (once)
   LISTENERS="PLAINTEXT://$HOST:$PORT"
@@ -242,10 +346,10 @@ if [[ "$STARTED_NOW" == 1 ]]; then
 
   # -------------------------------------------------------------- config
   cat >"$PROPS" <<EOF
-# Generated by scripts/kafka/up.sh - local single-node KRaft broker for tests. Do not edit.
-node.id=1
+# Generated by scripts/kafka/up.sh - local KRaft node $NODE_ID of $CLUSTER_SIZE (broker+controller) for tests. Do not edit.
+node.id=$NODE_ID
 process.roles=broker,controller
-controller.quorum.voters=1@$HOST:$CONTROLLER_PORT
+controller.quorum.voters=$QUORUM_VOTERS
 listeners=$LISTENERS,CONTROLLER://$HOST:$CONTROLLER_PORT
 advertised.listeners=$LISTENERS
 controller.listener.names=CONTROLLER
@@ -253,16 +357,17 @@ inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=$PROTOCOLS
 log.dirs=$DATA
 num.partitions=1
-default.replication.factor=1
+default.replication.factor=$REPLICATION
+min.insync.replicas=$MIN_ISR
 auto.create.topics.enable=true
 delete.topic.enable=true
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$REPLICATION
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$REPLICATION
+transaction.state.log.min.isr=$MIN_ISR
 transaction.state.log.num.partitions=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$REPLICATION
+share.coordinator.state.topic.min.isr=$MIN_ISR
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
 num.network.threads=2
@@ -295,7 +400,7 @@ EOF
     log "storage already formatted ($(grep '^cluster.id=' "$DATA/meta.properties" || true))"
   else
     # Kafka Uuid: 16 random bytes, URL-safe base64 without padding (22 chars).
-    CLUSTER_ID="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    CLUSTER_ID="${KAFKA_CLUSTER_ID:-$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')}"
     log "formatting storage in $DATA with cluster id $CLUSTER_ID"
     rm -rf "$DATA"
     SCRAM_ARGS=()
@@ -340,6 +445,7 @@ EOF
   fi
   echo "$PID" >"$PIDFILE"
   log "pid $PID"
+  if [[ "$NO_WAIT" == 1 ]]; then exit 0; fi # a cluster's node: the cluster start waits for all of them
 fi
 
 # ---------------------------------------------------------------- wait for readiness
