@@ -17,6 +17,22 @@
  *   `JSON.parse`d. Timed from the first record received to the N-th (the
  *   group join, ~the same on both sides, is not counted).
  *
+ * Anchors on the same broker, same records, same run (issue 5's "anchors"):
+ *
+ * - KafkaJS (`kafkajs`, the Node client most Kafka users already have), its
+ *   defaults (acks -1, not idempotent, autocommit): produce with
+ *   `producer.send` of 1000 records at a time, awaited one after another;
+ *   consume with `consumer.run({ eachBatch })` (a fresh group, from the
+ *   beginning), key and value `JSON.parse`d. Each is its own pair with the
+ *   `Topic` case above as candidate, target ≥ 1× KafkaJS.
+ * - Faust itself on Kafka (`bench/faust/kafka_bench.py` in the virtualenv of
+ *   scenario 6, one Python process per run, see `faust-kafka.ts`): `await
+ *   topic.send(...)` × N then every future; an agent on the pre-filled topic.
+ *   Faust is slow, so these pairs run `FAUST_N` (50 000, or
+ *   `BENCH_KAFKA_FAUST_N`) records per run on both sides; target ≥ 20× Faust.
+ *   Skipped (with the reason on stderr) when Faust cannot run: in `--smoke`
+ *   without an existing `bench/faust/.venv`, or with `BENCH_KAFKA_FAUST=0`.
+ *
  * Every run uses fresh topic names and group ids. With no broker at
  * `KAFKA_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092) the group is skipped.
  */
@@ -25,10 +41,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { Kafka as KafkaJS, logLevel, Partitioners, type Producer as KafkaJSProducer } from "kafkajs"
 import { connect } from "node:net"
 import { Kafka, Topic } from "../../src/kafka/index.ts"
 import { App, CAPACITY, type FutureMessage } from "../lib/app.ts"
-import { type Case, now, type Pair } from "../lib/harness.ts"
+import { type Case, now, type Pair, progress } from "../lib/harness.ts"
+import { checkFaust, faustConsume, faustProduce } from "./faust-kafka.ts"
 
 export const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
 const brokers = bootstrapServers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
@@ -243,6 +261,97 @@ const rawConsumeCase = (topicName: () => string): Case => ({
 })
 
 // ---------------------------------------------------------------------------------------------
+// KafkaJS side
+
+const kafkajsClient = () =>
+  new KafkaJS({
+    clientId: unique("kafkajs"),
+    brokers: [...brokers],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 5_000
+  })
+
+const kafkajsProduce = async (producer: KafkaJSProducer, topic: string, from: number, n: number): Promise<void> => {
+  for (let i = from; i < from + n; i += BATCH) {
+    const size = Math.min(BATCH, from + n - i)
+    const messages = new Array<{ key: string; value: string }>(size)
+    for (let j = 0; j < size; j++) {
+      messages[j] = { key: JSON.stringify(keyOf(i + j)), value: JSON.stringify(valueOf(i + j)) }
+    }
+    const result = await producer.send({ topic, messages, acks: -1 })
+    if (result.length === 0) throw new Error("no offsets from the broker")
+  }
+}
+
+const kafkajsProduceCase = (topicName: () => string): Case => ({
+  label: `KafkaJS producer.send(${BATCH} records), acks -1 (KafkaJS defaults)`,
+  run: async (n) => {
+    const producer = kafkajsClient().producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false
+    })
+    await producer.connect()
+    try {
+      const topic = topicName()
+      await createTopic(topic, 1)
+      await kafkajsProduce(producer, topic, -1, 1) // metadata and connection, outside the timed part
+      const start = now()
+      await kafkajsProduce(producer, topic, 0, n)
+      return { elapsedMs: now() - start }
+    } finally {
+      await producer.disconnect()
+    }
+  }
+})
+
+const kafkajsConsumeCase = (topicName: () => string): Case => ({
+  label: "KafkaJS consumer.run({ eachBatch }) (new group, from beginning)",
+  run: async (n) => {
+    const consumer = kafkajsClient().consumer({
+      groupId: unique("group"),
+      sessionTimeout: 10_000,
+      rebalanceTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      maxWaitTimeInMs: MAX_WAIT_TIME
+    })
+    await consumer.connect()
+    try {
+      await consumer.subscribe({ topics: [topicName()], fromBeginning: true })
+      let start = 0
+      let end = 0
+      let count = 0
+      let sum = 0
+      let finish!: () => void
+      const finished = new Promise<void>((resolve) => (finish = resolve))
+      await consumer.run({
+        eachBatch: async ({ batch }) => {
+          if (count >= n) return
+          if (count === 0) start = now()
+          for (const message of batch.messages) {
+            const key = JSON.parse(message.key!.toString("utf8")) as string
+            const value = JSON.parse(message.value!.toString("utf8")) as Value
+            sum += value.qty + (key.length > 0 ? 0 : 1)
+            if (++count >= n) {
+              end = now()
+              finish()
+              break
+            }
+          }
+        }
+      })
+      await finished
+      if (count !== n || sum < 0) throw new Error(`read ${count} of ${n}`)
+      return { elapsedMs: end - start }
+    } finally {
+      await consumer.disconnect()
+    }
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+
+/** Records per run in the "vs Faust" pairs (both sides): Faust runs at a few thousand records a second. */
+const FAUST_N = Number(process.env.BENCH_KAFKA_FAUST_N ?? 50_000)
 
 /** The pairs, after pre-filling the consume topic with `n` records. */
 export const kafka = async (n: number): Promise<Array<Pair>> => {
@@ -257,6 +366,36 @@ export const kafka = async (n: number): Promise<Array<Pair>> => {
   }
   const sendN = Math.max(1, Math.min(n, Math.round(n / 50)))
   const note = `broker ${bootstrapServers}, 1 partition, fresh topics and groups per run`
+  // child.ts does not pass --smoke to the group; it is on this process's command line.
+  const faust = checkFaust(process.argv.includes("--smoke"))
+  const faustN = Math.max(1, Math.min(n, FAUST_N))
+  if (typeof faust === "string") progress(`kafka: no "vs Faust" pairs: ${faust}`)
+  const faustPairs: Array<Pair> = typeof faust === "string" ? [] : [
+    {
+      id: "s7-kafka-produce-faust",
+      scenario: 7,
+      title: "Kafka produce vs Faust",
+      n: faustN,
+      candidate: topicProduce("sendSoon", produceTopic),
+      baseline: faustProduce(faust, bootstrapServers, produceTopic),
+      latency: false,
+      target: { ratio: 20, text: "≥ 20× Faust" },
+      note:
+        `${faustN} records per run on both sides (Faust is slow); Faust ${faust.faustVersion}, aiokafka ${faust.aiokafkaVersion}, ${faust.python}, one Python process per run`
+    },
+    {
+      id: "s7-kafka-consume-faust",
+      scenario: 7,
+      title: "Kafka consume vs Faust",
+      n: faustN,
+      candidate: topicConsume(() => consumeTopic),
+      baseline: faustConsume(faust, bootstrapServers, () => consumeTopic),
+      latency: false,
+      target: { ratio: 20, text: "≥ 20× Faust" },
+      note:
+        `the first ${faustN} records of the pre-filled topic on both sides; Faust ${faust.faustVersion}, aiokafka ${faust.aiokafkaVersion}, ${faust.python}`
+    }
+  ]
   return [
     {
       id: "s7-kafka-produce",
@@ -290,6 +429,29 @@ export const kafka = async (n: number): Promise<Array<Pair>> => {
       latency: false,
       target: { ratio: 0.9, text: "≥ 0.9× raw client" },
       note
-    }
+    },
+    {
+      id: "s7-kafka-produce-kafkajs",
+      scenario: 7,
+      title: "Kafka produce vs KafkaJS",
+      n,
+      candidate: topicProduce("sendSoon", produceTopic),
+      baseline: kafkajsProduceCase(produceTopic),
+      latency: false,
+      target: { ratio: 1, text: "≥ 1× KafkaJS" },
+      note
+    },
+    {
+      id: "s7-kafka-consume-kafkajs",
+      scenario: 7,
+      title: "Kafka consume vs KafkaJS",
+      n,
+      candidate: topicConsume(() => consumeTopic),
+      baseline: kafkajsConsumeCase(() => consumeTopic),
+      latency: false,
+      target: { ratio: 1, text: "≥ 1× KafkaJS" },
+      note
+    },
+    ...faustPairs
   ]
 }
