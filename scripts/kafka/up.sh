@@ -36,6 +36,7 @@
 #   KAFKA_PORT         PLAINTEXT listener port        (default: 9092; a cluster's first node)
 #   KAFKA_CONTROLLER_PORT  controller port            (default: 9093; a cluster's first node: KAFKA_PORT+10000)
 #   KAFKA_SECURE_PORT  SASL_SSL listener port, with --secure (default: 9094)
+#   KAFKA_LIBS         where the jars are cached      (default: $KAFKA_DIR/libs; .ci/run shares .kafka/libs with its cluster)
 #   (a second broker beside the project's: KAFKA_DIR=/tmp/kafka-x KAFKA_PORT=19092 KAFKA_CONTROLLER_PORT=19093 ...;
 #    a cluster beside it: KAFKA_DIR=/tmp/kafka-cluster KAFKA_PORT=29092 up.sh --brokers 3 -> 29092-29094, 39092-39094)
 #
