@@ -37,14 +37,16 @@
  * `KAFKA_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092) the group is skipped.
  */
 import { Consumer, ProduceAcks, Producer } from "@platformatic/kafka"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Kafka as KafkaJS, logLevel, Partitioners, type Producer as KafkaJSProducer } from "kafkajs"
 import { connect } from "node:net"
 import { Kafka, Topic } from "../../src/kafka/index.ts"
-import { App, CAPACITY, type FutureMessage } from "../lib/app.ts"
+import { Agent, App, CAPACITY, type FutureMessage } from "../lib/app.ts"
 import { type Case, now, type Pair, progress } from "../lib/harness.ts"
 import { checkFaust, faustConsume, faustProduce } from "./faust-kafka.ts"
 
@@ -194,6 +196,32 @@ const topicConsume = (topicName: () => string): Case => ({
       )
       const elapsedMs = now() - start
       if (count !== n || sum < 0) throw new Error(`read ${count} of ${n}`)
+      return { elapsedMs }
+    }))
+})
+
+/** An agent in batch mode (Faust's `stream.take`): each batch acknowledged once its handler is done. */
+const agentBatchConsume = (topicName: () => string): Case => ({
+  label: "Agent.forEach, batch of 1000 within 100 ms (new group, from earliest)",
+  run: (n) =>
+    runTopic(Effect.gen(function*() {
+      const topic = yield* makeTopic(topicName())
+      let start = 0
+      let count = 0
+      let sum = 0
+      const done = Deferred.makeUnsafe<void>()
+      const agent = yield* Agent.forEach("bench-batch", topic, (values) =>
+        Effect.sync(() => {
+          if (count === 0) start = now()
+          for (let i = 0; i < values.length; i++) sum += values[i].qty
+          count += values.length
+          if (count >= n) Deferred.doneUnsafe(done, Effect.void)
+        }), { batch: { size: 1000, within: "100 millis" } })
+      const fiber = yield* Effect.forkChild(agent.run)
+      yield* Deferred.await(done)
+      const elapsedMs = now() - start
+      yield* Fiber.interrupt(fiber)
+      if (count < n || sum < 0) throw new Error(`read ${count} of ${n}`)
       return { elapsedMs }
     }))
 })
@@ -425,6 +453,17 @@ export const kafka = async (n: number): Promise<Array<Pair>> => {
       title: "Kafka consume (consumer group, from earliest)",
       n,
       candidate: topicConsume(() => consumeTopic),
+      baseline: rawConsumeCase(() => consumeTopic),
+      latency: false,
+      target: { ratio: 0.9, text: "≥ 0.9× raw client" },
+      note
+    },
+    {
+      id: "s7-kafka-consume-agent-batch",
+      scenario: 7,
+      title: "Kafka consume through an agent in batch mode",
+      n,
+      candidate: agentBatchConsume(() => consumeTopic),
       baseline: rawConsumeCase(() => consumeTopic),
       latency: false,
       target: { ratio: 0.9, text: "≥ 0.9× raw client" },

@@ -314,7 +314,7 @@ describe.skipIf(!brokerAvailable)("Topic against a record the broker refuses", (
         assert.deepStrictEqual(exits.map(Exit.isSuccess), [true, true, false, true, true])
         const refused = yield* Effect.flip(futures[2].await)
         assert.instanceOf(refused, KafkaError)
-        assert.include(refused.message, "larger than the max message size")
+        assert.include(refused.message, "larger than the broker accepts")
         assert.strictEqual((refused as KafkaError).partition, 0, "the refused record's partition")
         assert.strictEqual((refused as KafkaError).topic, small.topics[0])
         assert.deepStrictEqual(

@@ -6,6 +6,7 @@
  * committed offset), and each event handed out is acknowledged by the next
  * pull, or held until `Topic.ack` for a `noack` subscriber.
  */
+import type * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -110,16 +111,37 @@ const handOut = <A extends Event.Event<any, any>>(reader: Reader<A>, event: A): 
   return [event]
 }
 
-/** A `noack` pull: the event is held until `Topic.ack`. */
-export const pullHeld = <A extends Event.Event<any, any>>(reader: Reader<A>): Effect.Effect<readonly [A], any> =>
-  Effect.map(takeFresh(reader), (event) => {
-    const delivery = deliveryOf(event)
-    if (delivery !== undefined && !delivery.acked && reader.held !== undefined) {
-      delivery.holder = reader.held
-      reader.held.add(delivery)
+/** At most this many events are handed out by one `noack` pull. */
+const HELD_BATCH = 1024
+
+/**
+ * A `noack` pull: the next event (waiting for one) and what else the queue
+ * holds, each held until `Topic.ack`. Nothing is acknowledged by pulling, so
+ * a pull can hand out many at once.
+ */
+export const pullHeld = <A extends Event.Event<any, any>>(
+  reader: Reader<A>
+): Effect.Effect<Arr.NonEmptyReadonlyArray<A>, any> =>
+  Effect.map(takeFresh(reader), (first) => {
+    const events: Arr.NonEmptyArray<A> = [first]
+    hold(reader, first)
+    while (events.length < HELD_BATCH) {
+      const taken = takeFreshUnsafe(reader)
+      // An end or a failure is left in the queue for the next pull, after these.
+      if (taken === undefined || Exit.isFailure(taken)) break
+      hold(reader, taken.value)
+      events.push(taken.value)
     }
-    return [event] as const
+    return events
   })
+
+const hold = <A extends Event.Event<any, any>>(reader: Reader<A>, event: A): void => {
+  const delivery = deliveryOf(event)
+  if (delivery !== undefined && !delivery.acked && reader.held !== undefined) {
+    delivery.holder = reader.held
+    reader.held.add(delivery)
+  }
+}
 
 /** The next event of the queue if it has one, dropping those of revoked generations. */
 const takeFreshUnsafe = <A extends Event.Event<any, any>>(reader: Reader<A>): Exit.Exit<A, any> | undefined => {
