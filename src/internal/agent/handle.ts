@@ -281,6 +281,15 @@ class HandlerInstance<R> {
     return Effect.flatMap(takeUnit(instance, batch), (unit) => unit === undefined ? Effect.void : this.handle(unit))
   }
 
+  /** The user's handler: one that throws before returning an effect failed its event like any other. */
+  call(unit: ReadonlyArray<Event.Event<any, any>>): Effect.Effect<unknown, unknown, R> {
+    try {
+      return this.handler(unit)
+    } catch (thrown) {
+      return Effect.fail(thrown)
+    }
+  }
+
   handle(unit: ReadonlyArray<Event.Event<any, any>>): Effect.Effect<void, EventFailure, R> {
     this.unit = unit
     this.instance.current = unit
@@ -290,10 +299,10 @@ class HandlerInstance<R> {
     const span = this.tracing ? this.spanOf(unit) : undefined
     if (retry === undefined) {
       this.attempts = 1
-      if (span === undefined) return Effect.matchCauseEffect(this.handler(unit), this.afterHandler)
+      if (span === undefined) return Effect.matchCauseEffect(this.call(unit), this.afterHandler)
       // The same steps as `afterHandler`, the sinks inside the span (what they send carries it on).
       return Effect.matchCauseEffect(
-        Effect.withSpan(Effect.flatMap(this.handler(unit), this.sendsAndSinks), this.spanName, span),
+        Effect.withSpan(Effect.flatMap(this.call(unit), this.sendsAndSinks), this.spanName, span),
         this.outcome
       )
     }
@@ -301,7 +310,7 @@ class HandlerInstance<R> {
     const attempt = Effect.suspend(() => {
       this.attempts++
       this.pending.list = []
-      return Effect.flatMap(Effect.catchDefect(this.handler(unit), Effect.fail), this.sendsAndSinks)
+      return Effect.flatMap(Effect.catchDefect(this.call(unit), Effect.fail), this.sendsAndSinks)
     })
     const attempts = Effect.retry(attempt, retry)
     return Effect.matchCauseEffect(

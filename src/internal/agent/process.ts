@@ -76,7 +76,7 @@ export const processLoop = <R>(process: Process<R>) =>
     while (!ended) {
       const before = handling.stats.handled + handling.stats.failed
       const exit = yield* Effect.exit(
-        Stream.runForEach(process(values), emit).pipe(
+        Stream.runForEach(Stream.suspend(() => process(values)), emit).pipe(
           Effect.catchDefect((defect) => Effect.fail(defect)),
           Effect.andThen(awaitPending(pending)),
           Effect.provideService(CurrentPendingSends, pending)

@@ -63,6 +63,8 @@ export const requestOf = (
   let correlationId: string | undefined
   let address: string | undefined
   for (const [name, value] of headers) {
+    // A header of the wrong type (a null value from a raw producer) is no request.
+    if (typeof value !== "string" && !(value instanceof Uint8Array)) continue
     if (name === correlationIdHeader) correlationId = text(value)
     else if (name === replyToHeader) address = text(value)
   }

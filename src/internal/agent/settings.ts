@@ -24,7 +24,8 @@ export type Ordering = "partition" | "key" | "none"
 export interface Options<Out> {
   readonly concurrency?: number | undefined
   readonly ordering?: Ordering | undefined
-  readonly sinks?: ReadonlyArray<Sink<Out>> | undefined
+  /** Each gets what the handler returns, `undefined` excepted. */
+  readonly sinks?: ReadonlyArray<Sink<Exclude<Out, undefined>>> | undefined
   readonly onError?: {
     readonly retry?: Schedule.Schedule<unknown, unknown> | undefined
     readonly then?: FailurePolicy | undefined

@@ -183,8 +183,20 @@ const runOnce = <R>(
     const instanceFibers = instances.map((instance) =>
       Effect.runForkWith(context)(
         definition.work(handling, instance, gate).pipe(
-          Effect.catch((failure) =>
-            Effect.sync(() => Deferred.doneUnsafe(stop, Effect.fail({ _tag: "EventFailed", failure })))
+          Effect.catchCause((cause) =>
+            Effect.sync(() => {
+              if (Cause.hasInterruptsOnly(cause)) return
+              const failure = Cause.findErrorOption(cause)
+              // Anything else that ends an instance (a defect of the agent's own) stops the run, never silently.
+              Deferred.doneUnsafe(
+                stop,
+                Effect.fail(
+                  Option.isSome(failure) && !Cause.hasDies(cause)
+                    ? { _tag: "EventFailed", failure: failure.value }
+                    : { _tag: "SourceFailed", cause }
+                )
+              )
+            })
           )
         )
       )
