@@ -267,14 +267,25 @@ const makeAgent = <K, V, Out, R>(
     work,
     readsItself
   }
-  const runAgent = Effect.scoped(Effect.gen(function*() {
+  // A failed agent's series stay (running 0, its failures counted), so a view tells it from one
+  // that stopped; they go when it runs again.
+  let failedSeries: (() => void) | undefined
+  const runAgent = Effect.gen(function*() {
+    failedSeries?.()
+    failedSeries = undefined
     const channel = yield* source
-    yield* stats.register(name, counters, {
+    const remove = yield* stats.register(name, counters, {
       source: channel.label,
       sinks: resolved.sinks.map(sinkLabel)
     })
-    return yield* supervise.run(definition)
-  }))
+    return yield* Effect.onExit(supervise.run(definition), (exit) =>
+      Effect.sync(() => {
+        // Only an agent that ran and failed stays visible (not one refused for its name).
+        const failed = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+        if (failed !== undefined && failed._tag === "Some" && failed.value instanceof AgentError) failedSeries = remove
+        else remove()
+      }))
+  })
   const send = (options: Channel.SendOptions<K, V>) => Effect.flatMap(source, (channel) => channel.send(options))
   const ask = (options: AskOptions<K, V>): Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError, R> =>
     Effect.gen(function*() {

@@ -516,7 +516,7 @@ describe("Agent metrics", () => {
       assert.deepInclude(byName.get("effect_faust_agent_running")!.state as { value: number }, { value: 1 })
       assert.deepInclude(byName.get("effect_faust_agent_info")!.attributes, {
         source: "metered-source",
-        sinks: "metered-sink"
+        sinks: JSON.stringify(["metered-sink"])
       })
       assert.strictEqual(
         (byName.get("effect_faust_agent_processing_seconds")!.state as { count: number }).count,

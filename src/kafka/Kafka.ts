@@ -23,6 +23,7 @@ import type { InvalidChannelOptionsError } from "../Errors.ts"
 import type { Headers } from "../Message.ts"
 import * as RecordMetadata from "../RecordMetadata.ts"
 import * as capabilities from "./internal/capabilities.ts"
+import { fromBrokers } from "./internal/explain.ts"
 import * as kafkaOptions from "./internal/kafkaOptions.ts"
 import * as security from "./internal/security.ts"
 import * as sendBuffer from "./internal/sendBuffer.ts"
@@ -361,7 +362,9 @@ export const make = Effect.fnUntraced(
     )
     const { flush, publish, publishAll } = yield* sendBuffer.make(producer, settings)
 
-    const metadataError = (topic: string) => (cause: unknown) => new KafkaError({ operation: "metadata", topic, cause })
+    const brokers = settings.bootstrapServers
+    const metadataError = (topic: string) => (cause: unknown) =>
+      new KafkaError({ operation: "metadata", topic, cause: fromBrokers(cause, brokers) })
     const partitionCounts = new Map<string, { readonly count: number; readonly expires: number }>()
 
     capabilities.register(publish, {
@@ -422,11 +425,12 @@ export const make = Effect.fnUntraced(
                 throw error
               }
             ),
-          catch: (cause) => new KafkaError({ operation: "declare", topic: spec.topic, cause })
+          catch: (cause) =>
+            new KafkaError({ operation: "declare", topic: spec.topic, cause: fromBrokers(cause, brokers) })
         }),
       topicNames: Effect.tryPromise({
         try: () => admin.listTopics(),
-        catch: (cause) => new KafkaError({ operation: "metadata", cause })
+        catch: (cause) => new KafkaError({ operation: "metadata", cause: fromBrokers(cause, brokers) })
       })
     })
   }

@@ -32,7 +32,9 @@ export class KafkaError extends Schema.TaggedError<KafkaError>()("KafkaError", {
       : ` on ${this.topic}${this.partition === undefined ? "" : `[${this.partition}]`}${
         this.offset === undefined ? "" : `@${this.offset}`
       }`
-    return `Kafka ${this.operation} failed${where}: ${explain(this.cause) ?? describe(this.cause)}`
+    // One line, whatever the cause's text: logs and the examples print it as it is.
+    const why = (explain(this.cause) ?? describe(this.cause)).replace(/\s*[\r\n]+\s*/g, " ")
+    return `Kafka ${this.operation} failed${where}: ${why}`
   }
   override toJSON(): unknown {
     return toJSONSafe(this)

@@ -192,6 +192,12 @@ export const routesLayer = (
 export const layer = (options?: Options): Layer.Layer<Server, WebStartError> => {
   const host = options?.host ?? "127.0.0.1"
   const port = options?.port ?? 9464
+  if (!Number.isSafeInteger(port) || port < 0 || port > 65_535) {
+    return Layer.effect(
+      Server,
+      Effect.fail(new WebStartError({ host, port, reason: "the port must be an integer from 0 to 65535" }))
+    )
+  }
   const served = HttpRouter.serve(routesLayer(options), { disableLogger: true, disableListenLog: true })
   const web = Layer.effect(
     Server,
@@ -202,7 +208,8 @@ export const layer = (options?: Options): Layer.Layer<Server, WebStartError> => 
     })
   )
   return Layer.mergeAll(served, web).pipe(
-    Layer.provide(NodeHttpServer.layer(() => createServer(), { port, host })),
+    // A client that never finishes its request must not hold the layer's close for long.
+    Layer.provide(NodeHttpServer.layer(() => createServer(), { port, host, gracefulShutdownTimeout: "1 second" })),
     Layer.catchTag("ServeError", (error) => Layer.effect(Server, Effect.fail(describeServeError(error, host, port))))
   )
 }

@@ -174,7 +174,7 @@ describe("Web", () => {
         ]
       ) has(name, audit, 0)
       has("effect_faust_agent_running", audit, 1)
-      has("effect_faust_agent_info", { agent: "audit", source: "orders", sinks: "audited" }, 1)
+      has("effect_faust_agent_info", { agent: "audit", source: "orders", sinks: JSON.stringify(["audited"]) }, 1)
       has("effect_faust_agent_processing_seconds_count", audit, 1)
       has("effect_faust_agent_processing_seconds_bucket", { ...audit, le: "+Inf" }, 1)
       assert.strictEqual(types.get("effect_faust_agent_processing_seconds"), "histogram")

@@ -6,7 +6,6 @@
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
-import type * as Scope from "effect/Scope"
 import { counterHooks, gaugeHooks } from "../metrics.ts"
 
 /** Where an agent is in its life. */
@@ -103,9 +102,10 @@ const running = Metric.gauge("effect_faust_agent_running", {
   description: "1 while the agent runs (reading its source), else 0"
 })
 
-/** An info series: constant 1, its attributes say what the agent reads and where its results go. */
+/** An info series: constant 1, its attributes say what the agent reads and where its results go (a JSON array of labels). */
 const info = Metric.gauge("effect_faust_agent_info", {
-  description: "An agent's source and sinks (attributes source and sinks; the value is always 1)"
+  description:
+    "An agent's source and sinks (attributes source, and sinks as a JSON array of labels; the value is always 1)"
 })
 
 /** Seconds from taking an event (or a batch) to acknowledging it. */
@@ -132,42 +132,42 @@ const histogramHooks = (
   modify: () => {}
 })
 
-/** Registers the agent's metrics with the current registry until the scope closes. */
+/**
+ * Registers the agent's metrics with the current registry; returns what
+ * removes them.
+ */
 export const register = (
   agent: string,
   stats: Stats,
   wiring: { readonly source: string; readonly sinks: ReadonlyArray<string> }
-): Effect.Effect<void, never, Scope.Scope> =>
+): Effect.Effect<() => void> =>
   Effect.flatMap(Effect.context<never>(), (context: Context.Context<never>) =>
-    Effect.acquireRelease(
-      Effect.sync(() => {
-        const attributes = { agent }
-        const registrations = [
-          ...(Object.keys(counters) as Array<keyof typeof counters>).map((name) =>
-            Metric.registerUnsafe(
-              Metric.withAttributes(counters[name], attributes),
-              context,
-              counterHooks(() => stats[name])
-            )
-          ),
-          Metric.registerUnsafe(Metric.withAttributes(inFlight, attributes), context, gaugeHooks(() => stats.inFlight)),
+    Effect.sync(() => {
+      const attributes = { agent }
+      const registrations = [
+        ...(Object.keys(counters) as Array<keyof typeof counters>).map((name) =>
           Metric.registerUnsafe(
-            Metric.withAttributes(running, attributes),
+            Metric.withAttributes(counters[name], attributes),
             context,
-            gaugeHooks(() => stats.status === "running" ? 1 : 0)
-          ),
-          Metric.registerUnsafe(
-            Metric.withAttributes(info, { agent, source: wiring.source, sinks: wiring.sinks.join(",") }),
-            context,
-            gaugeHooks(() => 1)
-          ),
-          Metric.registerUnsafe(
-            Metric.withAttributes(processingTime, attributes),
-            context,
-            histogramHooks(stats.processing)
+            counterHooks(() => stats[name])
           )
-        ]
-        return () => registrations.forEach((registration) => registration.remove())
-      }),
-      (remove) => Effect.sync(remove)
-    ))
+        ),
+        Metric.registerUnsafe(Metric.withAttributes(inFlight, attributes), context, gaugeHooks(() => stats.inFlight)),
+        Metric.registerUnsafe(
+          Metric.withAttributes(running, attributes),
+          context,
+          gaugeHooks(() => stats.status === "running" ? 1 : 0)
+        ),
+        Metric.registerUnsafe(
+          Metric.withAttributes(info, { agent, source: wiring.source, sinks: JSON.stringify(wiring.sinks) }),
+          context,
+          gaugeHooks(() => 1)
+        ),
+        Metric.registerUnsafe(
+          Metric.withAttributes(processingTime, attributes),
+          context,
+          histogramHooks(stats.processing)
+        )
+      ]
+      return () => registrations.forEach((registration) => registration.remove())
+    }))

@@ -8,6 +8,15 @@
  * the connection only. `undefined` when it recognises nothing.
  */
 
+/** The brokers a client error came from, noted where it is caught (the client's messages rarely name them). */
+const brokersOf = new WeakMap<object, ReadonlyArray<string>>()
+
+/** Notes that `cause`, a client's error, came from talking to `brokers`; returns it. */
+export const fromBrokers = <A>(cause: A, brokers: ReadonlyArray<string>): A => {
+  if (typeof cause === "object" && cause !== null) brokersOf.set(cause, brokers)
+  return cause
+}
+
 interface Findings {
   /** Broker address → the OS error codes seen connecting to it. */
   readonly unreachable: Map<string, Set<string>>
@@ -15,6 +24,8 @@ interface Findings {
   readonly protocol: Set<string>
   authentication: string | undefined
   timedOut: boolean
+  /** A connection the other side closed (or a reply that was not Kafka's). */
+  closed: boolean
   /** A `node:tls` verification error: its code and message. */
   certificate: { readonly code: string; readonly message: string } | undefined
   /** The broker answered a plaintext client with TLS. */
@@ -54,7 +65,11 @@ const collect = (error: unknown, findings: Findings, depth: number, seen: Set<un
   seen.add(error)
   const code = read(error, "code")
   const message = read(error, "message")
-  if (code === "PLT_KFK_NETWORK" && typeof message === "string") {
+  if (code === "PLT_KFK_NETWORK" && message === "Request timed out") {
+    findings.timedOut = true
+  } else if (code === "PLT_KFK_NETWORK" && message === "Connection closed") {
+    findings.closed = true
+  } else if (code === "PLT_KFK_NETWORK" && typeof message === "string") {
     const address = /Connection to (\S+) failed/.exec(message)?.[1]
     if (address !== undefined) {
       const reasons = findings.unreachable.get(address) ?? new Set()
@@ -101,6 +116,7 @@ export const explain = (cause: unknown): string | undefined => {
     protocol: new Set(),
     authentication: undefined,
     timedOut: false,
+    closed: false,
     certificate: undefined,
     brokerWantsTls: false,
     brokerNoTls: false,
@@ -155,6 +171,18 @@ export const explain = (cause: unknown): string | undefined => {
       reasons.size === 0 ? "" : ` (${[...reasons].join(", ")})`
     }: is the broker running, and are KAFKA_BOOTSTRAP_SERVERS / bootstrapServers right?`
   }
-  if (findings.timedOut) return "the broker did not answer in time (requestTimeout / connectTimeout)"
+  let brokers: ReadonlyArray<string> | undefined
+  try {
+    brokers = typeof cause === "object" && cause !== null ? brokersOf.get(cause) : undefined
+  } catch {
+    brokers = undefined
+  }
+  const who = brokers === undefined || brokers.length === 0 ? "the broker" : brokers.join(", ")
+  if (findings.timedOut) {
+    return `no answer from ${who} within the request timeout (requestTimeout): is it a Kafka broker, reachable and not overloaded?`
+  }
+  if (findings.closed) {
+    return `${who} closed the connection: is it a Kafka broker, and does it require TLS or SASL (the Kafka settings tls and sasl)?`
+  }
   return undefined
 }

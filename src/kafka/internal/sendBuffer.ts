@@ -16,6 +16,7 @@ import * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord, type Settings } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
 import type { Publish, PublishAll } from "./capabilities.ts"
+import { fromBrokers } from "./explain.ts"
 import * as partialProduce from "./partialProduce.ts"
 
 /** Records published together with one completion (see `capabilities.ts`). */
@@ -91,7 +92,7 @@ export const make = (
           (rejection) => {
             const whole = new KafkaError({
               operation: "produce",
-              cause: rejection,
+              cause: fromBrokers(rejection, settings.bootstrapServers),
               ...(sameTopic(records) ? { topic: records[0].topic } : {})
             })
             const { exits, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)

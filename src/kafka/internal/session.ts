@@ -14,6 +14,7 @@ import * as FutureMessage from "../../FutureMessage.ts"
 import * as Message from "../../Message.ts"
 import { KafkaError } from "../KafkaError.ts"
 import { bySubscription } from "./assignor.ts"
+import { fromBrokers } from "./explain.ts"
 import * as newPartitions from "./newPartitions.ts"
 import * as security from "./security.ts"
 import * as sendGuard from "./sendGuard.ts"
@@ -178,7 +179,13 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     })
     // The client reports a group it could not rejoin as an "error" event
     // (an unheard one would crash the process).
-    consumer.on("error", (cause: unknown) => fail(new KafkaError({ operation: "consume", topic: label, cause })))
+    consumer.on(
+      "error",
+      (cause: unknown) =>
+        fail(
+          new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
+        )
+    )
 
     const streams = new Set<MessagesStream<Buffer, Buffer, Buffer, Buffer>>()
     const openStream = Effect.tryPromise({
@@ -190,7 +197,8 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           autocommit: false,
           maxWaitTime: settings.maxWaitTime
         }),
-      catch: (cause) => new KafkaError({ operation: "consume", topic: label, cause })
+      catch: (cause) =>
+        new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
     }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
     const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
       Effect.promise(() => {

@@ -7,6 +7,17 @@ import type * as Metric from "effect/Metric"
  */
 
 /** A channel (a topic is one too: `kind: "topic"`). */
+
+/** The sink labels of an agent's info series: a JSON array of strings (a label may hold a comma). */
+const sinkLabels = (encoded: string | undefined): ReadonlyArray<string> => {
+  if (encoded === undefined || encoded === "") return []
+  try {
+    const parsed: unknown = JSON.parse(encoded)
+    return Array.isArray(parsed) ? parsed.filter((label): label is string => typeof label === "string") : []
+  } catch {
+    return []
+  }
+}
 export interface ChannelStats {
   readonly label: string
   readonly kind: "channel" | "topic"
@@ -215,7 +226,7 @@ export const read = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, time: num
         ;(target as unknown as Record<string, number>)[field] = value
       } else if (snapshot.id === "effect_faust_agent_info") {
         target.source = attributes.source
-        target.sinks = attributes.sinks === undefined || attributes.sinks === "" ? [] : attributes.sinks.split(",")
+        target.sinks = sinkLabels(attributes.sinks)
       } else if (snapshot.id === "effect_faust_agent_processing_seconds" && snapshot.type === "Histogram") {
         target.processingCount = snapshot.state.count
         target.processingSum = snapshot.state.sum
