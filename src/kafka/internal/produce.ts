@@ -8,8 +8,6 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Result from "effect/Result"
-import * as Schema from "effect/Schema"
 import type * as Channel from "../../Channel.ts"
 import * as Codec from "../../Codec.ts"
 import { ChannelClosedError, CodecError, NotATopicError, type TransportError } from "../../Errors.ts"
@@ -23,9 +21,10 @@ import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
-import { partitionForKey } from "./murmur2.ts"
 import * as sendGuard from "./sendGuard.ts"
 
+import { encodeUnsafe } from "./encode.ts"
+import { partitionOf } from "./partitioner.ts"
 import { deadLetterHeaders } from "./received.ts"
 import type { TopicSettings } from "./settings.ts"
 import type { Root, TopicContext } from "./topic.ts"
@@ -327,10 +326,7 @@ export class TopicProducer<K, V> {
 
   /** `partitionFor` with the partition count known. */
   private partitionOf(topic: string, key: Uint8Array | null, count: number): number {
-    if (key !== null) return partitionForKey(key, count)
-    const next = this.topic.root.nextPartition.get(topic) ?? 0
-    this.topic.root.nextPartition.set(topic, next + 1)
-    return next % count
+    return partitionOf(this.topic.root.nextPartition, topic, key, count)
   }
 
   /** Schema, then codec: the reverse of `decode`. `null` stays `null` (no key, or a tombstone). */
@@ -351,30 +347,7 @@ export class TopicProducer<K, V> {
     input: unknown,
     serializer: Codec.Serializer | undefined
   ): Uint8Array | null | CodecError {
-    if (input === null || input === undefined) return null
-    const settings = this.topic.channelSettings
-    const schema = kind === "key" ? settings.schema.key : settings.schema.value
-    let encoded: unknown = input
-    if (schema !== undefined) {
-      const result = encoderOf(schema)(input)
-      if (Result.isFailure(result)) {
-        return new CodecError({ codec: "schema", operation: "dumps", cause: result.failure })
-      }
-      encoded = result.success
-    }
-    let codec = kind === "key" ? settings.keyCodec : settings.valueCodec
-    if (serializer !== undefined) {
-      const resolved = Codec.resolve(this.topic.context.registry, serializer)
-      if (Result.isFailure(resolved)) {
-        return new CodecError({ codec: String(serializer), operation: "dumps", cause: resolved.failure })
-      }
-      codec = resolved.success
-    }
-    try {
-      return codec.dumps(encoded)
-    } catch (cause) {
-      return new CodecError({ codec: codec.name, operation: "dumps", cause })
-    }
+    return encodeUnsafe(this.topic.channelSettings, this.topic.context.registry, kind, input, serializer)
   }
 
   /** Produces a ready event as it is: bytes pass through, other keys and values are encoded. */
@@ -421,20 +394,6 @@ const headersOf = (
 const currentTraceparent: Effect.Effect<string | undefined> = Effect.withFiber((fiber) =>
   Effect.succeed(traceContext.current(fiber))
 )
-
-/** The Schema encoder of each key or value schema, made once. */
-const encoders = new WeakMap<object, (input: unknown) => Result.Result<unknown, Schema.SchemaError>>()
-
-const encoderOf = (schema: unknown): (input: unknown) => Result.Result<unknown, Schema.SchemaError> => {
-  let encoder = encoders.get(schema as object)
-  if (encoder === undefined) {
-    encoder = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>) as (
-      input: unknown
-    ) => Result.Result<unknown, Schema.SchemaError>
-    encoders.set(schema as object, encoder)
-  }
-  return encoder
-}
 
 const asKafkaError = (topic: string, error: unknown): KafkaError =>
   error instanceof KafkaError ? error : new KafkaError({ operation: "produce", topic, cause: error })
