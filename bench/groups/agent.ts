@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Agent, Channel, runWithApp } from "../lib/app.ts"
+import { Agent, type App, Channel, runWithApp } from "../lib/app.ts"
 import { type Case, now, type Pair } from "../lib/harness.ts"
 
 /** The handler both sides of the concurrency-1 pair run: it sums, so nothing is optimised away. */
@@ -23,107 +23,83 @@ const summing = (n: number, done: Deferred.Deferred<void>) => {
   return { tally, handle }
 }
 
-const sendNumbers = (channel: Channel.Channel<unknown, number>, n: number) =>
-  Effect.gen(function*() {
+/**
+ * One timed run, the same on every side: a channel, a reader started by
+ * `start` (it completes `done` after `n` events), then `n` sends timed until
+ * `done`.
+ */
+const timed = (
+  n: number,
+  start: (
+    channel: Channel.Channel<unknown, number>,
+    done: Deferred.Deferred<void>
+  ) => Effect.Effect<Effect.Effect<unknown, unknown>, unknown, App.App>
+) =>
+  runWithApp(Effect.gen(function*() {
+    const channel = yield* Channel.make({ value: Schema.Number })
+    const done = Deferred.makeUnsafe<void>()
+    const fiber = yield* Effect.forkChild(yield* start(channel, done))
+    while (channel.subscriberCount < 1) yield* Effect.yieldNow
+    const started = now()
     for (let i = 0; i < n; i++) yield* channel.send({ value: i })
-  })
+    yield* Deferred.await(done)
+    const elapsedMs = now() - started
+    yield* Fiber.interrupt(fiber)
+    return { elapsedMs }
+  }))
 
 export const agentForEach: Case = {
   label: "Agent.forEach, concurrency 1",
   run: (n) =>
-    runWithApp(Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number })
-      const done = Deferred.makeUnsafe<void>()
-      const { handle } = summing(n, done)
-      const agent = yield* Agent.forEach("bench", channel, handle)
-      const fiber = yield* Effect.forkChild(agent.run)
-      while (channel.subscriberCount < 1) yield* Effect.yieldNow
-      const start = now()
-      yield* sendNumbers(channel, n)
-      yield* Deferred.await(done)
-      const elapsedMs = now() - start
-      yield* Fiber.interrupt(fiber)
-      return { elapsedMs }
-    }))
+    timed(
+      n,
+      (channel, done) => Effect.map(Agent.forEach("bench", channel, summing(n, done).handle), (agent) => agent.run)
+    )
 }
 
 export const handWritten: Case = {
   label: "Stream.runForEach(channel.events(), handler)",
   run: (n) =>
-    runWithApp(Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number })
-      const done = Deferred.makeUnsafe<void>()
+    timed(n, (channel, done) => {
       const { handle } = summing(n, done)
-      const fiber = yield* Effect.forkChild(Stream.runForEach(channel.events(), (event) => handle(event.value)))
-      while (channel.subscriberCount < 1) yield* Effect.yieldNow
-      const start = now()
-      yield* sendNumbers(channel, n)
-      yield* Deferred.await(done)
-      const elapsedMs = now() - start
-      yield* Fiber.interrupt(fiber)
-      return { elapsedMs }
-    }))
+      return Effect.succeed(Stream.runForEach(channel.events(), (event) => handle(event.value)))
+    })
 }
 
 const CONCURRENCY = 8
 
+/** A 1 ms asynchronous handler completing `done` after `n` events. */
+const sleeping = (n: number, done: Deferred.Deferred<void>) => {
+  let count = 0
+  return () =>
+    Effect.andThen(
+      Effect.sleep(1),
+      Effect.sync(() => {
+        if (++count === n) Deferred.doneUnsafe(done, Effect.void)
+      })
+    )
+}
+
 export const agentConcurrent: Case = {
   label: `Agent.forEach, concurrency ${CONCURRENCY}, 1 ms async handler`,
   run: (n) =>
-    runWithApp(Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number })
-      const done = Deferred.makeUnsafe<void>()
-      let count = 0
-      const agent = yield* Agent.forEach(
-        "bench-concurrent",
-        channel,
-        () =>
-          Effect.andThen(
-            Effect.sleep(1),
-            Effect.sync(() => {
-              if (++count === n) Deferred.doneUnsafe(done, Effect.void)
-            })
-          ),
-        { concurrency: CONCURRENCY, ordering: "none" }
-      )
-      const fiber = yield* Effect.forkChild(agent.run)
-      while (channel.subscriberCount < 1) yield* Effect.yieldNow
-      const start = now()
-      yield* sendNumbers(channel, n)
-      yield* Deferred.await(done)
-      const elapsedMs = now() - start
-      yield* Fiber.interrupt(fiber)
-      return { elapsedMs }
-    }))
+    timed(n, (channel, done) =>
+      Effect.map(
+        Agent.forEach("bench-concurrent", channel, sleeping(n, done), { concurrency: CONCURRENCY, ordering: "none" }),
+        (agent) => agent.run
+      ))
 }
 
 export const handWrittenConcurrent: Case = {
   label: `Stream.mapEffect(channel.events(), 1 ms handler, { concurrency: ${CONCURRENCY} })`,
   run: (n) =>
-    runWithApp(Effect.gen(function*() {
-      const channel = yield* Channel.make({ value: Schema.Number })
-      const done = Deferred.makeUnsafe<void>()
-      let count = 0
-      const fiber = yield* Effect.forkChild(
+    timed(n, (channel, done) =>
+      Effect.succeed(
         channel.events().pipe(
-          Stream.mapEffect(() =>
-            Effect.andThen(
-              Effect.sleep(1),
-              Effect.sync(() => {
-                if (++count === n) Deferred.doneUnsafe(done, Effect.void)
-              })
-            ), { concurrency: CONCURRENCY, unordered: true }),
+          Stream.mapEffect(sleeping(n, done), { concurrency: CONCURRENCY, unordered: true }),
           Stream.runDrain
         )
-      )
-      while (channel.subscriberCount < 1) yield* Effect.yieldNow
-      const start = now()
-      yield* sendNumbers(channel, n)
-      yield* Deferred.await(done)
-      const elapsedMs = now() - start
-      yield* Fiber.interrupt(fiber)
-      return { elapsedMs }
-    }))
+      ))
 }
 
 /** The ideal: 8 handlers of exactly 1 ms each, never idle. */

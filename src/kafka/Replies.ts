@@ -11,7 +11,6 @@
  *
  * @since 0.2.0
  */
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -19,20 +18,25 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { App } from "../App.ts"
 import type { InvalidChannelOptionsError } from "../Errors.ts"
-import { correlationIdHeader, CurrentReplies, makeInMemory, type Replies } from "../internal/agent/replies.ts"
+import {
+  correlationIdHeader,
+  CurrentReplies,
+  headerText,
+  makeInMemory,
+  makeWaiting,
+  type Replies
+} from "../internal/agent/replies.ts"
 import { Kafka } from "./Kafka.ts"
 import * as Topic from "./Topic.ts"
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-const text = (value: string | Uint8Array): string => typeof value === "string" ? value : decoder.decode(value)
-
 const make: Effect.Effect<Replies, InvalidChannelOptionsError, App | Kafka | Scope.Scope> = Effect.gen(function*() {
   const app = yield* App
   const kafka = yield* Kafka
   const address = `${Topic.topicNameFor(app.id)}-replies-${crypto.randomUUID().slice(0, 8)}`
-  const waiting = new Map<string, Deferred.Deferred<unknown>>()
+  const waiting = makeWaiting()
   const inProcess = makeInMemory()
   const topic = yield* Topic.make({
     topics: [address],
@@ -45,39 +49,36 @@ const make: Effect.Effect<Replies, InvalidChannelOptionsError, App | Kafka | Sco
   yield* Effect.forkScoped(
     Stream.runForEach(topic.events(), (event) =>
       Effect.sync(() => {
-        const header = event.headers.find(([name]) => name === correlationIdHeader)
-        const deferred = header === undefined ? undefined : waiting.get(text(header[1]))
-        if (deferred === undefined) return
-        waiting.delete(text(header![1]))
+        const correlationId = headerText(event.headers, correlationIdHeader)
+        if (correlationId === undefined) return
         let value: unknown
         try {
           value = JSON.parse(decoder.decode(event.value as Uint8Array))
         } catch {
           value = undefined
         }
-        Deferred.doneUnsafe(deferred, Effect.succeed(value))
+        waiting.complete(correlationId, value)
       }))
   )
   return {
     address,
-    expect: (correlationId) => {
-      const deferred = Deferred.makeUnsafe<unknown>()
-      waiting.set(correlationId, deferred)
-      return { reply: Deferred.await(deferred), cancel: () => waiting.delete(correlationId) }
-    },
+    expect: waiting.expect,
     send: (to, correlationId, value) =>
       to.startsWith("memory:")
         ? inProcess.send(to, correlationId, value)
-        : Effect.as(
-          kafka.produce([{
-            topic: to,
-            partition: 0,
-            key: null,
-            value: encoder.encode(JSON.stringify(value ?? null)),
-            headers: [[correlationIdHeader, correlationId]],
-            timestamp: Date.now()
-          }]),
-          true
+        : Effect.suspend(() =>
+          // A value JSON cannot hold (a bigint, a cycle) fails this reply, not the agent.
+          Effect.as(
+            kafka.produce([{
+              topic: to,
+              partition: 0,
+              key: null,
+              value: encoder.encode(JSON.stringify(value ?? null)),
+              headers: [[correlationIdHeader, correlationId]],
+              timestamp: Date.now()
+            }]),
+            true
+          )
         )
   }
 })

@@ -16,7 +16,7 @@ import * as Event from "../../Event.ts"
 import type * as Message from "../../Message.ts"
 import { CurrentPendingSends, type PendingSends } from "../acknowledging.ts"
 import * as traceContext from "../traceContext.ts"
-import { type Gate, type Instance, takeUnit } from "./instances.ts"
+import { type Gate, type Instance, takeUnit, unitDone } from "./instances.ts"
 import type { Replies } from "./replies.ts"
 import { requestOf } from "./replies.ts"
 import type { Settings, Sink } from "./settings.ts"
@@ -358,10 +358,8 @@ class HandlerInstance<R> {
   }
 
   readonly finish = (): Effect.Effect<void, EventFailure, R> => {
-    const { handling, unit } = this
-    this.instance.current = undefined
-    this.gate.release(unit.length)
-    handling.stats.inFlight -= unit.length
+    const { handling } = this
+    unitDone(this.instance, this.gate, handling.stats)
     stats.recordProcessing(handling.stats.processing, (this.clock.currentTimeMillisUnsafe() - this.started) / 1000)
     return this.next()
   }

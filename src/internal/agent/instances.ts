@@ -60,6 +60,14 @@ export const route = (
   return instances[(hash >>> 0) % instances.length]
 }
 
+/** The instance is done with its current unit (handled, skipped or dead-lettered): room for more. */
+export const unitDone = (instance: Instance, gate: Gate, stats: { inFlight: number }): void => {
+  const count = instance.current?.length ?? 0
+  instance.current = undefined
+  gate.release(count)
+  stats.inFlight -= count
+}
+
 /**
  * Bounds the events in flight. The reader waits for room before each read;
  * a read may overshoot by what one pull returns.

@@ -24,7 +24,7 @@ import {
   reply,
   sendTo
 } from "./handle.ts"
-import { type Gate, type Instance, takeUnit } from "./instances.ts"
+import { type Gate, type Instance, takeUnit, unitDone } from "./instances.ts"
 
 /** The user's process: values in (arrays of them in batch mode), results out. */
 export type Process<R> = (values: Stream.Stream<any>) => Stream.Stream<unknown, unknown, R>
@@ -41,11 +41,9 @@ export const processLoop = <R>(process: Process<R>) =>
     const finishCurrent = (): void => {
       const unit = instance.current
       if (unit === undefined) return
-      instance.current = undefined
       handling.stats.handled += unit.length
       ackAll(handling, unit)
-      gate.release(unit.length)
-      handling.stats.inFlight -= unit.length
+      unitDone(instance, gate, handling.stats)
     }
     const pending = makePendingList()
     // A send that was refused fails this stream: the process fails on the event that made it.
@@ -99,8 +97,6 @@ export const processLoop = <R>(process: Process<R>) =>
       // Failed before reading an event: no event to skip or dead-letter, the agent fails.
       if (unit.length === 0) return yield* Effect.fail(new EventFailure([], 1, Cause.squash(exit.cause)))
       yield* afterFailure(handling, unit, 1, Cause.squash(exit.cause))
-      instance.current = undefined
-      gate.release(unit.length)
-      handling.stats.inFlight -= unit.length
+      unitDone(instance, gate, handling.stats)
     }
   })

@@ -28,24 +28,33 @@ export interface Replies {
   readonly send: (address: string, correlationId: string, value: unknown) => Effect.Effect<boolean, unknown>
 }
 
-/** Replies within this process: a map from correlation id to the asker's deferred. */
-export const makeInMemory = (): Replies => {
+/** The askers of one process waiting for their replies, by correlation id: shared by every transport. */
+export const makeWaiting = () => {
   const waiting = new Map<string, Deferred.Deferred<unknown>>()
-  const address = `memory:${crypto.randomUUID()}`
   return {
-    address,
-    expect: (correlationId) => {
+    expect: (correlationId: string) => {
       const deferred = Deferred.makeUnsafe<unknown>()
       waiting.set(correlationId, deferred)
       return { reply: Deferred.await(deferred), cancel: () => waiting.delete(correlationId) }
     },
-    send: (to, correlationId, value) =>
-      Effect.sync(() => {
-        const deferred = to === address ? waiting.get(correlationId) : undefined
-        if (deferred === undefined) return false
-        waiting.delete(correlationId)
-        return Deferred.doneUnsafe(deferred, Effect.succeed(value))
-      })
+    /** Hands a reply to its asker; `false` when nobody waits for it any more. */
+    complete: (correlationId: string, value: unknown): boolean => {
+      const deferred = waiting.get(correlationId)
+      if (deferred === undefined) return false
+      waiting.delete(correlationId)
+      return Deferred.doneUnsafe(deferred, Effect.succeed(value))
+    }
+  }
+}
+
+/** Replies within this process. */
+export const makeInMemory = (): Replies => {
+  const waiting = makeWaiting()
+  const address = `memory:${crypto.randomUUID()}`
+  return {
+    address,
+    expect: waiting.expect,
+    send: (to, correlationId, value) => Effect.sync(() => to === address && waiting.complete(correlationId, value))
   }
 }
 
@@ -56,17 +65,21 @@ export const CurrentReplies = Context.Reference<Replies>("effect-faust/internal/
 
 const text = (value: Message.HeaderValue): string => typeof value === "string" ? value : new TextDecoder().decode(value)
 
+/** The value of header `name` as text, if the headers hold one of a usable type. */
+export const headerText = (headers: Message.Headers, name: string): string | undefined => {
+  for (const [key, value] of headers) {
+    if (key === name && (typeof value === "string" || value instanceof Uint8Array)) return text(value)
+  }
+  return undefined
+}
+
 /** The correlation id and reply address of a request, if the event is one. */
 export const requestOf = (
   headers: Message.Headers
 ): { readonly correlationId: string; readonly address: string } | undefined => {
-  let correlationId: string | undefined
-  let address: string | undefined
-  for (const [name, value] of headers) {
-    // A header of the wrong type (a null value from a raw producer) is no request.
-    if (typeof value !== "string" && !(value instanceof Uint8Array)) continue
-    if (name === correlationIdHeader) correlationId = text(value)
-    else if (name === replyToHeader) address = text(value)
-  }
-  return correlationId === undefined || address === undefined ? undefined : { correlationId, address }
+  // A header of the wrong type (a null value from a raw producer) is no request.
+  const correlationId = headerText(headers, correlationIdHeader)
+  if (correlationId === undefined) return undefined
+  const address = headerText(headers, replyToHeader)
+  return address === undefined ? undefined : { correlationId, address }
 }
