@@ -44,6 +44,7 @@ export interface Definition<R> {
 type Stopped =
   | { readonly _tag: "EventFailed"; readonly failure: EventFailure }
   | { readonly _tag: "SourceFailed"; readonly cause: Cause.Cause<unknown> }
+  | { readonly _tag: "InstanceDied"; readonly cause: Cause.Cause<unknown> }
 
 interface RunFailure {
   readonly error: AgentError
@@ -193,7 +194,7 @@ const runOnce = <R>(
                 Effect.fail(
                   Option.isSome(failure) && !Cause.hasDies(cause)
                     ? { _tag: "EventFailed", failure: failure.value }
-                    : { _tag: "SourceFailed", cause }
+                    : { _tag: "InstanceDied", cause }
                 )
               )
             })
@@ -266,7 +267,7 @@ const toAgentError = (
   stopped: Stopped,
   restarts: number
 ): AgentError => {
-  if (stopped._tag === "SourceFailed") {
+  if (stopped._tag !== "EventFailed") {
     return new AgentError({ agent, channel, attempts: 0, restarts, cause: Cause.squash(stopped.cause) })
   }
   const { attempts, cause, events } = stopped.failure
