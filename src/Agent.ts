@@ -25,7 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { AgentError, AskTimeoutError } from "./AgentError.ts"
 import * as Channel from "./Channel.ts"
-import type { InvalidChannelOptionsError } from "./Errors.ts"
+import { InvalidChannelOptionsError } from "./Errors.ts"
 import type * as Event from "./Event.ts"
 import type * as FutureMessage from "./FutureMessage.ts"
 import * as handle from "./internal/agent/handle.ts"
@@ -34,6 +34,7 @@ import { correlationIdHeader, CurrentReplies, replyToHeader } from "./internal/a
 import * as settings from "./internal/agent/settings.ts"
 import * as stats from "./internal/agent/stats.ts"
 import * as supervise from "./internal/agent/supervise.ts"
+import { durationOf } from "./internal/optionsSchema.ts"
 import * as Message from "./Message.ts"
 import type { RecordMetadata } from "./RecordMetadata.ts"
 
@@ -206,17 +207,19 @@ export interface Agent<K, V, Out, R> extends Pipeable {
    * Sends a request and waits for the agent's reply: what its handler returned
    * for that event (Faust's `agent.ask`).
    */
-  ask(options: AskOptions<K, V>): Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError, R>
+  ask(
+    options: AskOptions<K, V>
+  ): Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError | InvalidChannelOptionsError, R>
   /** Asks for each value, `concurrency` at a time (default 8), emitting replies as they come (Faust's `agent.map`). */
   map(
     values: Iterable<V>,
     options: { readonly timeout: Duration.Input; readonly concurrency?: number | undefined }
-  ): Stream.Stream<Out, AskTimeoutError | FutureMessage.PublishError, R>
+  ): Stream.Stream<Out, AskTimeoutError | FutureMessage.PublishError | InvalidChannelOptionsError, R>
   /** Asks for each value and gathers the replies in the order of the values (Faust's `agent.join`). */
   join(
     values: Iterable<V>,
     options: { readonly timeout: Duration.Input; readonly concurrency?: number | undefined }
-  ): Effect.Effect<Array<Out>, AskTimeoutError | FutureMessage.PublishError, R>
+  ): Effect.Effect<Array<Out>, AskTimeoutError | FutureMessage.PublishError | InvalidChannelOptionsError, R>
 }
 
 /**
@@ -287,22 +290,32 @@ const makeAgent = <K, V, Out, R>(
       }))
   })
   const send = (options: Channel.SendOptions<K, V>) => Effect.flatMap(source, (channel) => channel.send(options))
-  const ask = (options: AskOptions<K, V>): Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError, R> =>
+  const ask = (
+    options: AskOptions<K, V>
+  ): Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError | InvalidChannelOptionsError, R> =>
     Effect.gen(function*() {
+      const timeout = durationOf(options.timeout)
+      if (timeout === undefined) {
+        return yield* new InvalidChannelOptionsError({
+          option: "timeout",
+          value: options.timeout,
+          reason: "must be a non-negative duration"
+        })
+      }
       const replies = yield* CurrentReplies
       const correlationId = crypto.randomUUID()
-      const timeoutMillis = Duration.toMillis(options.timeout)
+      const timeoutMillis = Duration.toMillis(timeout)
       const expected = replies.expect(correlationId)
       const headers = Message.headersToList(options.headers)
       headers.push([correlationIdHeader, correlationId], [replyToHeader, replies.address])
       const { timeout: _, ...sendOptions } = options
       return yield* Effect.flatMap(send({ ...sendOptions, headers }), () => expected.reply).pipe(
         Effect.timeoutOrElse({
-          duration: options.timeout,
+          duration: timeout,
           orElse: () => Effect.fail(new AskTimeoutError({ agent: name, correlationId, timeoutMillis }))
         }),
         Effect.ensuring(Effect.sync(expected.cancel))
-      ) as Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError, R>
+      ) as Effect.Effect<Out, AskTimeoutError | FutureMessage.PublishError | InvalidChannelOptionsError, R>
     })
   const map = (
     values: Iterable<V>,
@@ -380,7 +393,7 @@ export const forEach: {
   handler: (value: any, event: any) => Effect.Effect<any, any, any>,
   options?: Options<any> & { readonly batch?: BatchOptions | undefined }
 ): Effect.Effect<Agent<any, any, any, any>, InvalidChannelOptionsError> =>
-  Effect.map(settings.resolve(options, options?.batch), (resolved) =>
+  Effect.map(settings.resolve(options), (resolved) =>
     makeAgent(
       name,
       sourceOf(source),
@@ -442,7 +455,7 @@ export const make: {
   options?: Options<any> & { readonly batch?: BatchOptions | undefined }
 ): Effect.Effect<Agent<any, any, any, any>, InvalidChannelOptionsError> =>
   Effect.map(
-    settings.resolve(options, options?.batch),
+    settings.resolve(options),
     (resolved) => makeAgent(name, sourceOf(source), resolved, processLoop(process), false)
   )
 

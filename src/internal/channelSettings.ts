@@ -15,6 +15,7 @@ import type { TopicPartition } from "../Message.ts"
 import * as MessageSchema from "../MessageSchema.ts"
 import type { DecodeErrorPolicy, Settings } from "./channel.ts"
 import { decodeChannelOptions, decodeCloneOptions } from "./channelOptions.ts"
+import * as optionsSchema from "./optionsSchema.ts"
 
 export const resolveSettings = (
   app: App["Service"],
@@ -61,7 +62,7 @@ export const resolveSettings = (
         spans: options.spans ?? false
       }))
     )
-  })
+  }).pipe(Effect.catchDefect((cause) => Effect.fail(optionsSchema.unreadable("options", cause))))
 
 /**
  * Faust turns raw bytes into `str` for `str`-typed keys and values; so do we

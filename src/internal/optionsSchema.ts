@@ -71,9 +71,26 @@ export const parse = <To extends Schema.Top>(
  *
  * @internal
  */
+/**
+ * A duration an option may take: a `Duration`, a number of milliseconds, a
+ * `"5 seconds"` string or a `[seconds, nanos]` pair, not negative. `NaN` and
+ * other objects are refused (effect reads them as zero).
+ */
+export const durationOf = (u: unknown): Duration.Duration | undefined => {
+  if (typeof u === "number" && Number.isNaN(u)) return undefined
+  if (typeof u === "object" && u !== null && !Array.isArray(u) && !Duration.isDuration(u)) return undefined
+  let duration: Option.Option<Duration.Duration>
+  try {
+    duration = Duration.fromInput(u as Duration.Input)
+  } catch {
+    return undefined
+  }
+  return Option.isNone(duration) || Duration.isNegative(duration.value) ? undefined : duration.value
+}
+
 export const DurationInput: Schema.decodeTo<Schema.Duration, Schema.Unknown> = parse(
   Schema.Duration,
-  (u) => Option.getOrUndefined(Duration.fromInput(u as Duration.Input)),
+  durationOf,
   "must be a Duration"
 )
 
@@ -84,7 +101,12 @@ export const DurationInput: Schema.decodeTo<Schema.Duration, Schema.Unknown> = p
  */
 export const Millis: Schema.decodeTo<Schema.Number, typeof DurationInput> = DurationInput.pipe(
   Schema.decodeTo(Schema.Number, {
-    decode: SchemaGetter.transform(Duration.toMillis),
+    decode: SchemaGetter.transformEffect((duration: Duration.Duration) =>
+      // A timeout must end: an infinite one would be a hang.
+      Duration.isFinite(duration)
+        ? Effect.succeed(Duration.toMillis(duration))
+        : Effect.fail(new SchemaIssue.InvalidValue({ message: "must be a finite Duration" }))
+    ),
     encode: SchemaGetter.transform(Duration.millis)
   })
 )
@@ -156,6 +178,23 @@ const toError = (issue: SchemaIssue.Issue, input: unknown, prefix: string): Inva
   })
 }
 
+const errorKind = (cause: unknown): string => {
+  try {
+    return cause instanceof Error ? `a ${cause.name}` : typeof cause
+  } catch {
+    return "an error"
+  }
+}
+
+/** Options that throw when read (a getter, a revoked proxy) are invalid as a whole. */
+export const unreadable = (prefix: string, cause: unknown): InvalidChannelOptionsError =>
+  new InvalidChannelOptionsError({
+    option: prefix.length === 0 ? "options" : prefix,
+    value: undefined,
+    // Not the thrown error's text: options may hold secrets, and so may what reading them threw.
+    reason: `could not be read (reading them threw ${errorKind(cause)})`
+  })
+
 const messageOf = (annotations: Schema.Annotations.Annotations | undefined): string | undefined =>
   typeof annotations?.message === "string" ? annotations.message : undefined
 
@@ -172,7 +211,10 @@ const formatIssue = SchemaIssue.makeFormatterDefault()
 export const decode = <S extends Schema.Constraint>(schema: S, prefix = "") => {
   const run = Schema.decodeUnknownEffect(schema)
   return (input: unknown): Effect.Effect<S["Type"], InvalidChannelOptionsError, S["DecodingServices"]> =>
-    Effect.mapError(run(input), (error) => toError(error.issue, input, prefix))
+    Effect.suspend(() => run(input)).pipe(
+      Effect.mapError((error) => toError(error.issue, input, prefix)),
+      Effect.catchDefect((defect) => Effect.fail(unreadable(prefix, defect)))
+    )
 }
 
 /**
@@ -182,6 +224,11 @@ export const decode = <S extends Schema.Constraint>(schema: S, prefix = "") => {
  */
 export const decodeResult = <S extends Schema.ConstraintDecoder<unknown>>(schema: S, prefix = "") => {
   const run = Schema.decodeUnknownResult(schema)
-  return (input: unknown): Result.Result<S["Type"], InvalidChannelOptionsError> =>
-    Result.mapError(run(input), (error) => toError(error.issue, input, prefix))
+  return (input: unknown): Result.Result<S["Type"], InvalidChannelOptionsError> => {
+    try {
+      return Result.mapError(run(input), (error) => toError(error.issue, input, prefix))
+    } catch (defect) {
+      return Result.fail(unreadable(prefix, defect))
+    }
+  }
 }

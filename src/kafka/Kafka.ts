@@ -527,11 +527,14 @@ export const config: Config.Config<Options> = Config.all({
       token: optional(Config.Redacted("KAFKA_SASL_OAUTHBEARER_TOKEN"))
     }),
     ({ mechanism, password, token, username }): Options["sasl"] =>
-      // what is missing fails the settings' rule, which names it (kafka.sasl.password, …)
-      mechanism === undefined ? undefined : {
-        mechanism,
-        ...definedOnly({ username, password, token: token === undefined ? undefined : Effect.succeed(token) })
-      } as SaslOptions
+      // What is missing fails the settings' rule, which names it (kafka.sasl.password, …): credentials
+      // without a mechanism are refused rather than dropped (the app would connect unauthenticated).
+      mechanism === undefined && username === undefined && password === undefined && token === undefined
+        ? undefined
+        : {
+          mechanism,
+          ...definedOnly({ username, password, token: token === undefined ? undefined : Effect.succeed(token) })
+        } as SaslOptions
   )
 })
 

@@ -24,7 +24,11 @@ const brokerList = (u: unknown): Array<string> | undefined => {
     .flatMap((entry) => entry.split(","))
     .map((entry) => entry.trim())
     .filter((entry) => entry.length > 0)
-  return servers.length > 0 && servers.every((server) => /^[^:\s]+:\d+$/.test(server)) ? servers : undefined
+  const valid = (server: string) => {
+    const port = /^[^:\s]+:(\d+)$/.exec(server)?.[1]
+    return port !== undefined && Number(port) >= 1 && Number(port) <= 65_535
+  }
+  return servers.length > 0 && servers.every(valid) ? servers : undefined
 }
 
 const isRecord = (u: unknown): u is Record<string, unknown> =>
@@ -48,7 +52,11 @@ const pemText = (u: unknown): string | undefined => {
   }
 }
 
-const Pem = optionsSchema.parse(Schema.String, pemText, "must be PEM text, or the path of a readable PEM file")
+const Pem = optionsSchema.parse(
+  Schema.String,
+  pemText,
+  "must be PEM text, or the path of a readable PEM file"
+)
 
 const PemKey = optionsSchema.parse(
   optionsSchema.unchecked<Redacted.Redacted<string>>(),
@@ -182,7 +190,11 @@ const OptionsSchema = Schema.Struct({
   maxWaitTime: optionsSchema.Millis.pipe(withDefault(500)),
   commitInterval: optionsSchema.Millis.pipe(withDefault(2_800)),
   retries: optionsSchema.integerOfAtLeast(0).pipe(withDefault(3)),
-  topicPartitions: optionsSchema.integerOfAtLeast(1).pipe(withDefault(8)),
+  // Kafka counts partitions in a 32-bit integer.
+  topicPartitions: optionsSchema.integerOfAtLeast(1).pipe(
+    Schema.check(Schema.makeFilter((n: number) => n <= 2_147_483_647, { message: "must be at most 2147483647" })),
+    withDefault(8)
+  ),
   topicReplicationFactor: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1)),
   maxBatchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1_000)),
   bufferMaxsize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(10_000)),
@@ -222,4 +234,7 @@ const OptionsSchema = Schema.Struct({
 const decodeOptions = optionsSchema.decode(OptionsSchema, "kafka")
 
 /** Checks and normalises options; secrets are redacted first, so no error shows them. */
-export const decode = (options: Options) => decodeOptions(redactSecrets(options))
+export const decode = (options: Options) =>
+  Effect.suspend(() => decodeOptions(redactSecrets(options))).pipe(
+    Effect.catchDefect((cause) => Effect.fail(optionsSchema.unreadable("kafka", cause)))
+  )

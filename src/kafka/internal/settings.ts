@@ -33,7 +33,25 @@ export interface TopicSettings extends
 
 const isTopicNames = (u: unknown): boolean =>
   Array.isArray(u) && u.length > 0 &&
-  u.every((name) => typeof name === "string" && /^[a-zA-Z0-9._-]{1,249}$/.test(name))
+  u.every((name) => typeof name === "string" && /^[a-zA-Z0-9._-]{1,249}$/.test(name) && name !== "." && name !== "..")
+
+/** A pattern as a string must compile; a `RegExp` is one already. */
+const isPattern = (u: unknown): u is RegExp | string => {
+  if (u instanceof RegExp) return true
+  if (typeof u !== "string") return false
+  try {
+    new RegExp(u)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const isConfig = (u: unknown): u is Readonly<Record<string, string | number | boolean>> =>
+  typeof u === "object" && u !== null && !Array.isArray(u) &&
+  Object.values(u).every((value) => ["string", "number", "boolean"].includes(typeof value))
+
+const flag = optionsSchema.rule((u): u is boolean => typeof u === "boolean", "must be true or false")
 
 /**
  * A topic's own options as one Schema (its channel options are checked by
@@ -45,10 +63,23 @@ const isTopicNames = (u: unknown): boolean =>
  */
 export const TopicOptionsSchema = Schema.Struct({
   topics: Schema.optional(optionsSchema.unchecked<ReadonlyArray<string>>()),
-  pattern: Schema.optional(optionsSchema.unchecked<RegExp | string>()),
-  partitions: Schema.optional(optionsSchema.integerOfAtLeast(1)),
+  pattern: Schema.optional(optionsSchema.rule(isPattern, "must be a RegExp, or a string that compiles to one")),
+  partitions: Schema.optional(
+    optionsSchema.integerOfAtLeast(1).pipe(
+      Schema.check(Schema.makeFilter((n: number) => n <= 2_147_483_647, { message: "must be at most 2147483647" }))
+    )
+  ),
   replicas: Schema.optional(optionsSchema.integerOfAtLeast(1)),
-  retention: Schema.optional(optionsSchema.DurationInput)
+  retention: Schema.optional(optionsSchema.DurationInput),
+  groupId: Schema.optional(optionsSchema.rule(
+    (u): u is string => typeof u === "string" && u.length > 0,
+    "must be a non-empty string"
+  )),
+  compacting: Schema.optional(flag),
+  deleting: Schema.optional(flag),
+  acks: Schema.optional(flag),
+  internal: Schema.optional(flag),
+  config: Schema.optional(optionsSchema.rule(isConfig, "must be an object of strings, numbers and booleans"))
 }).check(
   Schema.makeFilter(({ pattern, topics }) =>
     (pattern === undefined) === (topics === undefined)
