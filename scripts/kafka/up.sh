@@ -411,7 +411,7 @@ EOF
       done
     fi
     if ! java -cp "$LIBS/*" -Dlog4j2.configurationFile="$LOG4J" kafka.tools.StorageTool format \
-        -t "$CLUSTER_ID" -c "$PROPS" "${SCRAM_ARGS[@]}" >"$KAFKA_DIR/format.log" 2>&1; then
+        --cluster-id="$CLUSTER_ID" -c "$PROPS" "${SCRAM_ARGS[@]}" >"$KAFKA_DIR/format.log" 2>&1; then
       cat "$KAFKA_DIR/format.log" >&2
       die "kafka.tools.StorageTool format failed"
     fi
