@@ -9,7 +9,7 @@ import { NodeInspectSymbol } from "effect/Inspectable"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
-import type * as Schema from "effect/Schema"
+import type { SchemaRunner } from "./plainSchema.ts"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { App } from "../App.ts"
@@ -63,16 +63,14 @@ export interface Settings<K, V> {
   readonly activePartitions: HashSet.HashSet<Message.TopicPartition> | undefined
   readonly onDecodeError: DecodeErrorPolicy
   readonly whenNoSubscribers: NoSubscribersPolicy
-  readonly decodeKey: SchemaDecoder | undefined
-  readonly decodeValue: SchemaDecoder | undefined
+  readonly decodeKey: SchemaRunner | undefined
+  readonly decodeValue: SchemaRunner | undefined
   readonly keyBytesAsString: boolean
   readonly valueBytesAsString: boolean
   /** Wrap `send` and `deliver` in tracing spans. */
   readonly spans: boolean
 }
 
-/** @internal */
-export type SchemaDecoder = (input: unknown) => Result.Result<unknown, Schema.SchemaError>
 
 type QueueError<E> = E | DecodeError | CauseM.Done
 

@@ -16,6 +16,7 @@ import * as MessageSchema from "../MessageSchema.ts"
 import type { DecodeErrorPolicy, Settings } from "./channel.ts"
 import { decodeChannelOptions, decodeCloneOptions } from "./channelOptions.ts"
 import * as optionsSchema from "./optionsSchema.ts"
+import { decoderOf } from "./plainSchema.ts"
 
 export const resolveSettings = (
   app: App["Service"],
@@ -55,8 +56,8 @@ export const resolveSettings = (
           : HashSet.fromIterable(options.activePartitions),
         onDecodeError: checked.onDecodeError,
         whenNoSubscribers: checked.whenNoSubscribers,
-        decodeKey: checked.key === undefined ? undefined : Schema.decodeUnknownResult(checked.key),
-        decodeValue: checked.value === undefined ? undefined : Schema.decodeUnknownResult(checked.value),
+        decodeKey: checked.key === undefined ? undefined : decoderOf(checked.key),
+        decodeValue: checked.value === undefined ? undefined : decoderOf(checked.value),
         keyBytesAsString: checked.key !== undefined && encodesAsString(checked.key),
         valueBytesAsString: checked.value !== undefined && encodesAsString(checked.value),
         spans: options.spans ?? false

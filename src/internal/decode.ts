@@ -5,13 +5,14 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Result from "effect/Result"
+import type * as Schema from "effect/Schema"
 import type { App } from "../App.ts"
 import { CodecError, type DecodeError, KeyDecodeError, ValueDecodeError } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import type * as Message from "../Message.ts"
-import type { SchemaDecoder, Settings } from "./channel.ts"
+import type { Settings } from "./channel.ts"
 import { type Hook, routeDecodeError } from "./decodeErrorPolicy.ts"
+import { Refused, type SchemaRunner } from "./plainSchema.ts"
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
@@ -42,11 +43,10 @@ export const decodeMessage = <K, V>(
       }
     }
     if (settings.decodeKey !== undefined) {
-      const decoded = decodeGuarded(settings.decodeKey, key)
-      if (Result.isFailure(decoded)) {
-        return new KeyDecodeError({ channel: settings.label, received: message, cause: decoded.failure })
+      key = decodeGuarded(settings.decodeKey, key)
+      if (key instanceof Refused) {
+        return new KeyDecodeError({ channel: settings.label, received: message, cause: key.error })
       }
-      key = decoded.success
     }
   } else {
     key = null
@@ -75,11 +75,10 @@ export const decodeMessage = <K, V>(
       }
     }
     if (settings.decodeValue !== undefined) {
-      const decoded = decodeGuarded(settings.decodeValue, value)
-      if (Result.isFailure(decoded)) {
-        return new ValueDecodeError({ channel: settings.label, received: message, cause: decoded.failure })
+      value = decodeGuarded(settings.decodeValue, value)
+      if (value instanceof Refused) {
+        return new ValueDecodeError({ channel: settings.label, received: message, cause: value.error })
       }
-      value = decoded.success
     }
   }
   return createEvent(key as K | null, value as V, message.headers, message)
@@ -108,10 +107,10 @@ export const decode = <K, V>(
  * recursive Schema overflowing the stack on deep input, a transformation
  * that throws) becomes the failure the decode-error policy handles.
  */
-const decodeGuarded = (decode: SchemaDecoder, input: unknown): Result.Result<unknown, unknown> => {
+const decodeGuarded = (decode: SchemaRunner, input: unknown): unknown => {
   try {
     return decode(input)
   } catch (cause) {
-    return Result.fail(cause)
+    return new Refused(cause as Schema.SchemaError)
   }
 }

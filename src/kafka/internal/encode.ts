@@ -3,24 +3,10 @@
  * then its codec (or the serializer a send names). The reverse of decoding.
  */
 import * as Result from "effect/Result"
-import * as Schema from "effect/Schema"
 import * as Codec from "../../Codec.ts"
 import { CodecError } from "../../Errors.ts"
 import type { Settings as ChannelSettings } from "../../internal/channel.ts"
-
-/** The Schema encoder of each key or value schema, made once. */
-const encoders = new WeakMap<object, (input: unknown) => Result.Result<unknown, Schema.SchemaError>>()
-
-const encoderOf = (schema: unknown): (input: unknown) => Result.Result<unknown, Schema.SchemaError> => {
-  let encoder = encoders.get(schema as object)
-  if (encoder === undefined) {
-    encoder = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>) as (
-      input: unknown
-    ) => Result.Result<unknown, Schema.SchemaError>
-    encoders.set(schema as object, encoder)
-  }
-  return encoder
-}
+import { encoderOf, Refused } from "../../internal/plainSchema.ts"
 
 /** Schema, then codec, without an effect: the bytes, or the error. `null` stays `null` (no key, or a tombstone). */
 export const encodeUnsafe = (
@@ -34,11 +20,10 @@ export const encodeUnsafe = (
   const schema = kind === "key" ? settings.schema.key : settings.schema.value
   let encoded: unknown = input
   if (schema !== undefined) {
-    const result = encoderOf(schema)(input)
-    if (Result.isFailure(result)) {
-      return new CodecError({ codec: "schema", operation: "dumps", cause: result.failure })
+    encoded = encoderOf(schema)(input)
+    if (encoded instanceof Refused) {
+      return new CodecError({ codec: "schema", operation: "dumps", cause: encoded.error })
     }
-    encoded = result.success
   }
   let codec = kind === "key" ? settings.keyCodec : settings.valueCodec
   if (serializer !== undefined) {
