@@ -115,19 +115,30 @@ class MessageImpl implements Message {
   readonly serializedKeySize: number
   readonly serializedValueSize: number
   readonly generationId: number | undefined
-  constructor(input: MessageInput) {
-    this.topic = input.topic
-    this.partition = input.partition
-    this.offset = input.offset
-    this.timestamp = input.timestamp
-    this.timestampType = input.timestampType
-    this.headers = input.headers ?? noHeaders
-    this.key = input.key
-    this.value = input.value
-    this.tp = TopicPartition.make(input.topic, input.partition)
-    this.serializedKeySize = byteSize(input.key)
-    this.serializedValueSize = byteSize(input.value)
-    this.generationId = input.generationId
+  constructor(
+    topic: string,
+    partition: number,
+    offset: number,
+    timestamp: number,
+    timestampType: number,
+    headers: Headers,
+    key: unknown,
+    value: unknown,
+    tp: TopicPartition,
+    generationId: number | undefined
+  ) {
+    this.topic = topic
+    this.partition = partition
+    this.offset = offset
+    this.timestamp = timestamp
+    this.timestampType = timestampType
+    this.headers = headers
+    this.key = key
+    this.value = value
+    this.tp = tp
+    this.serializedKeySize = byteSize(key)
+    this.serializedValueSize = byteSize(value)
+    this.generationId = generationId
   }
 }
 
@@ -170,7 +181,33 @@ const noHeaders: Headers = []
  * @since 0.1.0
  * @category constructors
  */
-export const make = (input: MessageInput): Message => new MessageImpl(input)
+export const make = (input: MessageInput): Message =>
+  new MessageImpl(
+    input.topic,
+    input.partition,
+    input.offset,
+    input.timestamp,
+    input.timestampType,
+    input.headers ?? noHeaders,
+    input.key,
+    input.value,
+    TopicPartition.make(input.topic, input.partition),
+    input.generationId
+  )
+
+/**
+ * A message read from a transport, its `tp` given (one per partition, shared
+ * by its messages), without building an input record first. @internal
+ */
+export const makeReceived = (
+  tp: TopicPartition,
+  offset: number,
+  timestamp: number,
+  headers: Headers,
+  key: unknown,
+  value: unknown,
+  generationId: number | undefined
+): Message => new MessageImpl(tp.topic, tp.partition, offset, timestamp, 0, headers, key, value, tp, generationId)
 
 /**
  * Normalizes open headers (pairs or a record) to a fresh list of pairs.

@@ -33,8 +33,19 @@ export interface Tracked {
 export interface Delivery {
   readonly tracked: Tracked
   acked: boolean
-  /** The `noack` subscriber holding it, until acknowledged. */
-  holder: Set<Delivery> | undefined
+  /** The run of a `noack` subscriber's pull holding it, until acknowledged. */
+  holder: HeldRun | undefined
+}
+
+/**
+ * What one pull of a `noack` subscriber handed out and is not acknowledged
+ * yet: held in its subscriber's set while `remaining` > 0 (a count per
+ * event, not a set entry per event).
+ */
+export interface HeldRun {
+  readonly deliveries: Array<Delivery>
+  remaining: number
+  readonly held: Set<HeldRun>
 }
 
 /**
@@ -46,6 +57,8 @@ export interface Delivery {
 export class PartitionTracker {
   readonly topic: string
   readonly partition: number
+  /** Shared by the partition's received messages. */
+  readonly tp: Message.TopicPartition
   readonly stats: kafkaMetrics.Stats
   entries: Array<Tracked> = []
   head = 0
@@ -66,6 +79,7 @@ export class PartitionTracker {
   ) {
     this.topic = topic
     this.partition = partition
+    this.tp = Message.TopicPartition.make(topic, partition)
     this.startOffset = startOffset
     this.stats = stats
     this.guard = guard
@@ -169,8 +183,11 @@ export const release = (tracked: Tracked): void => {
 export const acknowledge = (delivery: Delivery): boolean => {
   if (delivery.acked) return false
   delivery.acked = true
-  delivery.holder?.delete(delivery)
-  delivery.holder = undefined
+  const holder = delivery.holder
+  if (holder !== undefined) {
+    delivery.holder = undefined
+    if (--holder.remaining === 0) holder.held.delete(holder)
+  }
   delivery.tracked.handled = true
   release(delivery.tracked)
   return true

@@ -80,7 +80,7 @@ export const pump = (
       const tracker = trackerOf(received)
       // not assigned, or fetched twice in one generation
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue
-      const message = toMessage(received)
+      const message = toMessage(received, tracker.tp)
       const entry = tracker.track(received.offset, received.leaderEpoch)
       if (spans) return failed(deliver(topic, message, entry), () => handleFrom(batch, i + 1))
       const decoded = decodeMessage(channelSettings, message, createEvent)

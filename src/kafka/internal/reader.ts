@@ -19,15 +19,15 @@ import * as Stream from "effect/Stream"
 import { ChannelClosedError, type TransportError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
 import { KafkaError } from "../KafkaError.ts"
-import { ack, acknowledge, type Delivery, deliveryOf, isStale } from "./acknowledgement.ts"
+import { ack, acknowledge, type Delivery, deliveryOf, type HeldRun, isStale } from "./acknowledgement.ts"
 
 /** What reading needs of a subscriber. */
 export interface Reader<A extends Event.Event<any, any>> {
   readonly queue: Queue.Queue<A, any>
   /** The event handed out last, acknowledged on the next pull. */
   last: Delivery | undefined
-  /** A `noack` subscriber's events handed out and not acknowledged yet. */
-  held: Set<Delivery> | undefined
+  /** A `noack` subscriber's pulls with events handed out and not acknowledged yet. */
+  held: Set<HeldRun> | undefined
 }
 
 /** What a topic's stream needs of it: a new subscriber for the stream, and the consumer session to join. */
@@ -124,22 +124,26 @@ export const pullHeld = <A extends Event.Event<any, any>>(
 ): Effect.Effect<Arr.NonEmptyReadonlyArray<A>, any> =>
   Effect.map(takeFresh(reader), (first) => {
     const events: Arr.NonEmptyArray<A> = [first]
-    hold(reader, first)
+    const held = reader.held
+    const run: HeldRun | undefined = held === undefined ? undefined : { deliveries: [], remaining: 0, held }
+    if (run !== undefined) hold(run, first)
     while (events.length < HELD_BATCH) {
       const taken = takeFreshUnsafe(reader)
       // An end or a failure is left in the queue for the next pull, after these.
       if (taken === undefined || Exit.isFailure(taken)) break
-      hold(reader, taken.value)
+      if (run !== undefined) hold(run, taken.value)
       events.push(taken.value)
     }
+    if (run !== undefined && run.remaining > 0) run.held.add(run)
     return events
   })
 
-const hold = <A extends Event.Event<any, any>>(reader: Reader<A>, event: A): void => {
+const hold = (run: HeldRun, event: Event.Event<any, any>): void => {
   const delivery = deliveryOf(event)
-  if (delivery !== undefined && !delivery.acked && reader.held !== undefined) {
-    delivery.holder = reader.held
-    reader.held.add(delivery)
+  if (delivery !== undefined && !delivery.acked) {
+    delivery.holder = run
+    run.deliveries.push(delivery)
+    run.remaining++
   }
 }
 

@@ -9,25 +9,24 @@ const bytesOf = (buffer: Uint8Array): Uint8Array => new Uint8Array(buffer.buffer
 /** Shared by every message without headers (headers are read-only). */
 const noHeaders: Message.Headers = []
 
-export const toMessage = (m: KafkaMessage): Message.Message => {
-  const message = Message.make({
-    topic: m.topic,
-    partition: m.partition,
-    offset: Number(m.offset),
-    timestamp: Number(m.timestamp),
-    timestampType: 0,
-    headers: m.headerEntries.length === 0 ? noHeaders : m.headerEntries.map(([name, value]) => [
+export const toMessage = (m: KafkaMessage, tp: Message.TopicPartition): Message.Message => {
+  const headerEntries = m.headerEntries
+  const message = Message.makeReceived(
+    tp,
+    Number(m.offset),
+    Number(m.timestamp),
+    headerEntries.length === 0 ? noHeaders : headerEntries.map(([name, value]) => [
       name.toString("utf8"),
       value === undefined || value === null ? new Uint8Array(0) : bytesOf(value)
     ]),
-    key: m.key === undefined || m.key === null ? null : bytesOf(m.key),
-    value: m.value === undefined || m.value === null ? null : bytesOf(m.value),
-    generationId: generationOf(m)
-  })
-  if (m.headerEntries.length > 0 && m.headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
+    m.key === undefined || m.key === null ? null : bytesOf(m.key),
+    m.value === undefined || m.value === null ? null : bytesOf(m.value),
+    generationOf(m)
+  )
+  if (headerEntries.length > 0 && headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
     rawHeaders.set(
       message,
-      m.headerEntries.map(([name, value]) => [bytesOf(name), value == null ? null : bytesOf(value)])
+      headerEntries.map(([name, value]) => [bytesOf(name), value == null ? null : bytesOf(value)])
     )
   }
   return message

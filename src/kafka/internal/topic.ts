@@ -32,7 +32,7 @@ import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import type { Kafka } from "../Kafka.ts"
 import type * as Topic from "../Topic.ts"
-import { ack, type Delivery } from "./acknowledgement.ts"
+import { ack, type Delivery, type HeldRun } from "./acknowledgement.ts"
 import * as capabilities from "./capabilities.ts"
 import { registerTopicMetrics } from "./consumerMetrics.ts"
 import * as declaring from "./declare.ts"
@@ -100,7 +100,7 @@ export class TopicImpl<K, V, E> extends TopicProperties<K, V, E> implements Topi
   /** The subscriber's event handed out last, acknowledged on the next pull. */
   last: Delivery | undefined = undefined
   /** A `noack` subscriber's events handed out and not acknowledged yet. */
-  held: Set<Delivery> | undefined = undefined
+  held: Set<HeldRun> | undefined = undefined
   unregisterMetrics: (() => void) | undefined = undefined
 
   /** Creates a root topic: its consumer sessions live in the Kafka layer's scope. */
