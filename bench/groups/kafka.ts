@@ -129,6 +129,12 @@ const rawProduce = async (producer: Producer, topic: string, from: number, n: nu
   }
 }
 
+/** This process's CPU time since `from`, in milliseconds. */
+const cpuMsSince = (from: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(from)
+  return (used.user + used.system) / 1000
+}
+
 // ---------------------------------------------------------------------------------------------
 // effect-faust side
 
@@ -183,12 +189,16 @@ const topicConsume = (topicName: () => string): Case => ({
     runTopic(Effect.gen(function*() {
       const topic = yield* makeTopic(topicName())
       let start = 0
+      let cpu = process.cpuUsage()
       let count = 0
       let sum = 0
       yield* topic.stream().pipe(
         Stream.take(n),
         Stream.runForEachArray((values) => {
-          if (count === 0) start = now()
+          if (count === 0) {
+            start = now()
+            cpu = process.cpuUsage()
+          }
           for (let i = 0; i < values.length; i++) sum += values[i].qty
           count += values.length
           return Effect.void
@@ -196,7 +206,7 @@ const topicConsume = (topicName: () => string): Case => ({
       )
       const elapsedMs = now() - start
       if (count !== n || sum < 0) throw new Error(`read ${count} of ${n}`)
-      return { elapsedMs }
+      return { elapsedMs, cpuMs: cpuMsSince(cpu) }
     }))
 })
 
@@ -207,12 +217,16 @@ const agentBatchConsume = (topicName: () => string): Case => ({
     runTopic(Effect.gen(function*() {
       const topic = yield* makeTopic(topicName())
       let start = 0
+      let cpu = process.cpuUsage()
       let count = 0
       let sum = 0
       const done = Deferred.makeUnsafe<void>()
       const agent = yield* Agent.forEach("bench-batch", topic, (values) =>
         Effect.sync(() => {
-          if (count === 0) start = now()
+          if (count === 0) {
+            start = now()
+            cpu = process.cpuUsage()
+          }
           for (let i = 0; i < values.length; i++) sum += values[i].qty
           count += values.length
           if (count >= n) Deferred.doneUnsafe(done, Effect.void)
@@ -220,9 +234,10 @@ const agentBatchConsume = (topicName: () => string): Case => ({
       const fiber = yield* Effect.forkChild(agent.run)
       yield* Deferred.await(done)
       const elapsedMs = now() - start
+      const cpuMs = cpuMsSince(cpu)
       yield* Fiber.interrupt(fiber)
       if (count < n || sum < 0) throw new Error(`read ${count} of ${n}`)
-      return { elapsedMs }
+      return { elapsedMs, cpuMs }
     }))
 })
 
@@ -269,19 +284,24 @@ const rawConsumeCase = (topicName: () => string): Case => ({
         maxWaitTime: MAX_WAIT_TIME
       })
       let start = 0
+      let cpu = process.cpuUsage()
       let count = 0
       let sum = 0
       for await (const message of stream) {
-        if (count === 0) start = now()
+        if (count === 0) {
+          start = now()
+          cpu = process.cpuUsage()
+        }
         const key = JSON.parse(message.key!.toString("utf8")) as string
         const value = JSON.parse(message.value!.toString("utf8")) as Value
         sum += value.qty + (key.length > 0 ? 0 : 1)
         if (++count >= n) break
       }
       const elapsedMs = now() - start
+      const cpuMs = cpuMsSince(cpu)
       await stream.close().catch(() => undefined)
       if (count !== n || sum < 0) throw new Error(`read ${count} of ${n}`)
-      return { elapsedMs }
+      return { elapsedMs, cpuMs }
     } finally {
       await consumer.close(true).catch(() => undefined)
     }

@@ -11,6 +11,8 @@ export interface RunResult {
   readonly elapsedMs: number
   /** Send→receive latencies in milliseconds (latency runs only). */
   readonly latencies?: Float64Array | undefined
+  /** CPU time of this process over the timed part, in milliseconds (where a case measures it). */
+  readonly cpuMs?: number | undefined
 }
 
 /** One side of a comparison: runs `n` messages and reports its time. */

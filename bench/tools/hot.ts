@@ -27,5 +27,7 @@ if (pair === undefined) {
 const c = which === "candidate" ? pair.candidate : which === "baseline" ? pair.baseline : pair.extras![Number(which)]
 for (let i = 0; i < Number(repeatArg); i++) {
   const result = await c.run(pair.n, { latency: false })
-  console.log(`${c.label}: ${((pair.n / result.elapsedMs) / 1000).toFixed(3)} M/s`)
+  // CPU per message moves less than the rate when the broker shares the cores.
+  const cpu = result.cpuMs === undefined ? "" : `, ${(result.cpuMs * 1000 / pair.n).toFixed(2)} µs CPU/message`
+  console.log(`${c.label}: ${((pair.n / result.elapsedMs) / 1000).toFixed(3)} M/s${cpu}`)
 }

@@ -1,0 +1,38 @@
+/**
+ * Runs one pair's candidate and baseline alternately in one process (the
+ * order flipped every round) and prints each round's rates and the median
+ * ratio: on a shared machine, a ratio within a round moves far less than
+ * either rate.
+ *
+ *   node bench/tools/pair.ts s7-kafka-consume-agent-batch 100000 8
+ *
+ * Arguments: pair id, messages, rounds. Kafka pairs need a broker.
+ */
+import { kafka } from "../groups/kafka.ts"
+import type { Case } from "../lib/harness.ts"
+
+const [id = "s7-kafka-consume", nArg = "100000", roundsArg = "8"] = process.argv.slice(2)
+const pairs = await kafka(Number(nArg))
+const pair = pairs.find((p) => p.id === id)
+if (pair === undefined) {
+  console.error(`no pair ${id}; pairs: ${pairs.map((p) => p.id).join(", ")}`)
+  process.exit(2)
+}
+const rate = async (c: Case): Promise<number> => {
+  const result = await c.run(pair.n, { latency: false })
+  return pair.n / result.elapsedMs / 1000
+}
+// One warm-up of each side, not counted.
+await rate(pair.candidate)
+await rate(pair.baseline)
+const ratios: Array<number> = []
+for (let round = 0; round < Number(roundsArg); round++) {
+  const first = round % 2 === 0
+  const a = await rate(first ? pair.candidate : pair.baseline)
+  const b = await rate(first ? pair.baseline : pair.candidate)
+  const [candidate, baseline] = first ? [a, b] : [b, a]
+  ratios.push(candidate / baseline)
+  console.log(`round ${round + 1}: ${candidate.toFixed(3)} / ${baseline.toFixed(3)} M/s = ${(candidate / baseline).toFixed(2)}×`)
+}
+ratios.sort((x, y) => x - y)
+console.log(`${id}: median ${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`)
