@@ -255,6 +255,72 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
   }
 
   it.live(
+    "batch mode, one instance (it reads the topic itself): every event once, in offset order per partition, in batches of at most the size; a quiet topic closes a partial batch within the window; the commits cover only finished batches",
+    () =>
+      Effect.gen(function*() {
+        const name = unique("agent-batch-1")
+        const total = 3_000
+        const tally = new Tally()
+        yield* produceTallied(name, total, 3, tally)
+        const topic = yield* Topic.make({ topics: [name], key: Schema.String, value: Schema.Number })
+        const finished = new Map<number, Set<number>>()
+        const violations: Array<string> = []
+        const sizes: Array<number> = []
+        const offsetsByPartition = new Map<number, Array<number>>()
+        const stop = observeCommits(topic.groupId, (partition, offset) => {
+          const done = finished.get(partition) ?? new Set()
+          for (let o = 0; o < offset; o++) {
+            if (!done.has(o)) {
+              violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
+              break
+            }
+          }
+        })
+        const agent = yield* Agent.forEach("agent-batch-1", topic, (values, events) =>
+          Effect.gen(function*() {
+            sizes.push(values.length)
+            yield* Effect.sleep(yield* Random.nextIntBetween(0, 5))
+            for (let i = 0; i < events.length; i++) {
+              const { offset, partition } = events[i].message
+              offsetsByPartition.set(partition, [...(offsetsByPartition.get(partition) ?? []), offset])
+              tally.receive(values[i], partition, offset)
+              const done = finished.get(partition) ?? new Set()
+              done.add(offset)
+              finished.set(partition, done)
+            }
+          }), { batch: { size: 100, within: "200 millis" } })
+        const fiber = yield* Effect.forkChild(agent.run)
+        yield* eventuallyOr(() => tally.complete, 60_000, "every event", () => JSON.stringify(tally.counts()))
+        // one more event on a quiet topic: its batch of one closes when the window does
+        const before = sizes.length
+        const late = yield* Topic.make({ topics: [name], key: Schema.String, value: Schema.Number })
+        yield* late.send({ key: "late", value: total })
+        yield* eventuallyOr(() => sizes.length > before, 10_000, "the late event's batch", () => String(sizes.length))
+        assert.deepStrictEqual(sizes.slice(before), [1])
+        yield* Fiber.interrupt(fiber)
+        stop()
+        const counts = tally.report("agent in batch mode, one instance reading the topic itself")
+        assert.deepStrictEqual(violations, [])
+        assert.strictEqual(counts.sent, total)
+        assert.strictEqual(counts.lost, 0)
+        assert.strictEqual(counts.duplicated, 0)
+        assert.isAtMost(Math.max(...sizes), 100)
+        assert.isAbove(sizes.filter((size) => size === 100).length, 0, "full batches when the topic has a backlog")
+        for (const [partition, offsets] of offsetsByPartition) {
+          assert.deepStrictEqual(offsets, [...offsets].sort((a, b) => a - b), `partition ${partition} in order`)
+        }
+        assert.strictEqual(agent.stats.inFlight, 0)
+        const committed = yield* committedOffsets(topic.groupId, name)
+        assert.strictEqual(
+          [...committed.values()].reduce((a, b) => a + b, 0),
+          total + 1,
+          "everything handled is committed"
+        )
+      }).pipe(Effect.provide(kafkaLayer({ commitInterval: "50 millis" }))),
+    120_000
+  )
+
+  it.live(
     "a handler failing on 1 % of events, retried once then dead-lettered: handled + dead-lettered = sent; each dead letter holds the original key, value and headers, and the x-* headers",
     () =>
       Effect.gen(function*() {

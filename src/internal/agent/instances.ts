@@ -110,11 +110,21 @@ export const takeUnit = (
       onSuccess: (event) => [event]
     })
   }
+  const refill = instance.refill
   return Effect.gen(function*() {
     let head: Event.Event<any, any>
     if (first !== undefined) {
       if (Exit.isFailure(first)) return undefined
       head = first.value
+    } else if (refill !== undefined) {
+      // A lone instance reads the source itself until it has a first event.
+      let taken = Queue.takeUnsafe(instance.queue)
+      while (taken === undefined) {
+        if (!(yield* refill)) return undefined
+        taken = Queue.takeUnsafe(instance.queue)
+      }
+      if (Exit.isFailure(taken)) return undefined
+      head = taken.value
     } else {
       const taken = yield* Effect.exit(Queue.take(instance.queue))
       if (Exit.isFailure(taken)) return undefined
@@ -132,6 +142,11 @@ export const takeUnit = (
       }
       const remaining = closes - (yield* Clock.currentTimeMillis)
       if (remaining <= 0) break
+      if (refill !== undefined) {
+        const more = yield* Effect.timeoutOption(refill, remaining)
+        if (Option.isNone(more) || !more.value) break
+        continue
+      }
       const next = yield* Effect.exit(Effect.timeoutOption(Queue.take(instance.queue), remaining))
       if (Exit.isFailure(next) || Option.isNone(next.value)) break
       unit.push(next.value.value)

@@ -161,16 +161,25 @@ const runOnce = <R>(
       }
       // The source ended: the instances finish what they were given, then the run succeeds.
       endInstances()
-      return Effect.flatMap(
-        Fiber.awaitAll(instanceFibers),
-        () => Effect.sync(() => Deferred.doneUnsafe(stop, Effect.void))
+      // A lone instance reading the source itself can see it end while the instances start.
+      return Deferred.await(instancesStarted).pipe(
+        Effect.andThen(Effect.suspend(() => Fiber.awaitAll(instanceFibers))),
+        Effect.andThen(Effect.sync(() => Deferred.doneUnsafe(stop, Effect.void)))
       )
+    }
+    const instanceFibers: Array<Fiber.Fiber<void, never>> = []
+    const instancesStarted = Deferred.makeUnsafe<void>()
+    const endInstances = () => {
+      for (const instance of instances) Queue.endUnsafe(instance.queue)
     }
 
     // One instance that reads in order reads the source itself when its queue is empty: no
     // reader fiber, no hop between fibers. Stopping wins the race against a pull in progress.
+    // In batch mode only on a topic: it reads ahead into its own queue, and what the agent did
+    // not read is read again; in memory the reader fiber reads ahead, so a stop mid-batch still
+    // handles what was sent before it.
     const stopping = Deferred.makeUnsafe<void>()
-    if (definition.readsItself && settings.concurrency === 1 && settings.batch === undefined) {
+    if (definition.readsItself && settings.concurrency === 1 && (settings.batch === undefined || byPartition)) {
       instances[0].refill = Effect.suspend(() =>
         Deferred.isDoneUnsafe(stopping) ? Effect.succeed(false) : Effect.raceFirst(
           Effect.as(readChunk, true),
@@ -181,8 +190,8 @@ const runOnce = <R>(
       )
     }
 
-    const instanceFibers = instances.map((instance) =>
-      Effect.runForkWith(context)(
+    for (const instance of instances) {
+      instanceFibers.push(Effect.runForkWith(context)(
         definition.work(handling, instance, gate).pipe(
           Effect.catchCause((cause) =>
             Effect.sync(() => {
@@ -200,11 +209,9 @@ const runOnce = <R>(
             })
           )
         )
-      )
-    )
-    const endInstances = () => {
-      for (const instance of instances) Queue.endUnsafe(instance.queue)
+      ))
     }
+    Deferred.doneUnsafe(instancesStarted, Effect.void)
 
     const reader = instances[0].refill !== undefined ? undefined : Effect.runForkWith(context)(
       Effect.gen(function*() {
