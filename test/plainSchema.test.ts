@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Result, Schema } from "effect"
 import * as fc from "fast-check"
-import { decoderOf, encoderOf, isPlain, Refused, type SchemaRunner } from "../src/internal/plainSchema.ts"
+import { decoderOf, encoderOf, isPlain, makeRunner, Refused, type SchemaRunner } from "../src/internal/plainSchema.ts"
 
 /** A runner's answer as a Result, to compare with effect's. */
 const run = (runner: SchemaRunner, input: unknown): Result.Result<unknown, Schema.SchemaError> => {
@@ -104,20 +104,40 @@ describe("plain schemas", () => {
     for (const schema of [...Object.values(plainSchemas), ...Object.values(otherSchemas)]) {
       const decode = decoderOf(schema)
       const encode = encoderOf(schema)
+      // as where code cannot be generated: structs as loops
+      const decodeLoop = makeRunner(schema, "decode", false)
+      const encodeLoop = makeRunner(schema, "encode", false)
       const effectDecode = Schema.decodeUnknownResult(schema as Schema.Codec<unknown, unknown>)
       const effectEncode = Schema.encodeUnknownResult(schema as Schema.Codec<unknown, unknown>)
       fc.assert(
         fc.property(input, (u) => {
           same(run(decode, u), effectDecode(u))
           same(run(encode, u), effectEncode(u))
+          same(run(decodeLoop, u), effectDecode(u))
+          same(run(encodeLoop, u), effectEncode(u))
         }),
         { numRuns: 500 }
       )
     }
   })
 
-  it("keep -0, drop undeclared keys, copy arrays, and keep the declared key order", () => {
-    const decode = decoderOf(Reading)
+  it("keep -0, drop undeclared keys, copy arrays, and keep the declared key order (generated or not)", () => {
+    for (const decode of [decoderOf(Reading), makeRunner(Reading, "decode", false)]) keepsShape(decode)
+  })
+
+  it("generate code that cannot be injected through field names", () => {
+    const odd = Schema.Struct({
+      ["a\"] = 1; globalThis.injected = true; [\""]: Schema.String,
+      ["\u2028"]: Schema.Number,
+      ["0"]: Schema.Boolean,
+      ["constructor"]: Schema.String
+    })
+    const input = { ["a\"] = 1; globalThis.injected = true; [\""]: "x", ["\u2028"]: 1, ["0"]: true, constructor: "c" }
+    same(run(decoderOf(odd), input), Schema.decodeUnknownResult(odd)(input))
+    assert.isUndefined((globalThis as { injected?: unknown }).injected)
+  })
+
+  const keepsShape = (decode: SchemaRunner) => {
     const raw = {
       extra: 1,
       nested: { names: [{ n: "x", more: true }], id: 2 },
@@ -136,7 +156,7 @@ describe("plain schemas", () => {
     assert.isTrue(Object.is(value.celsius, -0) && Object.is(value.zero, -0))
     assert.notStrictEqual(value.tags, raw.tags)
     assert.deepStrictEqual(value.nested, { id: 2, names: [{ n: "x" }] })
-  })
+  }
 
   it("let a getter that throws reach effect's parser, which reports it", () => {
     const hostile = Object.defineProperty({}, "a", {
