@@ -4,11 +4,14 @@ import { isUtf8 } from "node:buffer"
 import type * as Event from "../../Event.ts"
 import * as Message from "../../Message.ts"
 
-const bytesOf = (buffer: Uint8Array): Uint8Array => new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
-
 /** Shared by every message without headers (headers are read-only). */
 const noHeaders: Message.Headers = []
 
+/**
+ * The client's record as a Message. Key, value and header bytes are the
+ * client's own `Buffer`s (a `Uint8Array`, equal by `Equal.equals` to one
+ * holding the same bytes): no copy, and no view made per record.
+ */
 export const toMessage = (m: KafkaMessage, tp: Message.TopicPartition): Message.Message => {
   const headerEntries = m.headerEntries
   const message = Message.makeReceived(
@@ -17,16 +20,16 @@ export const toMessage = (m: KafkaMessage, tp: Message.TopicPartition): Message.
     Number(m.timestamp),
     headerEntries.length === 0 ? noHeaders : headerEntries.map(([name, value]) => [
       name.toString("utf8"),
-      value === undefined || value === null ? new Uint8Array(0) : bytesOf(value)
+      value === undefined || value === null ? new Uint8Array(0) : value
     ]),
-    m.key === undefined || m.key === null ? null : bytesOf(m.key),
-    m.value === undefined || m.value === null ? null : bytesOf(m.value),
+    m.key ?? null,
+    m.value ?? null,
     generationOf(m)
   )
   if (headerEntries.length > 0 && headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
     rawHeaders.set(
       message,
-      headerEntries.map(([name, value]) => [bytesOf(name), value == null ? null : bytesOf(value)])
+      headerEntries.map(([name, value]) => [name, value ?? null])
     )
   }
   return message
