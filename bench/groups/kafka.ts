@@ -165,6 +165,7 @@ const topicProduce = (mode: ProduceMode, topicName: () => string): Case => ({
       const topic = yield* makeTopic(topicName())
       yield* warm(topic)
       const start = now()
+      const cpu = process.cpuUsage()
       if (mode === "sendSoon") {
         const futures = new Array<FutureMessage.FutureMessage<string, Value>>(n)
         for (let i = 0; i < n; i++) futures[i] = yield* topic.sendSoon({ key: keyOf(i), value: valueOf(i) })
@@ -179,7 +180,7 @@ const topicProduce = (mode: ProduceMode, topicName: () => string): Case => ({
           yield* topic.sendAll(values)
         }
       }
-      return { elapsedMs: now() - start }
+      return { elapsedMs: now() - start, cpuMs: cpuMsSince(cpu) }
     }))
 })
 
@@ -255,8 +256,9 @@ const rawProduceCase = (topicName: () => string, batch = BATCH): Case => ({
       await createTopic(topic, 1)
       await rawProduce(producer, topic, -1, 1, batch) // connect, outside the timed part
       const start = now()
+      const cpu = process.cpuUsage()
       await rawProduce(producer, topic, 0, n, batch)
-      return { elapsedMs: now() - start }
+      return { elapsedMs: now() - start, cpuMs: cpuMsSince(cpu) }
     } finally {
       await producer.close()
     }

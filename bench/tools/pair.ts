@@ -18,8 +18,10 @@ if (pair === undefined) {
   console.error(`no pair ${id}; pairs: ${pairs.map((p) => p.id).join(", ")}`)
   process.exit(2)
 }
+const cpuPerMessage: Record<"candidate" | "baseline", Array<number>> = { candidate: [], baseline: [] }
 const rate = async (c: Case): Promise<number> => {
   const result = await c.run(pair.n, { latency: false })
+  if (result.cpuMs !== undefined) cpuPerMessage[c === pair.candidate ? "candidate" : "baseline"].push(result.cpuMs * 1000 / pair.n)
   return pair.n / result.elapsedMs / 1000
 }
 // One warm-up of each side, not counted.
@@ -35,4 +37,10 @@ for (let round = 0; round < Number(roundsArg); round++) {
   console.log(`round ${round + 1}: ${candidate.toFixed(3)} / ${baseline.toFixed(3)} M/s = ${(candidate / baseline).toFixed(2)}×`)
 }
 ratios.sort((x, y) => x - y)
+const median = (values: Array<number>) => values.sort((x, y) => x - y)[values.length >> 1]
+if (cpuPerMessage.candidate.length > 0 && cpuPerMessage.baseline.length > 0) {
+  console.log(
+    `CPU per message (median): ${median(cpuPerMessage.candidate).toFixed(2)} µs / ${median(cpuPerMessage.baseline).toFixed(2)} µs`
+  )
+}
 console.log(`${id}: median ${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`)

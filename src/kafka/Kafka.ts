@@ -360,7 +360,7 @@ export const make = Effect.fnUntraced(
       ),
       (client) => Effect.promise(() => client.close().catch(() => undefined))
     )
-    const { flush, publish, publishAll } = yield* sendBuffer.make(producer, settings)
+    const { flush, publish, publishAll, publishUnsafe } = yield* sendBuffer.make(producer, settings)
 
     const brokers = settings.bootstrapServers
     const metadataError = (topic: string) => (cause: unknown) =>
@@ -369,6 +369,7 @@ export const make = Effect.fnUntraced(
 
     capabilities.register(publish, {
       publishAll,
+      publishUnsafe,
       partitionCountCached: (topic) => {
         const cached = partitionCounts.get(topic)
         return cached !== undefined && cached.expires > Date.now() ? cached.count : undefined

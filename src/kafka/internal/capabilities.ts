@@ -21,16 +21,28 @@ export type PublishAll = (
 ) => Effect.Effect<void>
 
 /**
+ * Adds a record to the send buffer at once, as `publish` would: `false`
+ * (nothing added) when the buffer is full or ended, and `publish` must wait.
+ */
+export type PublishUnsafe = (
+  record: ProducerRecord,
+  onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
+) => boolean
+
+/**
  * What the send buffer behind a `publish` can do beyond the `Kafka`
  * service's interface. Everything is found through this one record, keyed by
  * the `publish` function itself: a service whose `publish` is replaced (a
  * wrapper that gates, counts or fails records) gets a record of its own with
- * no group publisher and no cached partition counts, so `sendAll` goes through
- * its `publish` record by record instead of around it.
+ * no group publisher, no publishing without an effect and no cached
+ * partition counts, so `sendAll` and `sendSoon` go through its `publish`
+ * record by record instead of around it.
  */
 export interface Capabilities {
   /** Publishes a group of records with one completion (`Kafka.make`'s buffer only). */
   readonly publishAll: PublishAll | undefined
+  /** Publishes one record without an effect while the buffer has room (`Kafka.make`'s buffer only). */
+  readonly publishUnsafe: PublishUnsafe | undefined
   /** A topic's partition count while cached and fresh, else `undefined`: the per-record fast path. */
   readonly partitionCountCached: ((topic: string) => number | undefined) | undefined
   /** The `sendSoon` numbering and live consumer sessions of the service (see `sendGuard.ts`). */
@@ -51,7 +63,12 @@ export const register = (
 export const of = (publish: Publish): Capabilities => {
   let capabilities = byPublish.get(publish)
   if (capabilities === undefined) {
-    capabilities = { publishAll: undefined, partitionCountCached: undefined, sendGuards: sendGuard.makeRegistry() }
+    capabilities = {
+      publishAll: undefined,
+      publishUnsafe: undefined,
+      partitionCountCached: undefined,
+      sendGuards: sendGuard.makeRegistry()
+    }
     byPublish.set(publish, capabilities)
   }
   return capabilities

@@ -292,7 +292,11 @@ export class TopicProducer<K, V> {
       if (record === undefined || record instanceof CodecError) {
         return Effect.as(this.enqueue(future, "detached"), future)
       }
-      return Effect.as(this.publishRecord(future, record, "detached"), future)
+      const onDone = this.completion(future, record.topic, undefined, "detached")
+      // Without an effect while the buffer has room (and the service's publish is the buffer's own).
+      const publishUnsafe = this.topic.root.capabilities.publishUnsafe
+      if (publishUnsafe !== undefined && publishUnsafe(record, onDone)) return Exit.succeed(future)
+      return Effect.as(this.topic.context.kafka.publish(record, onDone), future)
     })
   }
 
@@ -385,11 +389,16 @@ export class TopicProducer<K, V> {
 const headersOf = (
   headers: Message.OpenHeaders | undefined,
   traceparent: string | undefined
-): Array<[string, Message.HeaderValue]> => {
+): ReadonlyArray<readonly [string, Message.HeaderValue]> => {
+  const withTrace = traceparent !== undefined && !traceContext.hasHeader(headers)
+  if (!withTrace && (headers === undefined || (Array.isArray(headers) && headers.length === 0))) return noHeaders
   const list = Message.headersToList(headers)
-  if (traceparent !== undefined && !traceContext.hasHeader(headers)) list.push([traceContext.TRACEPARENT, traceparent])
+  if (withTrace) list.push([traceContext.TRACEPARENT, traceparent])
   return list
 }
+
+/** The headers of every record sent without any (read-only from here on). */
+const noHeaders: ReadonlyArray<readonly [string, Message.HeaderValue]> = []
 
 const currentTraceparent: Effect.Effect<string | undefined> = Effect.withFiber((fiber) =>
   Effect.succeed(traceContext.current(fiber))

@@ -15,7 +15,7 @@ import { partitionKey } from "../../internal/partitionKey.ts"
 import * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord, type Settings } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
-import type { Publish, PublishAll } from "./capabilities.ts"
+import type { Publish, PublishAll, PublishUnsafe } from "./capabilities.ts"
 import { fromBrokers } from "./explain.ts"
 import * as partialProduce from "./partialProduce.ts"
 
@@ -57,6 +57,7 @@ export const make = (
   {
     readonly publish: Publish
     readonly publishAll: PublishAll
+    readonly publishUnsafe: PublishUnsafe
     readonly flush: Effect.Effect<void>
   },
   never,
@@ -164,6 +165,8 @@ export const make = (
         )
       })
 
+    const publishUnsafe: PublishUnsafe = (record, onDone) => Queue.offerUnsafe(buffer, { record, onDone })
+
     const publishAll: PublishAll = (records, onDone) =>
       Effect.suspend(() => {
         if (records.length === 0) return onDone([])
@@ -187,7 +190,7 @@ export const make = (
       (flushed) =>
         Effect.flatMap(Queue.offer(buffer, { flushed }), (offered) => offered ? Deferred.await(flushed) : Effect.void)
     )
-    return { publish, publishAll, flush }
+    return { publish, publishAll, publishUnsafe, flush }
   })
 
 type ClientMessage = Parameters<Producer["send"]>[0]["messages"][number]
@@ -240,18 +243,30 @@ const outcomes = (
     }
   }
   const resend: Array<number> = []
+  // A batch is mostly runs of one partition: its answer is looked up once per run.
+  let runTopic: string | undefined = undefined
+  let runPartition = -1
+  let runKey = ""
+  let result: partialProduce.PartitionResult | undefined = undefined
+  /** The offset of the run's next appended record. */
+  let runNext = -1
   const exits = records.map((record, index): Exit.Exit<RecordMetadata.RecordMetadata, KafkaError> => {
-    const key = partitionKey(record.topic, record.partition)
-    const result = results?.get(key)
+    if (record.topic !== runTopic || record.partition !== runPartition) {
+      if (result !== undefined && result._tag === "Appended") next.set(runKey, runNext)
+      runTopic = record.topic
+      runPartition = record.partition
+      runKey = partitionKey(record.topic, record.partition)
+      result = results?.get(runKey)
+      if (result !== undefined && result._tag === "Appended") runNext = next.get(runKey) ?? result.baseOffset
+    }
     if (result === undefined && whole !== undefined) return Exit.fail(whole)
     if (result !== undefined && result._tag === "Refused") {
-      if (result.tooLarge && counts.get(key)! > 1) resend.push(index)
+      if (result.tooLarge && counts.get(runKey)! > 1) resend.push(index)
       return Exit.fail(
         new KafkaError({ operation: "produce", topic: record.topic, partition: record.partition, cause: result.cause })
       )
     }
-    const offset = result === undefined ? -1 : next.get(key) ?? result.baseOffset
-    if (result !== undefined) next.set(key, offset + 1)
+    const offset = result === undefined ? -1 : runNext++
     return Exit.succeed(RecordMetadata.make({
       topic: record.topic,
       partition: record.partition,
