@@ -45,10 +45,11 @@ export interface StreamedTopic<A extends Event.Event<any, any>> {
  * (Faust's `noack`) only by `Topic.ack`. Failing or being interrupted leaves
  * the last event unacknowledged.
  */
-export const events = <A extends Event.Event<any, any>>(
+export const events = <A extends Event.Event<any, any>, B = A>(
   topic: StreamedTopic<A>,
-  acknowledged: "onNextPull" | "manually"
-): Stream.Stream<A, any> =>
+  acknowledged: "onNextPull" | "manually",
+  project?: (event: A) => B
+): Stream.Stream<B, any> =>
   Stream.unwrap(Effect.gen(function*() {
     const subscriber = yield* Effect.acquireRelease(topic.iteratorClone, (subscriber) => subscriber.onStopIteration)
     if (acknowledged === "manually") subscriber.held = new Set()
@@ -63,8 +64,8 @@ export const events = <A extends Event.Event<any, any>>(
     if (acknowledged === "onNextPull") {
       yield* Effect.addFinalizer((exit) => Exit.isSuccess(exit) ? Effect.sync(() => ackLast(subscriber)) : Effect.void)
     }
-    const pull = acknowledged === "manually" ? pullHeld(subscriber) : pullOne(subscriber)
-    return Stream.fromPull(Effect.succeed(pull))
+    const pull = acknowledged === "manually" ? pullHeld(subscriber) : pullOne(subscriber, project)
+    return Stream.fromPull(Effect.succeed(pull as Effect.Effect<Arr.NonEmptyReadonlyArray<B>, any>))
   }))
 
 /**
@@ -96,19 +97,26 @@ export const ackLast = <A extends Event.Event<any, any>>(reader: Reader<A>): voi
   }
 }
 
-/** A pull acknowledging the previous event (Faust's rule): one event at a time. */
-export const pullOne = <A extends Event.Event<any, any>>(reader: Reader<A>): Effect.Effect<readonly [A], any> =>
-  Effect.suspend(() => {
+/**
+ * A pull acknowledging the previous event (Faust's rule): one event at a
+ * time, or what `project` makes of it (`stream()`'s value: no second stream
+ * stage per event).
+ */
+export const pullOne = <A extends Event.Event<any, any>, B = A>(
+  reader: Reader<A>,
+  project?: (event: A) => B
+): Effect.Effect<readonly [B], any> => {
+  const handOut = (event: A): readonly [B] => {
+    reader.last = deliveryOf(event)
+    return [project === undefined ? event as unknown as B : project(event)]
+  }
+  return Effect.suspend(() => {
     ackLast(reader)
     // Without an effect per event while the queue has some.
     const taken = takeFreshUnsafe(reader)
-    if (taken === undefined) return Effect.map(takeFresh(reader), (event) => handOut(reader, event))
-    return Exit.isSuccess(taken) ? Exit.succeed(handOut(reader, taken.value)) : taken as Exit.Exit<never, any>
+    if (taken === undefined) return Effect.map(takeFresh(reader), handOut)
+    return Exit.isSuccess(taken) ? Exit.succeed(handOut(taken.value)) : taken as Exit.Exit<never, any>
   })
-
-const handOut = <A extends Event.Event<any, any>>(reader: Reader<A>, event: A): readonly [A] => {
-  reader.last = deliveryOf(event)
-  return [event]
 }
 
 /** At most this many events are handed out by one `noack` pull. */

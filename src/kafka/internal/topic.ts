@@ -200,11 +200,11 @@ export class TopicImpl<K, V, E> extends TopicProperties<K, V, E> implements Topi
   }
 
   stream(): Stream.Stream<V, E | DecodeError | TransportError> {
-    return Stream.map(this.events(), (event) => event.value)
+    return reader.events(this, "onNextPull", valueOf)
   }
 
   items(): Stream.Stream<readonly [K | null, V], E | DecodeError | TransportError> {
-    return Stream.map(this.events(), (event) => [event.key, event.value] as const)
+    return reader.events(this, "onNextPull", itemOf)
   }
 
   /** Acknowledges the event this subscriber handed out last (see `reader.ts`). */
@@ -397,3 +397,7 @@ export class TopicImpl<K, V, E> extends TopicProperties<K, V, E> implements Topi
     return registerTopicMetrics(this)
   }
 }
+
+const valueOf = <V>(event: Event.Event<any, V>): V => event.value
+
+const itemOf = <K, V>(event: Event.Event<K, V>): readonly [K | null, V] => [event.key, event.value]
