@@ -353,6 +353,7 @@ describe("hostile: Kafka.config from the environment", () => {
         { KAFKA_RETRIES: "many" },
         { KAFKA_RETRIES: "-1" },
         { KAFKA_TOPIC_PARTITIONS: "0" },
+        { KAFKA_CONSUMER_MAX_FETCH_SIZE: "0" },
         { KAFKA_COMMIT_INTERVAL: "5 parsecs" },
         { KAFKA_COMPRESSION: "brotli" },
         { KAFKA_TLS: "maybe" },

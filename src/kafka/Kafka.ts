@@ -73,6 +73,13 @@ export interface Options {
   readonly topicReplicationFactor?: number | undefined
   /** Whether `declare` creates topics (Faust's `topic_allow_declare`, default true). */
   readonly topicAllowDeclare?: boolean | undefined
+  /**
+   * Bytes a fetch brings of one partition at most (Faust's
+   * `consumer_max_fetch_size`, Kafka's `max.partition.fetch.bytes`; default
+   * 4 MiB, Faust's). Every record of a fetch is parsed at once, so this bounds
+   * what a consumer holds per partition beyond its subscriber queues.
+   */
+  readonly consumerMaxFetchSize?: number | undefined
   /** Records per produce request at most (default 1000). */
   readonly maxBatchSize?: number | undefined
   /** Records the send buffer holds before senders wait (default 10000). */
@@ -202,6 +209,7 @@ export interface Settings {
   readonly topicPartitions: number
   readonly topicReplicationFactor: number
   readonly topicAllowDeclare: boolean
+  readonly consumerMaxFetchSize: number
   readonly maxBatchSize: number
   readonly bufferMaxsize: number
   readonly tls: TlsSettings | undefined
@@ -499,6 +507,7 @@ export const config: Config.Config<Options> = Config.all({
   sessionTimeout: optional(Config.Duration("KAFKA_SESSION_TIMEOUT")),
   requestTimeout: optional(Config.Duration("KAFKA_REQUEST_TIMEOUT")),
   retries: optional(Config.Int("KAFKA_RETRIES")),
+  consumerMaxFetchSize: optional(Config.Int("KAFKA_CONSUMER_MAX_FETCH_SIZE")),
   autoOffsetReset: optional(Config.Literals(["earliest", "latest"], "KAFKA_AUTO_OFFSET_RESET")),
   topicPartitions: optional(Config.Int("KAFKA_TOPIC_PARTITIONS")),
   topicReplicationFactor: optional(Config.Int("KAFKA_TOPIC_REPLICATION_FACTOR")),

@@ -68,6 +68,7 @@ describe("Kafka layer", () => {
       assert.strictEqual(settings.autoOffsetReset, "latest")
       assert.strictEqual(settings.topicPartitions, 4)
       assert.strictEqual(settings.topicAllowDeclare, false)
+      assert.strictEqual(settings.consumerMaxFetchSize, 65_536)
     }).pipe(Effect.provide(
       Kafka.layerConfig({ groupId: "group-override", retries: undefined }).pipe(
         Layer.provide(AppTest),
@@ -78,7 +79,8 @@ describe("Kafka layer", () => {
           KAFKA_COMMIT_INTERVAL: "1500 millis",
           KAFKA_AUTO_OFFSET_RESET: "latest",
           KAFKA_TOPIC_PARTITIONS: "4",
-          KAFKA_TOPIC_ALLOW_DECLARE: "false"
+          KAFKA_TOPIC_ALLOW_DECLARE: "false",
+          KAFKA_CONSUMER_MAX_FETCH_SIZE: "65536"
         }))
       )
     )))

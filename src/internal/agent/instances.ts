@@ -86,9 +86,12 @@ export class Gate {
   })
   release(count: number): void {
     this.inFlight -= count
-    if (this.waiting !== undefined && this.inFlight < this.limit) {
-      Deferred.doneUnsafe(this.waiting, Effect.void)
+    const waiting = this.waiting
+    if (waiting !== undefined && this.inFlight < this.limit) {
+      // Cleared first: completing it resumes the reader at once, whose next `room` must not find
+      // this completed deferred and pass without looking at the count.
       this.waiting = undefined
+      Deferred.doneUnsafe(waiting, Effect.void)
     }
   }
 }

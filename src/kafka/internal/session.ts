@@ -148,6 +148,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           rebalanceTimeout: settings.rebalanceTimeout,
           heartbeatInterval: settings.heartbeatInterval,
           maxWaitTime: settings.maxWaitTime,
+          maxBytesPerPartition: settings.consumerMaxFetchSize,
           partitionAssigner: bySubscription,
           protocolsMetadata: newPartitions.subscriptionUserData,
           metadataMaxAge: CONSUMER_METADATA_MAX_AGE
