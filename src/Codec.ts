@@ -101,7 +101,19 @@ export const raw: Codec = make({
 })
 
 /**
- * JSON text in UTF-8. `loads` rejects invalid UTF-8 and invalid JSON.
+ * Refuses a number JSON cannot hold, which `JSON.stringify` would write as
+ * `null` (a record its readers could not decode back).
+ */
+const finiteOnly = (key: string, value: unknown): unknown => {
+  if (typeof value === "number" && !Number.isFinite(value)) {
+    throw new TypeError(`json codec cannot encode ${value}${key === "" ? "" : ` (at key "${key}")`}: JSON has no such number`)
+  }
+  return value
+}
+
+/**
+ * JSON text in UTF-8. `dumps` refuses `NaN` and `±Infinity` (JSON has no
+ * such numbers); `loads` rejects invalid UTF-8 and invalid JSON.
  *
  * @since 0.1.0
  * @category codecs
@@ -111,6 +123,8 @@ export const json: Codec = make({
   dumps: (value) => {
     const text = JSON.stringify(value)
     if (text === undefined) throw new TypeError(`json codec cannot encode ${typeof value}`)
+    // Only text with a null may hide a number JSON cannot hold: checked again, value by value.
+    if (text.includes("null")) JSON.stringify(value, finiteOnly)
     return encodeUtf8(text)
   },
   loads: (bytes) => JSON.parse(utf8Decoder.decode(bytes))

@@ -26,6 +26,15 @@ describe("Codec", () => {
     assert.throws(() => Codec.json.dumps(undefined))
   })
 
+  it("json refuses the numbers JSON cannot hold (written as null, they would not decode back), keeps real nulls", () => {
+    for (const bad of [NaN, Infinity, -Infinity, { a: { b: [1, NaN] } }, [null, Infinity]]) {
+      assert.throws(() => Codec.json.dumps(bad), /JSON has no such number/)
+    }
+    assert.strictEqual(text(Codec.json.dumps({ a: null, b: [null, -0, 1.5] })), "{\"a\":null,\"b\":[null,0,1.5]}")
+    // toJSON first, as JSON.stringify does: a NaN it leaves out is no problem
+    assert.strictEqual(text(Codec.json.dumps({ toJSON: () => null, x: NaN })), "null")
+  })
+
   it("binary is base64 and rejects non-base64 payloads", () => {
     const encoded = Codec.binary.dumps(bytes("hi!"))
     assert.strictEqual(text(encoded), "aGkh")

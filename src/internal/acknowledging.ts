@@ -23,6 +23,11 @@ export interface Protocol<K, V, E> {
   readonly events: () => Stream.Stream<Event.Event<K, V>, E>
   /** Acknowledges one event; `false` if it no longer counts (its partition was revoked). */
   readonly ack: (event: Event.Event<any, any>) => boolean
+  /**
+   * Whether an event read earlier belongs to a partition revoked since: it is
+   * not to be handled (the partition's new owner reads it again).
+   */
+  readonly stale: (event: Event.Event<any, any>) => boolean
 }
 
 /** A source carrying the protocol. @internal */

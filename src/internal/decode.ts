@@ -5,14 +5,13 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type * as Schema from "effect/Schema"
 import type { App } from "../App.ts"
 import { CodecError, type DecodeError, KeyDecodeError, ValueDecodeError } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import type * as Message from "../Message.ts"
 import type { Settings } from "./channel.ts"
 import { type Hook, routeDecodeError } from "./decodeErrorPolicy.ts"
-import { Refused, type SchemaRunner } from "./plainSchema.ts"
+import { Refused } from "./plainSchema.ts"
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
@@ -43,7 +42,7 @@ export const decodeMessage = <K, V>(
       }
     }
     if (settings.decodeKey !== undefined) {
-      key = decodeGuarded(settings.decodeKey, key)
+      key = settings.decodeKey(key)
       if (key instanceof Refused) {
         return new KeyDecodeError({ channel: settings.label, received: message, cause: key.error })
       }
@@ -75,7 +74,7 @@ export const decodeMessage = <K, V>(
       }
     }
     if (settings.decodeValue !== undefined) {
-      value = decodeGuarded(settings.decodeValue, value)
+      value = settings.decodeValue(value)
       if (value instanceof Refused) {
         return new ValueDecodeError({ channel: settings.label, received: message, cause: value.error })
       }
@@ -102,15 +101,3 @@ export const decode = <K, V>(
     return Effect.andThen(Effect.ignore(routeDecodeError(hooks, decoded, message)), Exit.fail(decoded))
   })
 
-/**
- * Runs a Schema decoder so that nothing escapes as a defect: a throw (a
- * recursive Schema overflowing the stack on deep input, a transformation
- * that throws) becomes the failure the decode-error policy handles.
- */
-const decodeGuarded = (decode: SchemaRunner, input: unknown): unknown => {
-  try {
-    return decode(input)
-  } catch (cause) {
-    return new Refused(cause as Schema.SchemaError)
-  }
-}

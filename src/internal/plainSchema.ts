@@ -14,10 +14,13 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import type * as SchemaAST from "effect/SchemaAST"
 
-/** An input a Schema decoder or encoder refused, with effect's error. */
+/**
+ * An input a Schema decoder or encoder refused, with effect's error (or what
+ * effect's parser threw: a getter or a proxy trap that throws).
+ */
 export class Refused {
-  readonly error: Schema.SchemaError
-  constructor(error: Schema.SchemaError) {
+  readonly error: unknown
+  constructor(error: unknown) {
     this.error = error
   }
 }
@@ -101,7 +104,8 @@ const structOf = (names: ReadonlyArray<string>, fields: ReadonlyArray<Plain>): P
     const out: Record<string, unknown> = {}
     for (let i = 0; i < n; i++) {
       const name = names[i]
-      // A missing key reads `undefined`, which no plain field accepts.
+      // `in`, as effect's parser checks a key (a proxy's `has` may say no to a key `get` answers).
+      if (!(name in record)) return refused
       const value = fields[i](record[name])
       if (value === refused) return refused
       out[name] = value
@@ -127,7 +131,7 @@ const generateStruct = (
   for (let i = 0; i < names.length; i++) {
     const key = JSON.stringify(names[i])
     const kind = kinds[i]
-    body.push(`const v${i} = input[${key}]`)
+    body.push(`if (!(${key} in input)) return refused`, `const v${i} = input[${key}]`)
     if (kind !== undefined) {
       body.push(`if (typeof v${i} !== "${kind}") return refused`)
       out.push(`${key}: v${i}`)
@@ -168,7 +172,14 @@ const withFallback = (
   effectRun: (input: unknown) => Result.Result<unknown, Schema.SchemaError>
 ): SchemaRunner => {
   const full = (input: unknown): unknown => {
-    const result = effectRun(input)
+    let result: Result.Result<unknown, Schema.SchemaError>
+    try {
+      result = effectRun(input)
+    } catch (thrown) {
+      // Nothing escapes as a defect: a recursive Schema overflowing the stack, an input whose
+      // getter or proxy trap throws, a transformation that throws.
+      return new Refused(thrown)
+    }
     return Result.isSuccess(result) ? result.success : new Refused(result.failure)
   }
   if (plain === undefined) return full

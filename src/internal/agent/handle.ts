@@ -16,7 +16,7 @@ import * as Event from "../../Event.ts"
 import type * as Message from "../../Message.ts"
 import { CurrentPendingSends, type PendingSends } from "../acknowledging.ts"
 import * as traceContext from "../traceContext.ts"
-import { type Gate, type Instance, takeUnit, unitDone } from "./instances.ts"
+import { dropStale, type Gate, type Instance, takeUnit, unitDone } from "./instances.ts"
 import type { Replies } from "./replies.ts"
 import { requestOf } from "./replies.ts"
 import type { Settings, Sink } from "./settings.ts"
@@ -46,6 +46,8 @@ export interface Handling {
   readonly stats: stats.Stats
   /** Acknowledges one event at its source (nothing to do in memory). */
   readonly ack: ((event: Event.Event<any, any>) => boolean) | undefined
+  /** Whether an event read earlier belongs to a partition revoked since (never in memory). */
+  readonly stale: ((event: Event.Event<any, any>) => boolean) | undefined
   readonly replies: Replies
 }
 
@@ -274,11 +276,20 @@ class HandlerInstance<R> {
     if (batch === undefined) {
       // Without an effect per event while the queue has some.
       const taken = Queue.takeUnsafe(instance.queue)
-      if (taken !== undefined) return Exit.isSuccess(taken) ? this.handle([taken.value]) : Effect.void
+      if (taken !== undefined) return Exit.isSuccess(taken) ? this.handleFresh([taken.value]) : Effect.void
       const refill = instance.refill
       if (refill !== undefined) return Effect.flatMap(refill, (more) => more ? this.next() : Effect.void)
     }
-    return Effect.flatMap(takeUnit(instance, batch), (unit) => unit === undefined ? Effect.void : this.handle(unit))
+    return Effect.flatMap(
+      takeUnit(instance, batch),
+      (unit) => unit === undefined ? Effect.void : this.handleFresh(unit)
+    )
+  }
+
+  /** Handles what is left of a unit once the events of revoked partitions are dropped. */
+  handleFresh(unit: ReadonlyArray<Event.Event<any, any>>): Effect.Effect<void, EventFailure, R> {
+    const fresh = dropStale(unit, this.handling.stale, this.gate, this.handling.stats)
+    return fresh.length === 0 ? Effect.suspend(this.next) : this.handle(fresh)
   }
 
   /** The user's handler: one that throws before returning an effect failed its event like any other. */

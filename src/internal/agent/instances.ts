@@ -69,6 +69,31 @@ export const unitDone = (instance: Instance, gate: Gate, stats: { inFlight: numb
 }
 
 /**
+ * The events of a unit still to handle: those of a partition revoked since
+ * they were read are dropped (their partition's new owner reads them again,
+ * and a member never hands out an event of a partition it gave up), and
+ * their room released.
+ */
+export const dropStale = (
+  unit: ReadonlyArray<Event.Event<any, any>>,
+  stale: ((event: Event.Event<any, any>) => boolean) | undefined,
+  gate: Gate,
+  stats: { inFlight: number }
+): ReadonlyArray<Event.Event<any, any>> => {
+  if (stale === undefined) return unit
+  let fresh: Array<Event.Event<any, any>> | undefined
+  for (let i = 0; i < unit.length; i++) {
+    if (stale(unit[i])) fresh ??= unit.slice(0, i)
+    else if (fresh !== undefined) fresh.push(unit[i])
+  }
+  if (fresh === undefined) return unit
+  const dropped = unit.length - fresh.length
+  gate.release(dropped)
+  stats.inFlight -= dropped
+  return fresh
+}
+
+/**
  * Bounds the events in flight. The reader waits for room before each read;
  * a read may overshoot by what one pull returns.
  */

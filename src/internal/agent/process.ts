@@ -24,7 +24,7 @@ import {
   reply,
   sendTo
 } from "./handle.ts"
-import { type Gate, type Instance, takeUnit, unitDone } from "./instances.ts"
+import { dropStale, type Gate, type Instance, takeUnit, unitDone } from "./instances.ts"
 
 /** The user's process: values in (arrays of them in batch mode), results out. */
 export type Process<R> = (values: Stream.Stream<any>) => Stream.Stream<unknown, unknown, R>
@@ -45,6 +45,17 @@ export const processLoop = <R>(process: Process<R>) =>
       ackAll(handling, unit)
       unitDone(instance, gate, handling.stats)
     }
+    /** The next unit, without the events of partitions revoked since they were read. */
+    const takeFresh: Effect.Effect<readonly [any], Cause.Done> = Effect.flatMap(takeUnit(instance, batch), (unit) => {
+      if (unit === undefined) {
+        ended = true
+        return Cause.done()
+      }
+      const fresh = dropStale(unit, handling.stale, gate, handling.stats)
+      if (fresh.length === 0) return takeFresh
+      instance.current = fresh
+      return Effect.succeed([batch === undefined ? fresh[0].value : fresh.map((event) => event.value)] as const)
+    })
     const pending = makePendingList()
     // A send that was refused fails this stream: the process fails on the event that made it.
     const values: Stream.Stream<any> = Stream.fromPull(Effect.succeed(
@@ -53,14 +64,7 @@ export const processLoop = <R>(process: Process<R>) =>
         const finished = pending.list.length === 0
           ? Effect.sync(finishCurrent)
           : Effect.andThen(awaitPending(pending), Effect.sync(finishCurrent))
-        return Effect.flatMap(Effect.andThen(finished, takeUnit(instance, batch)), (unit) => {
-          if (unit === undefined) {
-            ended = true
-            return Cause.done()
-          }
-          instance.current = unit
-          return Effect.succeed([batch === undefined ? unit[0].value : unit.map((event) => event.value)] as const)
-        })
+        return Effect.andThen(finished, takeFresh)
       })
     )) as Stream.Stream<any>
     const emit = (out: unknown): Effect.Effect<void, unknown> =>

@@ -130,6 +130,7 @@ const runOnce = <R>(
       settings,
       stats,
       ack: protocol?.ack,
+      stale: protocol?.stale,
       replies
     }
     const instances = yield* makeInstances(settings)

@@ -208,6 +208,14 @@ export const ack = (event: Event.Event<any, any>): boolean => {
 export const isStale = (event: Event.Event<any, any>): boolean => {
   const delivery = deliveryOf(event)
   if (delivery === undefined || !delivery.tracked.tracker.revoked) return false
-  delivery.acked = true
+  if (!delivery.acked) {
+    delivery.acked = true
+    // No longer held: a `noack` reader that dropped it will not acknowledge it.
+    const holder = delivery.holder
+    if (holder !== undefined) {
+      delivery.holder = undefined
+      if (--holder.remaining === 0) holder.held.delete(holder)
+    }
+  }
   return true
 }

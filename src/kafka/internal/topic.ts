@@ -32,7 +32,7 @@ import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import type { Kafka } from "../Kafka.ts"
 import type * as Topic from "../Topic.ts"
-import { ack, type Delivery, type HeldRun } from "./acknowledgement.ts"
+import { ack, type Delivery, type HeldRun, isStale } from "./acknowledgement.ts"
 import * as capabilities from "./capabilities.ts"
 import { registerTopicMetrics } from "./consumerMetrics.ts"
 import * as declaring from "./declare.ts"
@@ -196,7 +196,7 @@ export class TopicImpl<K, V, E> extends TopicProperties<K, V, E> implements Topi
 
   /** How an agent reads the topic: events it acknowledges itself once each is done with. */
   get [acknowledging.TypeId](): acknowledging.Protocol<K, V, E | DecodeError | TransportError> {
-    return { events: () => this.eventsWith("manually"), ack }
+    return { events: () => this.eventsWith("manually"), ack, stale: isStale }
   }
 
   stream(): Stream.Stream<V, E | DecodeError | TransportError> {
