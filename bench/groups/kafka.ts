@@ -455,6 +455,7 @@ export const kafka = async (n: number): Promise<Array<Pair>> => {
       candidate: topicProduce("sendSoon", produceTopic),
       baseline: rawProduceCase(produceTopic),
       extras: [topicProduce("sendAll", produceTopic)],
+      extrasAre: "candidates",
       latency: false,
       target: { ratio: 0.8, text: "≥ 0.8× raw client (sendAll ≥ 0.9×)" },
       note

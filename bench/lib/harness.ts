@@ -36,6 +36,12 @@ export interface Pair {
   readonly target?: { readonly ratio: number; readonly text: string } | undefined
   /** Extra reference cases reported beside the pair but not part of the ratio. */
   readonly extras?: ReadonlyArray<Case> | undefined
+  /**
+   * What the extras are: other baselines (the default; reported as the
+   * candidate ÷ the extra) or other candidates (reported as the extra ÷ the
+   * baseline).
+   */
+  readonly extrasAre?: "baselines" | "candidates" | undefined
   readonly note?: string | undefined
 }
 
@@ -55,6 +61,7 @@ export interface PairResult {
   readonly candidate: CaseStats
   readonly baseline: CaseStats
   readonly extras: ReadonlyArray<CaseStats>
+  readonly extrasAre?: "baselines" | "candidates" | undefined
   /** candidate median / baseline median, from the same run. */
   readonly ratio: number
   readonly target?: { readonly ratio: number; readonly text: string; readonly met: boolean } | undefined
@@ -159,6 +166,7 @@ export const runPair = async (pair: Pair, options: GroupOptions): Promise<PairRe
     candidate: stats[0],
     baseline: stats[1],
     extras: stats.slice(2),
+    extrasAre: pair.extrasAre,
     ratio,
     target: pair.target === undefined ? undefined : { ...pair.target, met: ratio >= pair.target.ratio },
     note: pair.note

@@ -106,7 +106,7 @@ export const throughputTable = (results: Results): string => {
         "",
         "",
         `${rate(extra.median)} — ${extra.label}`,
-        ratioText(p.candidate.median / extra.median),
+        ratioText(p.extrasAre === "candidates" ? extra.median / p.baseline.median : p.candidate.median / extra.median),
         "",
         "",
         ""

@@ -7,6 +7,9 @@
  *   node bench/tools/pair.ts s7-kafka-consume-agent-batch 100000 8
  *
  * Arguments: pair id, messages, rounds. Kafka pairs need a broker.
+ * `PAIR_GC=1` (with `node --expose-gc`) forces a GC before each run, as the
+ * bench harness does: V8 then starts each run with a small young generation,
+ * which costs the side that allocates more.
  */
 import { kafka } from "../groups/kafka.ts"
 import type { Case } from "../lib/harness.ts"
@@ -20,6 +23,7 @@ if (pair === undefined) {
 }
 const cpuPerMessage: Record<"candidate" | "baseline", Array<number>> = { candidate: [], baseline: [] }
 const rate = async (c: Case): Promise<number> => {
+  if (process.env.PAIR_GC === "1") (globalThis as { gc?: () => void }).gc?.()
   const result = await c.run(pair.n, { latency: false })
   if (result.cpuMs !== undefined) cpuPerMessage[c === pair.candidate ? "candidate" : "baseline"].push(result.cpuMs * 1000 / pair.n)
   return pair.n / result.elapsedMs / 1000
