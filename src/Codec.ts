@@ -106,7 +106,9 @@ export const raw: Codec = make({
  */
 const finiteOnly = (key: string, value: unknown): unknown => {
   if (typeof value === "number" && !Number.isFinite(value)) {
-    throw new TypeError(`json codec cannot encode ${value}${key === "" ? "" : ` (at key "${key}")`}: JSON has no such number`)
+    throw new TypeError(
+      `json codec cannot encode ${value}${key === "" ? "" : ` (at key "${key}")`}: JSON has no such number`
+    )
   }
   return value
 }

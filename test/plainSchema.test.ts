@@ -78,7 +78,10 @@ const input: fc.Arbitrary<unknown> = fc.oneof(
 )
 
 /** Both results side by side: outputs compared deeply, errors by their message. */
-const same = (actual: Result.Result<unknown, Schema.SchemaError>, expected: Result.Result<unknown, Schema.SchemaError>) => {
+const same = (
+  actual: Result.Result<unknown, Schema.SchemaError>,
+  expected: Result.Result<unknown, Schema.SchemaError>
+) => {
   if (Result.isSuccess(expected)) {
     assert.isTrue(Result.isSuccess(actual), "effect's parser accepts it, so must the plain one")
     if (Result.isSuccess(actual)) {

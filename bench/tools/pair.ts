@@ -25,7 +25,9 @@ const cpuPerMessage: Record<"candidate" | "baseline", Array<number>> = { candida
 const rate = async (c: Case): Promise<number> => {
   if (process.env.PAIR_GC === "1") (globalThis as { gc?: () => void }).gc?.()
   const result = await c.run(pair.n, { latency: false })
-  if (result.cpuMs !== undefined) cpuPerMessage[c === pair.candidate ? "candidate" : "baseline"].push(result.cpuMs * 1000 / pair.n)
+  if (result.cpuMs !== undefined) {
+    cpuPerMessage[c === pair.candidate ? "candidate" : "baseline"].push(result.cpuMs * 1000 / pair.n)
+  }
   return pair.n / result.elapsedMs / 1000
 }
 // One warm-up of each side, not counted.
@@ -38,13 +40,21 @@ for (let round = 0; round < Number(roundsArg); round++) {
   const b = await rate(first ? pair.baseline : pair.candidate)
   const [candidate, baseline] = first ? [a, b] : [b, a]
   ratios.push(candidate / baseline)
-  console.log(`round ${round + 1}: ${candidate.toFixed(3)} / ${baseline.toFixed(3)} M/s = ${(candidate / baseline).toFixed(2)}×`)
+  console.log(
+    `round ${round + 1}: ${candidate.toFixed(3)} / ${baseline.toFixed(3)} M/s = ${(candidate / baseline).toFixed(2)}×`
+  )
 }
 ratios.sort((x, y) => x - y)
 const median = (values: Array<number>) => values.sort((x, y) => x - y)[values.length >> 1]
 if (cpuPerMessage.candidate.length > 0 && cpuPerMessage.baseline.length > 0) {
   console.log(
-    `CPU per message (median): ${median(cpuPerMessage.candidate).toFixed(2)} µs / ${median(cpuPerMessage.baseline).toFixed(2)} µs`
+    `CPU per message (median): ${median(cpuPerMessage.candidate).toFixed(2)} µs / ${
+      median(cpuPerMessage.baseline).toFixed(2)
+    } µs`
   )
 }
-console.log(`${id}: median ${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${ratios[ratios.length - 1].toFixed(2)})`)
+console.log(
+  `${id}: median ${ratios[ratios.length >> 1].toFixed(2)}× (${ratios[0].toFixed(2)}–${
+    ratios[ratios.length - 1].toFixed(2)
+  })`
+)

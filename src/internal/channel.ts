@@ -9,7 +9,6 @@ import { NodeInspectSymbol } from "effect/Inspectable"
 import { pipeArguments } from "effect/Pipeable"
 import * as Queue from "effect/Queue"
 import * as Result from "effect/Result"
-import type { SchemaRunner } from "./plainSchema.ts"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { App } from "../App.ts"
@@ -38,6 +37,7 @@ import { applyDecodeErrorPolicy, routeDecodeError } from "./decodeErrorPolicy.ts
 import * as fanOut from "./fanOut.ts"
 import * as inspect from "./inspect.ts"
 import * as metrics from "./metrics.ts"
+import type { SchemaRunner } from "./plainSchema.ts"
 
 export { TypeId }
 
@@ -70,7 +70,6 @@ export interface Settings<K, V> {
   /** Wrap `send` and `deliver` in tracing spans. */
   readonly spans: boolean
 }
-
 
 type QueueError<E> = E | DecodeError | CauseM.Done
 

@@ -100,4 +100,3 @@ export const decode = <K, V>(
     if (options?.propagate === true) return Exit.fail(decoded)
     return Effect.andThen(Effect.ignore(routeDecodeError(hooks, decoded, message)), Exit.fail(decoded))
   })
-

@@ -192,25 +192,27 @@ const runOnce = <R>(
     }
 
     for (const instance of instances) {
-      instanceFibers.push(Effect.runForkWith(context)(
-        definition.work(handling, instance, gate).pipe(
-          Effect.catchCause((cause) =>
-            Effect.sync(() => {
-              if (Cause.hasInterruptsOnly(cause)) return
-              const failure = Cause.findErrorOption(cause)
-              // Anything else that ends an instance (a defect of the agent's own) stops the run, never silently.
-              Deferred.doneUnsafe(
-                stop,
-                Effect.fail(
-                  Option.isSome(failure) && !Cause.hasDies(cause)
-                    ? { _tag: "EventFailed", failure: failure.value }
-                    : { _tag: "InstanceDied", cause }
+      instanceFibers.push(
+        Effect.runForkWith(context)(
+          definition.work(handling, instance, gate).pipe(
+            Effect.catchCause((cause) =>
+              Effect.sync(() => {
+                if (Cause.hasInterruptsOnly(cause)) return
+                const failure = Cause.findErrorOption(cause)
+                // Anything else that ends an instance (a defect of the agent's own) stops the run, never silently.
+                Deferred.doneUnsafe(
+                  stop,
+                  Effect.fail(
+                    Option.isSome(failure) && !Cause.hasDies(cause)
+                      ? { _tag: "EventFailed", failure: failure.value }
+                      : { _tag: "InstanceDied", cause }
+                  )
                 )
-              )
-            })
+              })
+            )
           )
         )
-      ))
+      )
     }
     Deferred.doneUnsafe(instancesStarted, Effect.void)
 

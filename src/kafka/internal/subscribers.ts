@@ -22,7 +22,7 @@ export const unsubscribe = (subscriber: TopicImpl<any, any, any>): void => {
   if (next.length > 0) {
     subscriber.ackLast()
     if (subscriber.held !== undefined) {
-      for (const run of Array.from(subscriber.held)) { for (const delivery of run.deliveries) acknowledge(delivery) }
+      for (const run of Array.from(subscriber.held)) for (const delivery of run.deliveries) acknowledge(delivery)
     }
     let taken = Queue.takeUnsafe(subscriber.queue)
     while (taken !== undefined && Exit.isSuccess(taken)) {
