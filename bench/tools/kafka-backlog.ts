@@ -41,14 +41,13 @@ import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import { spawn } from "node:child_process"
-import { connect } from "node:net"
 import { setTimeout as sleep } from "node:timers/promises"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { Agent, App } from "../../src/index.ts"
 import { Kafka, Topic } from "../../src/kafka/index.ts"
+import { bootstrapServers, brokerUnavailable } from "../groups/kafka.ts"
 
-const bootstrapServers = process.env.KAFKA_BOOTSTRAP_SERVERS ?? "127.0.0.1:9092"
 const brokers = bootstrapServers.split(",").map((s) => s.trim()).filter((s) => s.length > 0)
 const MiB = 1024 * 1024
 const SAMPLE_MS = 100
@@ -102,25 +101,6 @@ const clientBase = () => ({
   retries: 3,
   retryDelay: 250
 })
-
-/** Why the broker cannot be used, or `undefined` when it answers. */
-const brokerUnavailable = (): Promise<string | undefined> =>
-  new Promise((resolve) => {
-    const server = brokers[0] ?? ""
-    const at = server.lastIndexOf(":")
-    const socket = connect({ host: server.slice(0, at), port: Number(server.slice(at + 1)) })
-    const no = (why: string) => {
-      socket.destroy()
-      resolve(`no Kafka broker answers at ${bootstrapServers} (${why}); start one with \`npm run kafka:up\``)
-    }
-    socket.setTimeout(2_000)
-    socket.once("connect", () => {
-      socket.destroy()
-      resolve(undefined)
-    })
-    socket.once("timeout", () => no("timeout"))
-    socket.once("error", (e) => no((e as NodeJS.ErrnoException).code ?? e.message))
-  })
 
 const withAdmin = async <A>(f: (admin: Admin) => Promise<A>): Promise<A> => {
   const admin = new Admin(clientBase())

@@ -57,21 +57,19 @@ export const fromSendOptions = <K, V>(
   channel: { readonly label: string },
   options: AsFutureMessageOptions<K, V>
 ): FutureMessageImpl<K, V> =>
-  // The PendingMessage built directly (one object per send on the hot path), as makePendingMessage does.
-  new FutureMessageImpl<K, V>({
-    channel,
-    key: options.key ?? null,
-    value: options.value,
-    partition: options.partition,
-    timestamp: options.timestamp,
-    headers: headersToList(options.headers),
-    keySerializer: options.keySerializer,
-    valueSerializer: options.valueSerializer,
-    callback: options.callback,
-    topic: undefined,
-    offset: undefined,
-    generationId: undefined
-  })
+  new FutureMessageImpl(
+    makePendingMessage<K, V>({
+      channel,
+      key: options.key ?? null,
+      value: options.value,
+      partition: options.partition,
+      timestamp: options.timestamp,
+      headers: headersToList(options.headers),
+      keySerializer: options.keySerializer,
+      valueSerializer: options.valueSerializer,
+      callback: options.callback
+    })
+  )
 
 /** `PendingMessage.make`: absent fields are `undefined`. @internal */
 export const makePendingMessage = <K, V>(

@@ -36,9 +36,6 @@ const refused: unique symbol = Symbol("refused")
 
 type Plain = (input: unknown) => unknown
 
-/** The names a struct's plain function cannot read as `input[name]` exactly as effect does. */
-const unsafeNames = new Set(["__proto__"])
-
 const isBare = (ast: SchemaAST.AST): boolean =>
   ast.checks === undefined && ast.encoding === undefined && ast.context === undefined
 
@@ -85,7 +82,8 @@ const compileStruct = (ast: SchemaAST.Objects, generate: boolean): Plain | undef
   const fields: Array<Plain> = []
   const kinds: Array<string | undefined> = []
   for (const property of ast.propertySignatures) {
-    if (typeof property.name !== "string" || unsafeNames.has(property.name)) return undefined
+    // effect's parser reads an own `__proto__` key specially: its parser handles such a struct.
+    if (typeof property.name !== "string" || property.name === "__proto__") return undefined
     const field = compile(property.type, generate)
     if (field === undefined) return undefined
     names.push(property.name)

@@ -112,6 +112,32 @@ const readRaw = (topic: string, count: number) =>
     }
   }).pipe(Effect.timeout("30 seconds"))
 
+/**
+ * Watches the group's commits against the events marked finished: each
+ * commit past an offset not finished yet is a violation. `onCommit` sees
+ * every commit too.
+ */
+const commitWatch = (groupId: string, onCommit?: (partition: number, offset: number) => void) => {
+  const finished = new Map<number, Set<number>>()
+  const violations: Array<string> = []
+  const stop = observeCommits(groupId, (partition, offset) => {
+    onCommit?.(partition, offset)
+    const done = finished.get(partition) ?? new Set()
+    for (let o = 0; o < offset; o++) {
+      if (!done.has(o)) {
+        violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
+        break
+      }
+    }
+  })
+  const finish = (partition: number, offset: number): void => {
+    const done = finished.get(partition) ?? new Set()
+    done.add(offset)
+    finished.set(partition, done)
+  }
+  return { violations, finish, stop }
+}
+
 /** tsx as a loader of this node process (its CLI would run the script in a grandchild, out of a SIGKILL's reach). */
 const tsx = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href
 const childScript = fileURLToPath(new URL("./agent-process.ts", import.meta.url))
@@ -149,25 +175,13 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
         const name = unique("agent-concurrent")
         yield* produce(name, 400, 4)
         const topic = yield* Topic.make({ topics: [name], key: Schema.String, value: Schema.Number })
-        const finished = new Map<number, Set<number>>()
-        const violations: Array<string> = []
         const seen: Array<number> = []
-        const stop = observeCommits(topic.groupId, (partition, offset) => {
-          const done = finished.get(partition) ?? new Set()
-          for (let o = 0; o < offset; o++) {
-            if (!done.has(o)) {
-              violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
-              break
-            }
-          }
-        })
+        const { finish, stop, violations } = commitWatch(topic.groupId)
         const agent = yield* Agent.forEach("agent-concurrent", topic, (value, event) =>
           Effect.gen(function*() {
             yield* Effect.sleep(yield* Random.nextIntBetween(0, 5))
             seen.push(value)
-            const done = finished.get(event.message.partition) ?? new Set()
-            done.add(event.message.offset)
-            finished.set(event.message.partition, done)
+            finish(event.message.partition, event.message.offset)
           }), { concurrency: 8 })
         const fiber = yield* Effect.forkChild(agent.run)
         yield* eventually(() => seen.length >= 400, 60_000)
@@ -191,20 +205,11 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
           const tally = new Tally()
           yield* produceTallied(name, total, 8, tally)
           const topic = yield* Topic.make({ topics: [name], key: Schema.String, value: Schema.Number })
-          const finished = new Map<number, Set<number>>()
-          const violations: Array<string> = []
           const byKey = new Map<string, Array<number>>()
           let running = true
           const commitsDuringRun: Array<readonly [number, number]> = []
-          const stop = observeCommits(topic.groupId, (partition, offset) => {
+          const { finish, stop, violations } = commitWatch(topic.groupId, (partition, offset) => {
             if (running) commitsDuringRun.push([partition, offset])
-            const done = finished.get(partition) ?? new Set()
-            for (let o = 0; o < offset; o++) {
-              if (!done.has(o)) {
-                violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
-                break
-              }
-            }
           })
           const agent = yield* Agent.forEach(`agent-16-${ordering}`, topic, (value, event) =>
             Effect.gen(function*() {
@@ -213,9 +218,7 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
               byKey.set(key, [...(byKey.get(key) ?? []), offset])
               yield* Effect.sleep(yield* Random.nextIntBetween(0, 20))
               tally.receive(value, partition, offset)
-              const done = finished.get(partition) ?? new Set()
-              done.add(offset)
-              finished.set(partition, done)
+              finish(partition, offset)
             }), { concurrency: 16, ordering })
           const fiber = yield* Effect.forkChild(agent.run)
           yield* eventuallyOr(() => tally.complete, 60_000, "every event", () => JSON.stringify(tally.counts()))
@@ -263,19 +266,9 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
         const tally = new Tally()
         yield* produceTallied(name, total, 3, tally)
         const topic = yield* Topic.make({ topics: [name], key: Schema.String, value: Schema.Number })
-        const finished = new Map<number, Set<number>>()
-        const violations: Array<string> = []
         const sizes: Array<number> = []
         const offsetsByPartition = new Map<number, Array<number>>()
-        const stop = observeCommits(topic.groupId, (partition, offset) => {
-          const done = finished.get(partition) ?? new Set()
-          for (let o = 0; o < offset; o++) {
-            if (!done.has(o)) {
-              violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
-              break
-            }
-          }
-        })
+        const { finish, stop, violations } = commitWatch(topic.groupId)
         const agent = yield* Agent.forEach("agent-batch-1", topic, (values, events) =>
           Effect.gen(function*() {
             sizes.push(values.length)
@@ -284,9 +277,7 @@ describe.skipIf(!brokerAvailable)("Agent on a Topic", () => {
               const { offset, partition } = events[i].message
               offsetsByPartition.set(partition, [...(offsetsByPartition.get(partition) ?? []), offset])
               tally.receive(values[i], partition, offset)
-              const done = finished.get(partition) ?? new Set()
-              done.add(offset)
-              finished.set(partition, done)
+              finish(partition, offset)
             }
           }), { batch: { size: 100, within: "200 millis" } })
         const fiber = yield* Effect.forkChild(agent.run)

@@ -180,14 +180,18 @@ export const release = (tracked: Tracked): void => {
   }
 }
 
+/** Takes a delivery out of the `noack` pull that held it; the pull leaves its set once none is left. */
+const unhold = (delivery: Delivery): void => {
+  const holder = delivery.holder
+  if (holder === undefined) return
+  delivery.holder = undefined
+  if (--holder.remaining === 0) holder.held.delete(holder)
+}
+
 export const acknowledge = (delivery: Delivery): boolean => {
   if (delivery.acked) return false
   delivery.acked = true
-  const holder = delivery.holder
-  if (holder !== undefined) {
-    delivery.holder = undefined
-    if (--holder.remaining === 0) holder.held.delete(holder)
-  }
+  unhold(delivery)
   delivery.tracked.handled = true
   release(delivery.tracked)
   return true
@@ -211,11 +215,7 @@ export const isStale = (event: Event.Event<any, any>): boolean => {
   if (!delivery.acked) {
     delivery.acked = true
     // No longer held: a `noack` reader that dropped it will not acknowledge it.
-    const holder = delivery.holder
-    if (holder !== undefined) {
-      delivery.holder = undefined
-      if (--holder.remaining === 0) holder.held.delete(holder)
-    }
+    unhold(delivery)
   }
   return true
 }

@@ -151,21 +151,20 @@ export const make = (
     const shutDown = (record: ProducerRecord) =>
       new KafkaError({ operation: "produce", topic: record.topic, cause: new Error("the Kafka layer is shut down") })
 
+    const publishUnsafe: PublishUnsafe = (record, onDone) => Queue.offerUnsafe(buffer, { record, onDone })
+
     const publish = (
       record: ProducerRecord,
       onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
     ): Effect.Effect<void> =>
       // Suspended: the record joins the buffer when the effect runs, not when it is built.
       Effect.suspend(() => {
-        const pending: Pending = { record, onDone }
-        if (Queue.offerUnsafe(buffer, pending)) return Effect.void
+        if (publishUnsafe(record, onDone)) return Effect.void
         return Effect.flatMap(
-          Queue.offer(buffer, pending),
+          Queue.offer(buffer, { record, onDone }),
           (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record)))
         )
       })
-
-    const publishUnsafe: PublishUnsafe = (record, onDone) => Queue.offerUnsafe(buffer, { record, onDone })
 
     const publishAll: PublishAll = (records, onDone) =>
       Effect.suspend(() => {
