@@ -19,6 +19,72 @@ export const isDecodeError = (u: unknown): u is DecodeError =>
   u instanceof KeyDecodeError || u instanceof ValueDecodeError
 
 /**
+ * Why a received key or value did not decode, kept until the typed error is
+ * built with its message (a topic builds the message only then).
+ */
+export class Undecodable {
+  readonly side: "key" | "value"
+  readonly cause: unknown
+  constructor(side: "key" | "value", cause: unknown) {
+    this.side = side
+    this.cause = cause
+  }
+}
+
+/** The typed error for a key or value that did not decode. */
+export const decodeError = <K, V>(
+  settings: Settings<K, V>,
+  undecodable: Undecodable,
+  message: Message.Message
+): DecodeError =>
+  undecodable.side === "key"
+    ? new KeyDecodeError({ channel: settings.label, received: message, cause: undecodable.cause })
+    : new ValueDecodeError({ channel: settings.label, received: message, cause: undecodable.cause })
+
+/** A received key (bytes, or already a value) through the key codec and schema; `null` when absent. */
+export const decodeKey = <K, V>(settings: Settings<K, V>, raw: unknown): unknown => {
+  if (raw === null || raw === undefined) return null
+  let key: unknown = raw
+  if (key instanceof Uint8Array) {
+    try {
+      key = settings.keyCodec.loads(key)
+      if (settings.keyBytesAsString && key instanceof Uint8Array) key = utf8.decode(key)
+    } catch (cause) {
+      return new Undecodable("key", new CodecError({ codec: settings.keyCodec.name, operation: "loads", cause }))
+    }
+  }
+  if (settings.decodeKey !== undefined) {
+    key = settings.decodeKey(key)
+    if (key instanceof Refused) return new Undecodable("key", key.error)
+  }
+  return key
+}
+
+/** A received value through the value codec and schema; an empty one is `null` where the channel allows it. */
+export const decodeValue = <K, V>(settings: Settings<K, V>, raw: unknown): unknown => {
+  if (raw === null || raw === undefined || (raw instanceof Uint8Array && raw.byteLength === 0)) {
+    return settings.schema.allowEmpty ? null : new Undecodable(
+      "value",
+      new Error("the value is empty and the channel does not allow empty values (allowEmpty: false)")
+    )
+  }
+  let value: unknown = raw
+  if (value instanceof Uint8Array) {
+    try {
+      value = settings.valueCodec.loads(value)
+      if (settings.valueBytesAsString && value instanceof Uint8Array) value = utf8.decode(value)
+    } catch (cause) {
+      return new Undecodable("value", new CodecError({ codec: settings.valueCodec.name, operation: "loads", cause }))
+    }
+  }
+  if (settings.decodeValue !== undefined) {
+    value = settings.decodeValue(value)
+    if (value instanceof Refused) return new Undecodable("value", value.error)
+  }
+  return value
+}
+
+/**
  * Decodes a raw message with a channel's settings: the event (built by
  * `createEvent`) or the typed error.
  */
@@ -27,59 +93,10 @@ export const decodeMessage = <K, V>(
   message: Message.Message,
   createEvent: App["Service"]["createEvent"]
 ): Event.Event<K, V> | DecodeError => {
-  let key: unknown = message.key
-  if (key !== null && key !== undefined) {
-    if (key instanceof Uint8Array) {
-      try {
-        key = settings.keyCodec.loads(key)
-        if (settings.keyBytesAsString && key instanceof Uint8Array) key = utf8.decode(key)
-      } catch (cause) {
-        return new KeyDecodeError({
-          channel: settings.label,
-          received: message,
-          cause: new CodecError({ codec: settings.keyCodec.name, operation: "loads", cause })
-        })
-      }
-    }
-    if (settings.decodeKey !== undefined) {
-      key = settings.decodeKey(key)
-      if (key instanceof Refused) {
-        return new KeyDecodeError({ channel: settings.label, received: message, cause: key.error })
-      }
-    }
-  } else {
-    key = null
-  }
-  let value: unknown = message.value
-  if (value === null || value === undefined || (value instanceof Uint8Array && value.byteLength === 0)) {
-    if (!settings.schema.allowEmpty) {
-      return new ValueDecodeError({
-        channel: settings.label,
-        received: message,
-        cause: new Error("the value is empty and the channel does not allow empty values (allowEmpty: false)")
-      })
-    }
-    value = null
-  } else {
-    if (value instanceof Uint8Array) {
-      try {
-        value = settings.valueCodec.loads(value)
-        if (settings.valueBytesAsString && value instanceof Uint8Array) value = utf8.decode(value)
-      } catch (cause) {
-        return new ValueDecodeError({
-          channel: settings.label,
-          received: message,
-          cause: new CodecError({ codec: settings.valueCodec.name, operation: "loads", cause })
-        })
-      }
-    }
-    if (settings.decodeValue !== undefined) {
-      value = settings.decodeValue(value)
-      if (value instanceof Refused) {
-        return new ValueDecodeError({ channel: settings.label, received: message, cause: value.error })
-      }
-    }
-  }
+  const key = decodeKey(settings, message.key)
+  if (key instanceof Undecodable) return decodeError(settings, key, message)
+  const value = decodeValue(settings, message.value)
+  if (value instanceof Undecodable) return decodeError(settings, value, message)
   return createEvent(key as K | null, value as V, message.headers, message)
 }
 

@@ -7,6 +7,7 @@ import { Admin, ConfigResourceTypes } from "@platformatic/kafka"
 import {
   ConfigProvider,
   Deferred,
+  Equal,
   Effect,
   Exit,
   Fiber,
@@ -18,7 +19,7 @@ import {
   Schema,
   Stream
 } from "effect"
-import { App, Channel, ChannelClosedError, type Event } from "effect-faust"
+import { App, Channel, ChannelClosedError, Event } from "effect-faust"
 import { Kafka, KafkaError, layerChannels, Topic } from "effect-faust/kafka"
 import { execFile } from "node:child_process"
 import { tracingChannel } from "node:diagnostics_channel"
@@ -443,8 +444,12 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
         assert.deepStrictEqual(pairs.map(([a]) => a), Array.from({ length: 300 }, (_, i) => i))
         assert.deepStrictEqual(pairs.map(([, event]) => event.value), Array.from({ length: 300 }, (_, i) => i))
         const event = pairs[0][1]
-        assert.deepStrictEqual(Object.keys(event).sort(), ["headers", "key", "message", "value"])
-        assert.strictEqual(JSON.parse(JSON.stringify(event)).value, 0)
+        const serialized = JSON.parse(JSON.stringify(event))
+        assert.deepStrictEqual(Object.keys(serialized).sort(), ["headers", "key", "message", "value"])
+        assert.strictEqual(serialized.value, 0)
+        assert.strictEqual(serialized.message.offset, 0)
+        assert.strictEqual(event.message, event.message)
+        assert.isTrue(Equal.equals(event, Event.make({ ...serialized, message: event.message })))
       }).pipe(Effect.provide(kafkaLayer())),
     60_000
   )

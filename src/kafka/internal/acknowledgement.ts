@@ -1,7 +1,10 @@
+import type { Message as KafkaMessage } from "@platformatic/kafka"
+import { NodeInspectSymbol } from "effect/Inspectable"
 import { EventBase } from "../../Event.ts"
 import type * as Event from "../../Event.ts"
 import * as Message from "../../Message.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
+import { headersOf, toMessage } from "./received.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 /** An offset to commit, with the tracker it comes from (its `committed` moves when the commit lands). */
@@ -128,22 +131,48 @@ const deliveries = new WeakMap<Event.Event<any, any>, Delivery>()
 
 /**
  * A topic's event when the app builds default events: it carries its
- * delivery, which saves a WeakMap entry per event and per subscriber.
+ * delivery, which saves a WeakMap entry per event and per subscriber. A
+ * consumer's event builds its `message` from the client's record the first
+ * time something reads it: most handlers read only the key and the value.
  */
 class TopicEvent<K, V> extends EventBase<K, V> {
   readonly key: K | null
   readonly value: V
   readonly headers: Message.Headers
-  readonly message: Message.Message
-  // Private: not serialized, not logged with the event (it points into the consumer's tracking).
+  // Private: not serialized, not logged with the event (they point into the consumer's tracking).
+  #message: Message.Message | undefined
+  #record: KafkaMessage | undefined
+  #tp: Message.TopicPartition | undefined
   #delivery: Delivery | undefined
-  constructor(key: K | null, value: V, headers: Message.Headers, message: Message.Message) {
+  constructor(
+    key: K | null,
+    value: V,
+    headers: Message.Headers,
+    message: Message.Message | undefined,
+    record: KafkaMessage | undefined,
+    tp: Message.TopicPartition | undefined
+  ) {
     super()
     this.key = key
     this.value = value
     this.headers = headers
-    this.message = message
+    this.#message = message
+    this.#record = record
+    this.#tp = tp
     this.#delivery = undefined
+  }
+  get message(): Message.Message {
+    if (this.#message === undefined) {
+      this.#message = toMessage(this.#record!, this.#tp!, this.headers)
+      this.#record = undefined
+    }
+    return this.#message
+  }
+  toJSON(): unknown {
+    return { key: this.key, value: this.value, headers: this.headers, message: this.message }
+  }
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
   }
   static deliveryOf(event: TopicEvent<unknown, unknown>): Delivery | undefined {
     return event.#delivery
@@ -158,7 +187,15 @@ export const makeTopicEvent = <K, V>(
   value: V,
   headers: Message.Headers,
   message: Message.Message
-): Event.Event<K, V> => new TopicEvent(key, value, headers, message)
+): Event.Event<K, V> => new TopicEvent(key, value, headers, message, undefined, undefined)
+
+/** A consumer's event whose message is built from the client's record when read (see `TopicEvent`). */
+export const receivedTopicEvent = <K, V>(
+  key: K | null,
+  value: V,
+  record: KafkaMessage,
+  tp: Message.TopicPartition
+): Event.Event<K, V> => new TopicEvent(key, value, headersOf(record), undefined, record, tp)
 
 export const deliveryOf = (event: Event.Event<any, any>): Delivery | undefined =>
   event instanceof TopicEvent ? TopicEvent.deliveryOf(event) : deliveries.get(event)

@@ -5,9 +5,10 @@ import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
 import { KafkaError } from "../KafkaError.ts"
 
-import { decodeMessage, isDecodeError } from "../../internal/decode.ts"
+import { decodeError, decodeKey, decodeMessage, decodeValue, isDecodeError, Undecodable } from "../../internal/decode.ts"
+import type * as Message from "../../Message.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
-import { PartitionTracker, type Tracked } from "./acknowledgement.ts"
+import { makeTopicEvent, PartitionTracker, receivedTopicEvent, type Tracked } from "./acknowledgement.ts"
 import { decodeFailed, deliver, deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
 import type { Generation, Session, SessionFailure } from "./session.ts"
@@ -65,6 +66,7 @@ export const pump = (
   const createEvent = topic.eventFactory
   const channelSettings = topic.channelSettings
   const spans = channelSettings.spans
+  const lazyEvents = createEvent === makeTopicEvent && !spans
   /**
    * Delivers a fetched batch from `from` on: decodes the messages of this
    * generation's partitions (dropping those fetched twice) and hands each run
@@ -80,20 +82,36 @@ export const pump = (
       const tracker = trackerOf(received)
       // not assigned, or fetched twice in one generation
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue
-      const message = toMessage(received, tracker.tp)
       const entry = tracker.track(received.offset, received.leaderEpoch)
-      if (spans) return failed(deliver(topic, message, entry), () => handleFrom(batch, i + 1))
-      const decoded = decodeMessage(channelSettings, message, createEvent)
-      if (!isDecodeError(decoded)) {
-        events.push(decoded)
-        tracked.push(entry)
-        continue
+      let message: Message.Message
+      let error: DecodeError
+      if (lazyEvents) {
+        // The default events: decoded from the record, the message built only if something reads it.
+        const key = decodeKey(channelSettings, received.key)
+        const value = key instanceof Undecodable ? key : decodeValue(channelSettings, received.value)
+        if (!(value instanceof Undecodable)) {
+          events.push(receivedTopicEvent(key, value, received, tracker.tp))
+          tracked.push(entry)
+          continue
+        }
+        message = toMessage(received, tracker.tp)
+        error = decodeError(channelSettings, value, message)
+      } else {
+        message = toMessage(received, tracker.tp)
+        if (spans) return failed(deliver(topic, message, entry), () => handleFrom(batch, i + 1))
+        const decoded = decodeMessage(channelSettings, message, createEvent)
+        if (!isDecodeError(decoded)) {
+          events.push(decoded)
+          tracked.push(entry)
+          continue
+        }
+        error = decoded
       }
       // After a wait for room, the partition may be revoked: its new owner applies the policy.
       const rest = Effect.suspend(() =>
         generation.revoked
           ? handleFrom(batch, i + 1)
-          : failed(decodeFailed(topic, decoded, message, entry), () => handleFrom(batch, i + 1))
+          : failed(decodeFailed(topic, error, message, entry), () => handleFrom(batch, i + 1))
       )
       const waiting = events.length === 0 ? undefined : deliverRun(topic, events, tracked)
       return waiting === undefined ? rest : Effect.andThen(waiting, rest)

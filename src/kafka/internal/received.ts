@@ -7,25 +7,35 @@ import * as Message from "../../Message.ts"
 /** Shared by every message without headers (headers are read-only). */
 const noHeaders: Message.Headers = []
 
+/** A received record's headers, names as text (see `rawHeaders` for those that are not). */
+export const headersOf = (m: KafkaMessage): Message.Headers => {
+  const headerEntries = m.headerEntries
+  return headerEntries.length === 0 ? noHeaders : headerEntries.map(([name, value]) => [
+    name.toString("utf8"),
+    value === undefined || value === null ? new Uint8Array(0) : value
+  ])
+}
+
 /**
  * The client's record as a Message. Key, value and header bytes are the
  * client's own `Buffer`s (a `Uint8Array`, equal by `Equal.equals` to one
  * holding the same bytes): no copy, and no view made per record.
  */
-export const toMessage = (m: KafkaMessage, tp: Message.TopicPartition): Message.Message => {
-  const headerEntries = m.headerEntries
+export const toMessage = (
+  m: KafkaMessage,
+  tp: Message.TopicPartition,
+  headers: Message.Headers = headersOf(m)
+): Message.Message => {
   const message = Message.makeReceived(
     tp,
     Number(m.offset),
     Number(m.timestamp),
-    headerEntries.length === 0 ? noHeaders : headerEntries.map(([name, value]) => [
-      name.toString("utf8"),
-      value === undefined || value === null ? new Uint8Array(0) : value
-    ]),
+    headers,
     m.key ?? null,
     m.value ?? null,
     generationOf(m)
   )
+  const headerEntries = m.headerEntries
   if (headerEntries.length > 0 && headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
     rawHeaders.set(
       message,
