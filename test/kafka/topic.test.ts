@@ -7,8 +7,8 @@ import { Admin, ConfigResourceTypes } from "@platformatic/kafka"
 import {
   ConfigProvider,
   Deferred,
-  Equal,
   Effect,
+  Equal,
   Exit,
   Fiber,
   HashSet,

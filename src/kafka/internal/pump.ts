@@ -5,9 +5,16 @@ import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
 import { KafkaError } from "../KafkaError.ts"
 
-import { decodeError, decodeKey, decodeMessage, decodeValue, isDecodeError, Undecodable } from "../../internal/decode.ts"
-import type * as Message from "../../Message.ts"
+import {
+  decodeError,
+  decodeKey,
+  decodeMessage,
+  decodeValue,
+  isDecodeError,
+  Undecodable
+} from "../../internal/decode.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
+import type * as Message from "../../Message.ts"
 import { makeTopicEvent, PartitionTracker, receivedTopicEvent, type Tracked } from "./acknowledgement.ts"
 import { decodeFailed, deliver, deliverRun } from "./delivery.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
