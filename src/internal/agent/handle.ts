@@ -8,8 +8,6 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Queue from "effect/Queue"
 import type * as Tracer from "effect/Tracer"
 import { describe } from "../../Errors.ts"
 import * as Event from "../../Event.ts"
@@ -275,10 +273,12 @@ class HandlerInstance<R> {
     const batch = this.handling.settings.batch
     if (batch === undefined) {
       // Without an effect per event while the queue has some.
-      const taken = Queue.takeUnsafe(instance.queue)
-      if (taken !== undefined) return Exit.isSuccess(taken) ? this.handleFresh([taken.value]) : Effect.void
+      const taken = instance.queue.poll()
+      if (taken !== undefined) return this.handleFresh([taken])
       const refill = instance.refill
-      if (refill !== undefined) return Effect.flatMap(refill, (more) => more ? this.next() : Effect.void)
+      if (refill !== undefined) {
+        return instance.queue.ended ? Effect.void : Effect.flatMap(refill, (more) => more ? this.next() : Effect.void)
+      }
     }
     return Effect.flatMap(
       takeUnit(instance, batch),

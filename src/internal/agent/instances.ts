@@ -5,7 +5,6 @@
  * events read and not finished, so a slow agent slows its source down
  * instead of buffering without limit.
  */
-import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -13,13 +12,13 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Hash from "effect/Hash"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import type * as Event from "../../Event.ts"
+import { EventQueue } from "./eventQueue.ts"
 import type { Settings } from "./settings.ts"
 
 /** One instance's queue of events, and the unit it is handling. */
 export interface Instance {
-  readonly queue: Queue.Queue<Event.Event<any, any>, Cause.Done>
+  readonly queue: EventQueue
   /** The events being handled right now (not acknowledged yet). */
   current: ReadonlyArray<Event.Event<any, any>> | undefined
   /**
@@ -31,19 +30,14 @@ export interface Instance {
 
 /** Queues for `settings.concurrency` instances; one shared queue when the ordering is `"none"`. */
 export const makeInstances = (settings: Settings): Effect.Effect<ReadonlyArray<Instance>> =>
-  Effect.gen(function*() {
-    const shared = settings.ordering === "none"
-      ? yield* Queue.unbounded<Event.Event<any, any>, Cause.Done>()
-      : undefined
+  Effect.withFiber((fiber) => {
+    const dispatcher = fiber.currentDispatcher
+    const shared = settings.ordering === "none" ? new EventQueue(dispatcher) : undefined
     const instances: Array<Instance> = []
     for (let i = 0; i < settings.concurrency; i++) {
-      instances.push({
-        queue: shared ?? (yield* Queue.unbounded<Event.Event<any, any>, Cause.Done>()),
-        current: undefined,
-        refill: undefined
-      })
+      instances.push({ queue: shared ?? new EventQueue(dispatcher), current: undefined, refill: undefined })
     }
-    return instances
+    return Effect.succeed(instances)
   })
 
 /** The instance an event goes to. In memory (`byPartition` false) the partition is the key's. */
@@ -130,44 +124,36 @@ export const takeUnit = (
   instance: Instance,
   batch: Settings["batch"]
 ): Effect.Effect<ReadonlyArray<Event.Event<any, any>> | undefined> => {
-  const first = Queue.takeUnsafe(instance.queue)
+  const queue = instance.queue
+  const first = queue.poll()
   if (batch === undefined) {
-    if (first !== undefined) return Exit.isSuccess(first) ? Effect.succeed([first.value]) : Effect.undefined
-    return Effect.matchCause(Queue.take(instance.queue), {
-      onFailure: () => undefined,
-      onSuccess: (event) => [event]
-    })
+    if (first !== undefined) return Exit.succeed([first])
+    return Effect.map(queue.take, (event) => event === undefined ? undefined : [event])
   }
   const refill = instance.refill
   return Effect.gen(function*() {
-    let head: Event.Event<any, any>
-    if (first !== undefined) {
-      if (Exit.isFailure(first)) return undefined
-      head = first.value
-    } else if (refill !== undefined) {
-      // A lone instance reads the source itself until it has a first event.
-      let taken = Queue.takeUnsafe(instance.queue)
-      while (taken === undefined) {
-        if (!(yield* refill)) return undefined
-        taken = Queue.takeUnsafe(instance.queue)
+    let head = first
+    if (head === undefined) {
+      if (refill !== undefined) {
+        // A lone instance reads the source itself until it has a first event.
+        while ((head = queue.poll()) === undefined) {
+          if (queue.ended || !(yield* refill)) return undefined
+        }
+      } else {
+        head = yield* queue.take
+        if (head === undefined) return undefined
       }
-      if (Exit.isFailure(taken)) return undefined
-      head = taken.value
-    } else {
-      const taken = yield* Effect.exit(Queue.take(instance.queue))
-      if (Exit.isFailure(taken)) return undefined
-      head = taken.value
     }
     const unit = [head]
     // The window starts at the batch's first event: each wait gets what is left of it.
     const closes = (yield* Clock.currentTimeMillis) + Duration.toMillis(batch.within)
     while (unit.length < batch.size) {
-      const ready = Queue.takeUnsafe(instance.queue)
+      const ready = queue.poll()
       if (ready !== undefined) {
-        if (Exit.isFailure(ready)) break
-        unit.push(ready.value)
+        unit.push(ready)
         continue
       }
+      if (queue.ended) break
       const remaining = closes - (yield* Clock.currentTimeMillis)
       if (remaining <= 0) break
       if (refill !== undefined) {
@@ -175,9 +161,9 @@ export const takeUnit = (
         if (Option.isNone(more) || !more.value) break
         continue
       }
-      const next = yield* Effect.exit(Effect.timeoutOption(Queue.take(instance.queue), remaining))
-      if (Exit.isFailure(next) || Option.isNone(next.value)) break
-      unit.push(next.value.value)
+      const next = yield* Effect.timeoutOption(queue.take, remaining)
+      if (Option.isNone(next) || next.value === undefined) break
+      unit.push(next.value)
     }
     return unit
   })

@@ -12,7 +12,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -142,7 +141,7 @@ const runOnce = <R>(
     const dispatch = (event: Event.Event<any, any>): void => {
       gate.inFlight++
       stats.inFlight++
-      Queue.offerUnsafe(route(instances, settings.ordering, byPartition, event).queue, event)
+      route(instances, settings.ordering, byPartition, event).queue.offer(event)
     }
     for (const event of carried) dispatch(event)
 
@@ -171,7 +170,7 @@ const runOnce = <R>(
     const instanceFibers: Array<Fiber.Fiber<void, never>> = []
     const instancesStarted = Deferred.makeUnsafe<void>()
     const endInstances = () => {
-      for (const instance of instances) Queue.endUnsafe(instance.queue)
+      for (const instance of instances) instance.queue.end()
     }
 
     // One instance that reads in order reads the source itself when its queue is empty: no
@@ -253,20 +252,12 @@ const runOnce = <R>(
 
 const collectUnfinished = (instances: ReadonlyArray<Instance>): Array<Event.Event<any, any>> => {
   const unfinished: Array<Event.Event<any, any>> = []
-  const seen = new Set<Queue.Queue<any, any>>()
   for (const instance of instances) {
     if (instance.current !== undefined) unfinished.push(...instance.current)
     instance.current = undefined
   }
-  for (const instance of instances) {
-    if (seen.has(instance.queue)) continue
-    seen.add(instance.queue)
-    let taken = Queue.takeUnsafe(instance.queue)
-    while (taken !== undefined && Exit.isSuccess(taken)) {
-      unfinished.push(taken.value)
-      taken = Queue.takeUnsafe(instance.queue)
-    }
-  }
+  // A shared queue (ordering "none") is drained once: the first drain empties it.
+  for (const instance of instances) unfinished.push(...instance.queue.drain())
   return unfinished
 }
 

@@ -23,7 +23,7 @@ export interface CommitOffset {
  * decode-error policy) handled it: a message every subscriber refused (their
  * queues shut down) stays undone, so it is read again.
  */
-export interface Tracked {
+export interface Tracked extends Delivery {
   readonly tracker: PartitionTracker
   readonly offset: bigint
   readonly leaderEpoch: number
@@ -32,7 +32,10 @@ export interface Tracked {
   done: boolean
 }
 
-/** One subscriber's copy of a tracked message. */
+/**
+ * One subscriber's copy of a tracked message. A message with one subscriber
+ * is its own delivery (`tracked` is itself): no second object per message.
+ */
 export interface Delivery {
   readonly tracked: Tracked
   acked: boolean
@@ -92,7 +95,18 @@ export class PartitionTracker {
     return this.entries.length === 0 ? -1n : this.entries[this.entries.length - 1].offset
   }
   track(offset: bigint, leaderEpoch: number): Tracked {
-    const tracked: Tracked = { tracker: this, offset, leaderEpoch, pending: 1, handled: false, done: false }
+    const tracked = {
+      tracker: this,
+      offset,
+      leaderEpoch,
+      pending: 1,
+      handled: false,
+      done: false,
+      tracked: undefined as unknown as Tracked,
+      acked: false,
+      holder: undefined
+    }
+    tracked.tracked = tracked
     this.entries.push(tracked)
     this.guard.tracked()
     return tracked

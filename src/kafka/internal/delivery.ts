@@ -100,8 +100,14 @@ export const offerRun = (
     s === 0 ? events : events.map((event) => createEvent(event.key, event.value, event.headers, event.message))
   )
   if (tracked !== undefined) {
-    for (const run of copies) for (let j = 0; j < n; j++) track(run[j], tracked[j])
-    for (let j = 0; j < n; j++) release(tracked[j])
+    if (copies.length === 1) {
+      // One subscriber: the message is its own delivery, and its hold while copies are made is the copy.
+      const run = copies[0]
+      for (let j = 0; j < n; j++) setDelivery(run[j], tracked[j])
+    } else {
+      for (const run of copies) for (let j = 0; j < n; j++) track(run[j], tracked[j])
+      for (let j = 0; j < n; j++) release(tracked[j])
+    }
   }
   let waits: Array<Effect.Effect<void>> | undefined
   for (let s = 0; s < subscribers.length; s++) {
