@@ -125,26 +125,35 @@ const HELD_BATCH = 1024
 /**
  * A `noack` pull: the next event (waiting for one) and what else the queue
  * holds, each held until `Topic.ack`. Nothing is acknowledged by pulling, so
- * a pull can hand out many at once.
+ * a pull can hand out many at once, taken from the queue in one step.
  */
 export const pullHeld = <A extends Event.Event<any, any>>(
   reader: Reader<A>
 ): Effect.Effect<Arr.NonEmptyReadonlyArray<A>, any> =>
-  Effect.map(takeFresh(reader), (first) => {
-    const events: Arr.NonEmptyArray<A> = [first]
+  Effect.flatMap(Queue.takeBetween(reader.queue, 1, HELD_BATCH), (taken) => {
+    // An end or a failure stays in the queue for the next pull, after these.
+    const events = withoutStale(taken)
+    if (!isNonEmpty(events)) return pullHeld(reader)
     const held = reader.held
-    const run: HeldRun | undefined = held === undefined ? undefined : { deliveries: [], remaining: 0, held }
-    if (run !== undefined) hold(run, first)
-    while (events.length < HELD_BATCH) {
-      const taken = takeFreshUnsafe(reader)
-      // An end or a failure is left in the queue for the next pull, after these.
-      if (taken === undefined || Exit.isFailure(taken)) break
-      if (run !== undefined) hold(run, taken.value)
-      events.push(taken.value)
+    if (held !== undefined) {
+      const run: HeldRun = { deliveries: [], remaining: 0, held }
+      for (const event of events) hold(run, event)
+      if (run.remaining > 0) held.add(run)
     }
-    if (run !== undefined && run.remaining > 0) run.held.add(run)
-    return events
+    return Effect.succeed(events)
   })
+
+const isNonEmpty = <A>(events: Array<A>): events is Arr.NonEmptyArray<A> => events.length > 0
+
+/** The events of a pull, without those of revoked generations. */
+const withoutStale = <A extends Event.Event<any, any>>(events: Array<A>): Array<A> => {
+  let fresh: Array<A> | undefined
+  for (let i = 0; i < events.length; i++) {
+    if (isStale(events[i])) fresh ??= events.slice(0, i)
+    else if (fresh !== undefined) fresh.push(events[i])
+  }
+  return fresh ?? events
+}
 
 const hold = (run: HeldRun, event: Event.Event<any, any>): void => {
   const delivery = deliveryOf(event)
