@@ -13,11 +13,11 @@ export type Publish = (
 /**
  * Adds records to a send buffer as its `publish` does, with one completion
  * for all of them: `onDone` runs once every record has been answered, with
- * each record's exit in order.
+ * each record's failure (`undefined` when appended) in order.
  */
 export type PublishAll = (
   records: ReadonlyArray<ProducerRecord>,
-  onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
+  onDone: (failures: ReadonlyArray<KafkaError | undefined>) => Effect.Effect<void>
 ) => Effect.Effect<void>
 
 /**

@@ -241,12 +241,12 @@ export class TopicProducer<K, V> {
       for (const record of records) record.partition = this.partitionOf(topic, null, count)
       const stats = this.topic.root.stats
       const settled = Deferred.makeUnsafe<void, KafkaError>()
-      yield* publishAll(records, (exits) =>
+      yield* publishAll(records, (failures) =>
         Effect.suspend(() => {
           let first: KafkaError | undefined
-          for (const exit of exits) {
-            if (Exit.isSuccess(exit)) stats.sent++
-            else if (first === undefined) first = asKafkaError(topic, Cause.squash(exit.cause))
+          for (const failure of failures) {
+            if (failure === undefined) stats.sent++
+            else if (first === undefined) first = asKafkaError(topic, failure)
           }
           return Effect.asVoid(
             first === undefined ? Deferred.succeed(settled, undefined) : Deferred.fail(settled, first)

@@ -21,28 +21,36 @@ import * as partialProduce from "./partialProduce.ts"
 
 /** Records published together with one completion (see `capabilities.ts`). */
 interface Group {
-  readonly exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>
+  readonly failures: Array<KafkaError | undefined>
   remaining: number
-  readonly onDone: (exits: ReadonlyArray<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>) => Effect.Effect<void>
+  readonly onDone: (failures: ReadonlyArray<KafkaError | undefined>) => Effect.Effect<void>
 }
 
-/** A record in the send buffer (alone, or one of a group), or a flush marker. */
-type Pending =
+/** A record in the send buffer, alone (with its completion) or one of a group. */
+type RecordPending =
   | {
     readonly record: ProducerRecord
     readonly onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
   }
   | { readonly record: ProducerRecord; readonly group: Group; readonly index: number }
-  | { readonly flushed: Deferred.Deferred<void> }
 
-/** Records an exit of a group member; the group's completion once all are in, else `undefined`. */
+/** A record in the send buffer, or a flush marker. */
+type Pending = RecordPending | { readonly flushed: Deferred.Deferred<void> }
+
+/**
+ * A record's outcome: the offset it was appended at (-1 without acks), or
+ * why it failed. A group needs no metadata per record.
+ */
+type Outcome = number | KafkaError
+
+/** Records the outcome of a group member; the group's completion once all are in, else `undefined`. */
 const settleMember = (
   pending: { readonly group: Group; readonly index: number },
-  exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>
+  failure: KafkaError | undefined
 ): Effect.Effect<void> | undefined => {
   const group = pending.group
-  group.exits[pending.index] = exit
-  return --group.remaining === 0 ? group.onDone(group.exits) : undefined
+  group.failures[pending.index] = failure
+  return --group.remaining === 0 ? group.onDone(group.failures) : undefined
 }
 
 /**
@@ -76,19 +84,21 @@ export const make = (
     const sendBatch = (
       records: ReadonlyArray<ProducerRecord>,
       acks: boolean
-    ): Effect.Effect<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>> =>
-      Effect.callback<Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>>((resume) => {
+    ): Effect.Effect<Array<Outcome>> =>
+      Effect.callback<Array<Outcome>>((resume) => {
+        const messages = new Array<ClientMessage>(records.length)
+        for (let i = 0; i < records.length; i++) messages[i] = toClientMessage(records[i])
         producer.send({
           acks: acks ? ProduceAcks.ALL : ProduceAcks.NO_RESPONSE,
           idempotent: acks,
-          messages: records.map(toClientMessage)
+          messages
         }).then(
           (result) => {
             const appended = new Map<string, partialProduce.PartitionResult>()
             for (const { offset, partition, topic } of result.offsets ?? []) {
               appended.set(partitionKey(topic, partition), { _tag: "Appended", baseOffset: Number(offset) })
             }
-            resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).exits))
+            resume(Effect.succeed(outcomes(records, acks ? appended : undefined, undefined).outcomes))
           },
           (rejection) => {
             const whole = new KafkaError({
@@ -96,44 +106,59 @@ export const make = (
               cause: fromBrokers(rejection, settings.bootstrapServers),
               ...(sameTopic(records) ? { topic: records[0].topic } : {})
             })
-            const { exits, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)
-            if (resend.length === 0) return resume(Effect.succeed(exits))
+            const { outcomes: results, resend } = outcomes(records, partialProduce.partitionResults(rejection), whole)
+            if (resend.length === 0) return resume(Effect.succeed(results))
             resume(Effect.as(
               Effect.forEach(resend, (index) =>
-                Effect.map(sendBatch([records[index]], acks), ([exit]) => {
-                  exits[index] = exit
+                Effect.map(sendBatch([records[index]], acks), ([outcome]) => {
+                  results[index] = outcome
                 }), { discard: true }),
-              exits
+              results
             ))
           }
         )
       })
 
     /**
-     * Sends a batch and hands each record's result to its completion, in a
-     * plain loop: a completion that finishes synchronously returns
-     * `Effect.void`, and only the others are run (in order) afterwards.
+     * Sends one run of records (all with acks, or all without) and hands each
+     * record's outcome to its completion, in a plain loop: a completion that
+     * finishes synchronously returns `Effect.void`, and only the others are
+     * run (in order) afterwards.
      */
-    const complete = (batch: ReadonlyArray<Pending>) =>
-      Effect.gen(function*() {
-        const groups = [
-          batch.filter((pending) => "record" in pending && pending.record.acks !== false),
-          batch.filter((pending) => "record" in pending && pending.record.acks === false)
-        ] as const
-        for (const [index, group] of groups.entries()) {
-          if (group.length === 0) continue
-          const items = group as ReadonlyArray<Extract<Pending, { record: ProducerRecord }>>
-          const exits = yield* sendBatch(items.map((pending) => pending.record), index === 0)
+    const sendRun = (items: ReadonlyArray<RecordPending>, acks: boolean) =>
+      Effect.flatMap(
+        sendBatch(items.map((item) => item.record), acks),
+        (results) => {
           let after: Array<Effect.Effect<void>> | undefined
           for (let i = 0; i < items.length; i++) {
             const item = items[i]
-            const result = exits[i]
-            const done = "onDone" in item ? item.onDone(result) : settleMember(item, result)
+            const outcome = results[i]
+            const failure = typeof outcome === "number" ? undefined : outcome
+            const done = "onDone" in item
+              ? item.onDone(
+                failure === undefined ? Exit.succeed(metadataOf(item.record, outcome as number)) : Exit.fail(failure)
+              )
+              : settleMember(item, failure)
             if (done !== undefined && done !== Effect.void) (after ??= []).push(done)
           }
-          if (after !== undefined) { for (const done of after) yield* done }
+          return after === undefined ? Effect.void : Effect.forEach(after, (done) => done, { discard: true })
         }
-        for (const pending of batch) if ("flushed" in pending) yield* Deferred.succeed(pending.flushed, undefined)
+      )
+
+    /** A batch from the buffer: its records with acks, then those without, then its flush markers. */
+    const complete = (batch: ReadonlyArray<Pending>) =>
+      Effect.gen(function*() {
+        const acked: Array<RecordPending> = []
+        let unacked: Array<RecordPending> | undefined
+        let flushes: Array<Deferred.Deferred<void>> | undefined
+        for (const pending of batch) {
+          if ("flushed" in pending) (flushes ??= []).push(pending.flushed)
+          else if (pending.record.acks === false) (unacked ??= []).push(pending)
+          else acked.push(pending)
+        }
+        if (acked.length > 0) yield* sendRun(acked, true)
+        if (unacked !== undefined) yield* sendRun(unacked, false)
+        if (flushes !== undefined) { for (const flushed of flushes) yield* Deferred.succeed(flushed, undefined) }
       })
 
     const sender = yield* Effect.forkIn(
@@ -169,7 +194,7 @@ export const make = (
     const publishAll: PublishAll = (records, onDone) =>
       Effect.suspend(() => {
         if (records.length === 0) return onDone([])
-        const group: Group = { exits: new Array(records.length), remaining: records.length, onDone }
+        const group: Group = { failures: new Array(records.length), remaining: records.length, onDone }
         const pendings: Array<Pending> = records.map((record, index) => ({ record, group, index }))
         const remaining = Queue.offerAllUnsafe(buffer, pendings)
         if (remaining.length === 0) return Effect.void
@@ -178,7 +203,7 @@ export const make = (
           Effect.suspend(() => {
             let done: Effect.Effect<void> | undefined
             for (const pending of refused as Array<Extract<Pending, { group: Group }>>) {
-              done = settleMember(pending, Exit.fail(shutDown(pending.record))) ?? done
+              done = settleMember(pending, shutDown(pending.record)) ?? done
             }
             return done ?? Effect.void
           }))
@@ -209,8 +234,29 @@ const toClientMessage = (record: ProducerRecord): ClientMessage => ({
     : record.headers.length === 0
     ? undefined
     : new Map(record.headers.map(([name, value]) => [Buffer.from(name), toBuffer(value)])),
-  timestamp: BigInt(record.timestamp)
+  timestamp: timestampOf(record.timestamp)
 } as ClientMessage)
+
+/** The records of a batch mostly share their millisecond: its `BigInt` is made once. */
+let lastTimestamp = NaN
+let lastTimestampBig = 0n
+const timestampOf = (timestamp: number): bigint => {
+  if (timestamp !== lastTimestamp) {
+    lastTimestampBig = BigInt(timestamp)
+    lastTimestamp = timestamp
+  }
+  return lastTimestampBig
+}
+
+/** The metadata of a record appended at `offset` (-1 without acks). */
+const metadataOf = (record: ProducerRecord, offset: number): RecordMetadata.RecordMetadata =>
+  RecordMetadata.make({
+    topic: record.topic,
+    partition: record.partition,
+    offset,
+    timestamp: record.timestamp,
+    timestampType: 0
+  })
 
 const toBuffer = (bytes: Uint8Array | string): Buffer =>
   typeof bytes === "string"
@@ -231,7 +277,7 @@ const outcomes = (
   records: ReadonlyArray<ProducerRecord>,
   results: Map<string, partialProduce.PartitionResult> | undefined,
   whole: KafkaError | undefined
-): { exits: Array<Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>>; resend: Array<number> } => {
+): { outcomes: Array<Outcome>; resend: Array<number> } => {
   const next = new Map<string, number>()
   // Records per partition, needed only when something was refused.
   const counts = new Map<string, number>()
@@ -249,7 +295,9 @@ const outcomes = (
   let result: partialProduce.PartitionResult | undefined = undefined
   /** The offset of the run's next appended record. */
   let runNext = -1
-  const exits = records.map((record, index): Exit.Exit<RecordMetadata.RecordMetadata, KafkaError> => {
+  const list = new Array<Outcome>(records.length)
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index]
     if (record.topic !== runTopic || record.partition !== runPartition) {
       if (result !== undefined && result._tag === "Appended") next.set(runKey, runNext)
       runTopic = record.topic
@@ -258,23 +306,18 @@ const outcomes = (
       result = results?.get(runKey)
       if (result !== undefined && result._tag === "Appended") runNext = next.get(runKey) ?? result.baseOffset
     }
-    if (result === undefined && whole !== undefined) return Exit.fail(whole)
-    if (result !== undefined && result._tag === "Refused") {
+    if (result === undefined && whole !== undefined) list[index] = whole
+    else if (result !== undefined && result._tag === "Refused") {
       if (result.tooLarge && counts.get(runKey)! > 1) resend.push(index)
-      return Exit.fail(
-        new KafkaError({ operation: "produce", topic: record.topic, partition: record.partition, cause: result.cause })
-      )
-    }
-    const offset = result === undefined ? -1 : runNext++
-    return Exit.succeed(RecordMetadata.make({
-      topic: record.topic,
-      partition: record.partition,
-      offset,
-      timestamp: record.timestamp,
-      timestampType: 0
-    }))
-  })
-  return { exits, resend }
+      list[index] = new KafkaError({
+        operation: "produce",
+        topic: record.topic,
+        partition: record.partition,
+        cause: result.cause
+      })
+    } else list[index] = result === undefined ? -1 : runNext++
+  }
+  return { outcomes: list, resend }
 }
 
 const sameTopic = (records: ReadonlyArray<ProducerRecord>): boolean =>
