@@ -1,5 +1,6 @@
 import * as Deferred from "effect/Deferred"
-import type * as Exit from "effect/Exit"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type { AsFutureMessageOptions } from "../Channel.ts"
 import type { FutureError, FutureMessage, PendingMessage } from "../FutureMessage.ts"
 import { headersToList } from "../Message.ts"
@@ -8,25 +9,46 @@ import type { RecordMetadata } from "../RecordMetadata.ts"
 /** @internal */
 export const TypeId = "~effect-faust/FutureMessage" as const
 
-/** @internal */
+/**
+ * A future holds its outcome itself; a `Deferred` is made only for a fiber
+ * that awaits it before it completes. A `sendSoon` burst keeps every future
+ * alive until it is awaited: each object less per future is memory the
+ * collector does not copy.
+ *
+ * @internal
+ */
 export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
-  readonly [TypeId] = TypeId
-  readonly deferred = Deferred.makeUnsafe<RecordMetadata, FutureError>()
+  get [TypeId](): typeof TypeId {
+    return TypeId
+  }
   readonly message: PendingMessage<K, V>
+  #exit: Exit.Exit<RecordMetadata, FutureError> | undefined = undefined
+  #waiting: Deferred.Deferred<RecordMetadata, FutureError> | undefined = undefined
   constructor(message: PendingMessage<K, V>) {
     this.message = message
   }
-  get await() {
-    return Deferred.await(this.deferred)
+  get await(): Effect.Effect<RecordMetadata, FutureError> {
+    return Effect.suspend(() => {
+      if (this.#exit !== undefined) return this.#exit
+      this.#waiting ??= Deferred.makeUnsafe<RecordMetadata, FutureError>()
+      return Deferred.await(this.#waiting)
+    })
   }
-  get isDone() {
-    return Deferred.isDoneUnsafe(this.deferred)
+  get isDone(): boolean {
+    return this.#exit !== undefined
   }
-  succeed(metadata: RecordMetadata) {
-    return Deferred.succeed(this.deferred, metadata)
+  succeed(metadata: RecordMetadata): Effect.Effect<boolean> {
+    return Effect.sync(() => this.complete(Exit.succeed(metadata)))
   }
-  fail(error: FutureError) {
-    return Deferred.fail(this.deferred, error)
+  fail(error: FutureError): Effect.Effect<boolean> {
+    return Effect.sync(() => this.complete(Exit.fail(error)))
+  }
+  /** Completes it once: `false` if it was done already. */
+  complete(exit: Exit.Exit<RecordMetadata, FutureError>): boolean {
+    if (this.#exit !== undefined) return false
+    this.#exit = exit
+    if (this.#waiting !== undefined) Deferred.doneUnsafe(this.#waiting, exit)
+    return true
   }
 }
 
@@ -43,7 +65,7 @@ export const doneUnsafe = <K, V>(
   exit: Exit.Exit<RecordMetadata, FutureError>
 ): boolean => {
   if (!(future instanceof FutureMessageImpl)) return false
-  Deferred.doneUnsafe(future.deferred, exit)
+  future.complete(exit)
   return true
 }
 
