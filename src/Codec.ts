@@ -77,12 +77,10 @@ const utf8Decoder = new TextDecoder("utf-8", { fatal: true })
 /**
  * UTF-8 bytes of a string. `Buffer.from` takes small strings from Node's
  * buffer pool, ~6× faster than `TextEncoder.encode` (which allocates a new
- * ArrayBuffer each time); the bytes are handed out as a plain Uint8Array view.
+ * ArrayBuffer each time). The `Buffer` itself is handed out: it is a
+ * `Uint8Array`, and the Kafka client takes it without another wrapper.
  */
-const encodeUtf8 = (text: string): Uint8Array => {
-  const buffer = Buffer.from(text, "utf8")
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)
-}
+const encodeUtf8 = (text: string): Uint8Array => Buffer.from(text, "utf8")
 
 /**
  * Bytes pass through unchanged; strings are encoded as UTF-8 on `dumps`.
