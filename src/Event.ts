@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import { dual } from "effect/Function"
 import * as Hash from "effect/Hash"
+import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Option from "effect/Option"
 import type * as Tracer from "effect/Tracer"
 import * as internalTrace from "./internal/traceContext.ts"
@@ -52,6 +53,13 @@ export abstract class EventBase<K, V> implements Event<K, V>, Equal.Equal {
   }
   [Hash.symbol](): number {
     return Hash.combine(Hash.hash(this.key))(Hash.hash(this.value))
+  }
+  /** An event serializes as its four parts, whatever the class (and however its message is built). */
+  toJSON(): unknown {
+    return { key: this.key, value: this.value, headers: this.headers, message: this.message }
+  }
+  [NodeInspectSymbol](): unknown {
+    return this.toJSON()
   }
 }
 

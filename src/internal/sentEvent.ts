@@ -10,8 +10,9 @@ export class SentEvent<K, V> extends EventBase<K, V> {
   readonly key: K | null
   readonly value: V
   readonly headers: Message.Headers
-  readonly partition: number
-  readonly timestamp: number
+  // Private: what the message is built from, not a part of the event.
+  readonly #partition: number
+  readonly #timestamp: number
   #message: Message.Message | undefined = undefined
 
   constructor(key: K | null, value: V, headers: Message.Headers, partition: number, timestamp: number) {
@@ -19,16 +20,16 @@ export class SentEvent<K, V> extends EventBase<K, V> {
     this.key = key
     this.value = value
     this.headers = headers
-    this.partition = partition
-    this.timestamp = timestamp
+    this.#partition = partition
+    this.#timestamp = timestamp
   }
 
   get message(): Message.Message {
     return this.#message ??= Message.make({
       topic: "<anon>",
-      partition: this.partition,
+      partition: this.#partition,
       offset: -1,
-      timestamp: this.timestamp,
+      timestamp: this.#timestamp,
       timestampType: 1,
       headers: this.headers,
       key: this.key,

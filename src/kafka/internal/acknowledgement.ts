@@ -1,5 +1,4 @@
 import type { Message as KafkaMessage } from "@platformatic/kafka"
-import { NodeInspectSymbol } from "effect/Inspectable"
 import { EventBase } from "../../Event.ts"
 import type * as Event from "../../Event.ts"
 import * as Message from "../../Message.ts"
@@ -181,12 +180,6 @@ class TopicEvent<K, V> extends EventBase<K, V> {
       this.#record = undefined
     }
     return this.#message
-  }
-  toJSON(): unknown {
-    return { key: this.key, value: this.value, headers: this.headers, message: this.message }
-  }
-  [NodeInspectSymbol](): unknown {
-    return this.toJSON()
   }
   static deliveryOf(event: TopicEvent<unknown, unknown>): Delivery | undefined {
     return event.#delivery

@@ -25,7 +25,7 @@ import * as sendGuard from "./sendGuard.ts"
 
 import { encodeUnsafe } from "./encode.ts"
 import { partitionOf } from "./partitioner.ts"
-import { deadLetterHeaders } from "./received.ts"
+import { exactHeaders } from "./received.ts"
 import type { TopicSettings } from "./settings.ts"
 import type { Root, TopicContext } from "./topic.ts"
 
@@ -373,7 +373,7 @@ export class TopicProducer<K, V> {
         key,
         value,
         headers: event.headers,
-        rawHeaders: deadLetterHeaders.get(event),
+        rawHeaders: exactHeaders(event),
         timestamp,
         acks: this.topic.settings.acks
       }])

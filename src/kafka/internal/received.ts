@@ -59,6 +59,31 @@ export const deadLetterHeaders = new WeakMap<
   ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>
 >()
 
+/**
+ * The exact header bytes to produce an event with: those registered for a
+ * dead letter, or, for an event whose headers begin with the very header
+ * pairs of the message it was received as (an agent's dead letter, a
+ * received event put again), that message's original bytes followed by the
+ * rest. `undefined` when the headers survive as text.
+ */
+export const exactHeaders = (
+  event: Event.Event<any, any>
+): ReadonlyArray<readonly [Uint8Array, Uint8Array | null]> | undefined => {
+  const registered = deadLetterHeaders.get(event)
+  if (registered !== undefined) return registered
+  const message = event.message
+  const original = rawHeaders.get(message)
+  if (original === undefined) return undefined
+  const received = message.headers
+  const headers = event.headers
+  if (headers.length < received.length) return undefined
+  for (let i = 0; i < received.length; i++) if (headers[i] !== received[i]) return undefined
+  const rest = headers.slice(received.length).map(([name, value]) =>
+    [utf8Bytes(name), typeof value === "string" ? utf8Bytes(value) : value] as const
+  )
+  return [...original, ...rest]
+}
+
 export const generationOf = (m: KafkaMessage): number | undefined => {
   const consumer = m.metadata.consumer as { readonly generationId?: number } | undefined
   return consumer?.generationId
