@@ -1758,6 +1758,25 @@ describe.skipIf(!brokerAvailable)("hostile: sendAll and sendSoon", () => {
   )
 
   it.live(
+    "the same through a Kafka service whose publish is wrapped (sendAll record by record): the call fails with the typed CodecError once the 100 before it are acknowledged",
+    () =>
+      Effect.gen(function*() {
+        const name = unique("hcp-enc-wrapped")
+        const kafka = yield* Kafka.Kafka
+        const wrapped = Kafka.Kafka.of({ ...kafka, publish: (record, onDone) => kafka.publish(record, onDone) })
+        const topic = yield* Topic.make({ topics: [name], value: Schema.Finite }).pipe(
+          Effect.provideService(Kafka.Kafka, wrapped)
+        )
+        yield* topic.declare
+        const error = failureOf(yield* Effect.exit(topic.sendAll([...range(100), NaN, ...range(100, 101)])))
+        const ends = yield* logEnds(name, 1)
+        assert.instanceOf(error, CodecError, `typed CodecError, got ${String(error)}`)
+        assert.strictEqual(ends[0], 100, "the 100 before it acknowledged when the call failed, nothing after it")
+      }).pipe(Effect.provide(kafkaLayer())),
+    60_000
+  )
+
+  it.live(
     "a record too large for the broker in the middle of a sendAll on 3 partitions: the call fails with a typed KafkaError saying so, every other value is stored once, in order",
     () =>
       Effect.gen(function*() {

@@ -8,6 +8,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Result from "effect/Result"
 import type * as Channel from "../../Channel.ts"
 import * as Codec from "../../Codec.ts"
 import { ChannelClosedError, CodecError, NotATopicError, type TransportError } from "../../Errors.ts"
@@ -201,8 +202,8 @@ export class TopicProducer<K, V> {
    * Encodes every value in a plain loop (same timestamp, no key, partitions
    * round-robin) and hands them to the send buffer as one group with one
    * completion; fails with the first record's error, in order. A value that
-   * does not encode fails the call after the values before it were handed
-   * over (as sending them one by one would).
+   * does not encode fails the call once the values before it are
+   * acknowledged (as sending them one by one would).
    */
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
     const publishAll = this.topic.root.capabilities.publishAll
@@ -252,8 +253,10 @@ export class TopicProducer<K, V> {
             first === undefined ? Deferred.succeed(settled, undefined) : Deferred.fail(settled, first)
           )
         }))
-      if (failure !== undefined) return yield* failure
+      // As sending them one by one would: the values before a bad one are acknowledged (or the
+      // first of their errors is the call's) before the call fails with the bad value's error.
       yield* Deferred.await(settled)
+      if (failure !== undefined) return yield* failure
     })
   }
 
@@ -265,14 +268,21 @@ export class TopicProducer<K, V> {
       const timestamp = yield* Clock.currentTimeMillis
       const settled: Array<Deferred.Deferred<void>> = []
       const futures: Array<FutureMessage.FutureMessage<K, V>> = []
+      let failure: TransportError | undefined
       for (const value of values) {
         const future = yield* this.topic.futureFor({ value, timestamp })
+        const enqueued = yield* Effect.result(this.enqueue(future))
+        if (Result.isFailure(enqueued)) {
+          failure = enqueued.failure
+          break
+        }
         futures.push(future)
-        const done = yield* this.enqueue(future)
-        if (done !== undefined) settled.push(done)
+        if (enqueued.success !== undefined) settled.push(enqueued.success)
       }
+      // The values before a bad one are acknowledged (or fail the call first), as in `sendAll`.
       yield* Effect.forEach(settled, Deferred.await, { discard: true })
       yield* Effect.forEach(futures, awaitPublication, { discard: true })
+      if (failure !== undefined) return yield* Effect.fail(failure)
     })
   }
 
