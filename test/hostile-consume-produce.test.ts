@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Equal, Exit, Fiber, Hash, Layer, Schedule, Schema, Stream } from "effect"
 import { Agent, AgentError, App, Channel, Event, KeyDecodeError, Message, ValueDecodeError } from "effect-faust"
 import { inspect } from "node:util"
-import { bytes, quiet, waitUntil } from "./helpers.ts"
+import { bytes, quiet, rebuildEvent, waitUntil } from "./helpers.ts"
 
 const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => from + i)
 
@@ -31,26 +31,6 @@ const settle = Effect.forEach(range(200), () => Effect.yieldNow, { discard: true
 // 1. Events
 // ---------------------------------------------------------------------------------------------
 
-const rebuild = (event: Event.Event<any, any>): Event.Event<any, any> => {
-  const m = event.message
-  return Event.make({
-    key: event.key,
-    value: event.value,
-    headers: event.headers,
-    message: Message.make({
-      topic: m.topic,
-      partition: m.partition,
-      offset: m.offset,
-      timestamp: m.timestamp,
-      timestampType: m.timestampType,
-      headers: m.headers,
-      key: m.key,
-      value: m.value,
-      generationId: m.generationId
-    })
-  })
-}
-
 /** How a received event differs from an Event.make of the same parts. */
 const eventProblems = (event: Event.Event<any, any>, label: string): Array<string> => {
   const problems: Array<string> = []
@@ -58,7 +38,7 @@ const eventProblems = (event: Event.Event<any, any>, label: string): Array<strin
   try {
     if (!Event.isEvent(event)) p("not an Event")
     if (event.message !== event.message) p("event.message read twice gives two objects")
-    const rebuilt = rebuild(event)
+    const rebuilt = rebuildEvent(event)
     if (!Equal.equals(event, rebuilt) || !Equal.equals(rebuilt, event)) p("not Equal.equals to Event.make of its parts")
     if (Hash.hash(event) !== Hash.hash(rebuilt)) p("hash differs from Event.make of its parts")
     if (!Equal.equals(event.headers, event.message.headers)) p("headers differ from message.headers")

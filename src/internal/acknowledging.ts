@@ -54,3 +54,19 @@ export const CurrentPendingSends = Context.Reference<PendingSends | undefined>(
   "effect-faust/internal/CurrentPendingSends",
   { defaultValue: () => undefined }
 )
+
+/**
+ * The events not `stale`, in order: the same array when none is (the common
+ * case allocates nothing). `stale` may act on what it drops (release it).
+ */
+export const withoutStale = <A extends Event.Event<any, any>>(
+  events: ReadonlyArray<A>,
+  stale: (event: A) => boolean
+): ReadonlyArray<A> => {
+  let fresh: Array<A> | undefined
+  for (let i = 0; i < events.length; i++) {
+    if (stale(events[i])) fresh ??= events.slice(0, i)
+    else if (fresh !== undefined) fresh.push(events[i])
+  }
+  return fresh ?? events
+}

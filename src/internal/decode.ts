@@ -6,12 +6,13 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type { App } from "../App.ts"
+import type * as Codec from "../Codec.ts"
 import { CodecError, type DecodeError, KeyDecodeError, ValueDecodeError } from "../Errors.ts"
 import type * as Event from "../Event.ts"
 import type * as Message from "../Message.ts"
 import type { Settings } from "./channel.ts"
 import { type Hook, routeDecodeError } from "./decodeErrorPolicy.ts"
-import { Refused } from "./plainSchema.ts"
+import { Refused, type SchemaRunner } from "./plainSchema.ts"
 
 const utf8 = new TextDecoder("utf-8", { fatal: true })
 
@@ -41,24 +42,35 @@ export const decodeError = <K, V>(
     ? new KeyDecodeError({ channel: settings.label, received: message, cause: undecodable.cause })
     : new ValueDecodeError({ channel: settings.label, received: message, cause: undecodable.cause })
 
-/** A received key (bytes, or already a value) through the key codec and schema; `null` when absent. */
-export const decodeKey = <K, V>(settings: Settings<K, V>, raw: unknown): unknown => {
-  if (raw === null || raw === undefined) return null
-  let key: unknown = raw
-  if (key instanceof Uint8Array) {
+/** Bytes through a codec (as text where the channel asks), then a schema: the value, or why not. */
+const decodePart = (
+  side: "key" | "value",
+  raw: unknown,
+  codec: Codec.Codec,
+  bytesAsString: boolean,
+  schema: SchemaRunner | undefined
+): unknown => {
+  let decoded = raw
+  if (decoded instanceof Uint8Array) {
     try {
-      key = settings.keyCodec.loads(key)
-      if (settings.keyBytesAsString && key instanceof Uint8Array) key = utf8.decode(key)
+      decoded = codec.loads(decoded)
+      if (bytesAsString && decoded instanceof Uint8Array) decoded = utf8.decode(decoded)
     } catch (cause) {
-      return new Undecodable("key", new CodecError({ codec: settings.keyCodec.name, operation: "loads", cause }))
+      return new Undecodable(side, new CodecError({ codec: codec.name, operation: "loads", cause }))
     }
   }
-  if (settings.decodeKey !== undefined) {
-    key = settings.decodeKey(key)
-    if (key instanceof Refused) return new Undecodable("key", key.error)
+  if (schema !== undefined) {
+    decoded = schema(decoded)
+    if (decoded instanceof Refused) return new Undecodable(side, decoded.error)
   }
-  return key
+  return decoded
 }
+
+/** A received key (bytes, or already a value) through the key codec and schema; `null` when absent. */
+export const decodeKey = <K, V>(settings: Settings<K, V>, raw: unknown): unknown =>
+  raw === null || raw === undefined
+    ? null
+    : decodePart("key", raw, settings.keyCodec, settings.keyBytesAsString, settings.decodeKey)
 
 /** A received value through the value codec and schema; an empty one is `null` where the channel allows it. */
 export const decodeValue = <K, V>(settings: Settings<K, V>, raw: unknown): unknown => {
@@ -68,20 +80,7 @@ export const decodeValue = <K, V>(settings: Settings<K, V>, raw: unknown): unkno
       new Error("the value is empty and the channel does not allow empty values (allowEmpty: false)")
     )
   }
-  let value: unknown = raw
-  if (value instanceof Uint8Array) {
-    try {
-      value = settings.valueCodec.loads(value)
-      if (settings.valueBytesAsString && value instanceof Uint8Array) value = utf8.decode(value)
-    } catch (cause) {
-      return new Undecodable("value", new CodecError({ codec: settings.valueCodec.name, operation: "loads", cause }))
-    }
-  }
-  if (settings.decodeValue !== undefined) {
-    value = settings.decodeValue(value)
-    if (value instanceof Refused) return new Undecodable("value", value.error)
-  }
-  return value
+  return decodePart("value", raw, settings.valueCodec, settings.valueBytesAsString, settings.decodeValue)
 }
 
 /**

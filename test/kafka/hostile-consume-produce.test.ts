@@ -5,7 +5,6 @@
  * `sendAll` / `sendSoon`. Fresh topic and group names per test.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Admin, Consumer } from "@platformatic/kafka"
 import {
   Cause,
   Deferred,
@@ -34,9 +33,10 @@ import {
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { tracingChannel } from "node:diagnostics_channel"
 import { inspect } from "node:util"
-import { quiet } from "../helpers.ts"
+import { quiet, rebuildEvent } from "../helpers.ts"
 import { memoryTracer } from "../memoryTracer.ts"
 import { committedOffsets, eventually, eventuallyEffect, observeCommits, Tally } from "./delivery.ts"
+import { logEnds, readRawRecords, withAdmin } from "./raw.ts"
 import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
 const utf8 = new TextEncoder()
@@ -65,27 +65,6 @@ const messageFields = [
 ]
 const inspectAllowed = new Set([...messageFields, "key", "value", "headers", "message", "type", "data"])
 
-/** A Message.make / Event.make of the same parts as `event`. */
-const rebuild = (event: Event.Event<any, any>): Event.Event<any, any> => {
-  const m = event.message
-  return Event.make({
-    key: event.key,
-    value: event.value,
-    headers: event.headers,
-    message: Message.make({
-      topic: m.topic,
-      partition: m.partition,
-      offset: m.offset,
-      timestamp: m.timestamp,
-      timestampType: m.timestampType,
-      headers: m.headers,
-      key: m.key,
-      value: m.value,
-      generationId: m.generationId
-    })
-  })
-}
-
 /** Every way a received event breaks the Event promises (empty when none). */
 const eventProblems = (event: Event.Event<any, any>, label: string, topic?: string): Array<string> => {
   const problems: Array<string> = []
@@ -109,7 +88,7 @@ const eventProblems = (event: Event.Event<any, any>, label: string, topic?: stri
     if (m.serializedValueSize !== (m.value === null ? 0 : (m.value as Uint8Array).byteLength)) {
       p(`serializedValueSize ${m.serializedValueSize}`)
     }
-    const rebuilt = rebuild(event)
+    const rebuilt = rebuildEvent(event)
     if (!Equal.equals(event, rebuilt)) p("not Equal.equals to Event.make of the same parts")
     if (!Equal.equals(rebuilt, event)) p("Event.make of the same parts not Equal.equals to it")
     if (Hash.hash(event) !== Hash.hash(rebuilt)) p("hash differs from Event.make of the same parts")
@@ -699,43 +678,6 @@ const receivedProblems = (
   return problems
 }
 
-/** A raw record with its headers as bytes. */
-interface RawFull {
-  readonly offset: number
-  readonly key: Uint8Array | null
-  readonly value: Uint8Array | null
-  readonly headers: ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>
-}
-
-const copyBytes = (u: unknown): Uint8Array | null => u == null ? null : new Uint8Array(u as Uint8Array)
-
-const readRawFull = (topic: string, count: number) =>
-  Effect.promise(async (): Promise<Array<RawFull>> => {
-    const consumer = new Consumer({
-      clientId: unique("raw"),
-      groupId: unique("raw-group"),
-      bootstrapBrokers: [bootstrapServers],
-      maxWaitTime: 100
-    })
-    const records: Array<RawFull> = []
-    try {
-      const stream = await consumer.consume({ topics: [topic], mode: "earliest" })
-      for await (const message of stream) {
-        records.push({
-          offset: Number(message.offset),
-          key: copyBytes(message.key),
-          value: copyBytes(message.value),
-          headers: message.headerEntries.map(([n, v]) => [copyBytes(n)!, copyBytes(v)] as const)
-        })
-        if (records.length >= count) break
-      }
-      await stream.close()
-      return records
-    } finally {
-      await consumer.close(true)
-    }
-  }).pipe(Effect.timeout("30 seconds"))
-
 describe.skipIf(!brokerAvailable)("hostile: decode errors", () => {
   it.live(
     "\"fail\": bad JSON, a wrong schema, an empty value, a bad key and a null value among good records: each fails one stream with the typed error whose received message is complete (topic, partition, offset, timestamp, key, value, headers); the good ones read once, in order; the commit ends past the last",
@@ -810,7 +752,7 @@ describe.skipIf(!brokerAvailable)("hostile: decode errors", () => {
         const goods = yield* topic.stream().pipe(Stream.take(6), Stream.runCollect, Effect.timeout("30 seconds"))
         assert.deepStrictEqual(goods.map((o) => o.id), [0, 2, 4, 6, 8, 10])
         const badOffsets = cases.flatMap((c, i) => c.bad === undefined ? [] : [i])
-        const letters = yield* readRawFull(deadName, badOffsets.length)
+        const letters = yield* readRawRecords(deadName, badOffsets.length)
         const problems: Array<string> = []
         letters.forEach((letter, i) => {
           const offset = badOffsets[i]
@@ -1284,7 +1226,7 @@ describe.skipIf(!brokerAvailable)("hostile: agents on Kafka", () => {
               Stream.mapEffect(values, (value) =>
                 value % 2 === 0 ? Effect.fail(`bad ${value}`) : Effect.succeed(value)), { onError })
           const fiber = yield* Effect.forkChild(agent.run)
-          const letters = yield* readRawFull(deadName, 6)
+          const letters = yield* readRawRecords(deadName, 6)
           yield* Fiber.interrupt(fiber)
           const problems: Array<string> = []
           letters.forEach((letter, i) => {
@@ -1618,28 +1560,7 @@ const rebalanceRun = (prefix: string, options: Partial<Kafka.Options>, count = 4
 // 5. Producing: sendAll and sendSoon
 // ---------------------------------------------------------------------------------------------
 
-const withAdmin = <A>(f: (admin: Admin) => Promise<A>) =>
-  Effect.promise(async () => {
-    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
-    try {
-      return await f(admin)
-    } finally {
-      await admin.close()
-    }
-  })
-
-const logEnds = (topic: string, partitions: number) =>
-  withAdmin(async (admin) => {
-    const listed = await admin.listOffsets({
-      topics: [{
-        name: topic,
-        partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n }))
-      }]
-    })
-    const parts = listed.find((t) => t.name === topic)!.partitions
-    return Array.from({ length: partitions }, (_, i) => Number(parts.find((p) => p.partitionIndex === i)!.offset))
-  })
-
+/** A record as another client reads it, key and value as text. */
 interface RawRecord {
   readonly partition: number
   readonly offset: number
@@ -1650,33 +1571,14 @@ interface RawRecord {
 
 /** The first `count` records of the topic, read by the raw client from the earliest offset. */
 const readRaw = (topic: string, count: number) =>
-  Effect.promise(async (): Promise<Array<RawRecord>> => {
-    const consumer = new Consumer({
-      clientId: unique("raw"),
-      groupId: unique("raw-group"),
-      bootstrapBrokers: [bootstrapServers],
-      maxWaitTime: 100
-    })
-    const records: Array<RawRecord> = []
-    try {
-      if (count === 0) return records
-      const stream = await consumer.consume({ topics: [topic], mode: "earliest" })
-      for await (const message of stream) {
-        records.push({
-          partition: message.partition,
-          offset: Number(message.offset),
-          timestamp: Number(message.timestamp),
-          key: message.key == null ? null : text.decode(message.key as Uint8Array),
-          value: text.decode(message.value as Uint8Array)
-        })
-        if (records.length >= count) break
-      }
-      await stream.close()
-      return records
-    } finally {
-      await consumer.close(true)
-    }
-  }).pipe(Effect.timeout("30 seconds"))
+  Effect.map(readRawRecords(topic, count), (records) =>
+    records.map((r): RawRecord => ({
+      partition: r.partition,
+      offset: r.offset,
+      timestamp: r.timestamp,
+      key: r.key === null ? null : text.decode(r.key),
+      value: text.decode(r.value ?? new Uint8Array(0))
+    })))
 
 const byPartition = (records: ReadonlyArray<RawRecord>) => {
   const map = new Map<number, Array<RawRecord>>()

@@ -5,11 +5,12 @@
  * read only by a later member was never assigned); the others held.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Admin, Consumer } from "@platformatic/kafka"
+import { Consumer } from "@platformatic/kafka"
 import { Deferred, Effect, Exit, Fiber, HashSet, Layer, Schema, Scope, Stream } from "effect"
 import { type Event, KeyDecodeError, ValueDecodeError } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { quiet } from "../helpers.ts"
+import { logEnds, withAdmin } from "./raw.ts"
 import { bootstrapServers, brokerAvailable, eventually, eventuallyEffect, kafkaLayer, unique } from "./setup.ts"
 
 const utf8 = new TextEncoder()
@@ -41,16 +42,6 @@ const produceRaw = (topic: string, records: ReadonlyArray<Raw | string>) =>
     }))
   })
 
-const withAdmin = <A>(f: (admin: Admin) => Promise<A>) =>
-  Effect.promise(async () => {
-    const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
-    try {
-      return await f(admin)
-    } finally {
-      await admin.close()
-    }
-  })
-
 /** The offsets a group committed on a topic, by partition (absent: none). */
 const committed = (groupId: string, topic: string) =>
   withAdmin(async (admin) => {
@@ -60,19 +51,6 @@ const committed = (groupId: string, topic: string) =>
       if (Number(p.committedOffset) >= 0) out.set(p.partitionIndex, Number(p.committedOffset))
     }
     return out
-  })
-
-/** The log end offset of each partition of a topic: how many records it stored. */
-const logEnds = (topic: string, partitions: number) =>
-  withAdmin(async (admin) => {
-    const listed = await admin.listOffsets({
-      topics: [{
-        name: topic,
-        partitions: Array.from({ length: partitions }, (_, partitionIndex) => ({ partitionIndex, timestamp: -1n }))
-      }]
-    })
-    const parts = listed.find((t) => t.name === topic)!.partitions
-    return Array.from({ length: partitions }, (_, i) => Number(parts.find((p) => p.partitionIndex === i)!.offset))
   })
 
 const loc = (error: unknown) => {

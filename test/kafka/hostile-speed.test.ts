@@ -8,7 +8,7 @@
  * `[delivery] sent=… received=… lost=… duplicated=…`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Admin, Consumer } from "@platformatic/kafka"
+import { Admin } from "@platformatic/kafka"
 import {
   Cause,
   Deferred,
@@ -29,6 +29,7 @@ import { Agent, CodecError, Event, Message } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { quiet } from "../helpers.ts"
 import { committedOffsets, observeCommits } from "./delivery.ts"
+import { readRawRecords as readRaw } from "./raw.ts"
 import { bootstrapServers, brokerAvailable, eventually, eventuallyEffect, kafkaLayer, unique } from "./setup.ts"
 
 const utf8 = new TextEncoder()
@@ -38,49 +39,6 @@ const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
   Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
 
 const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => from + i)
-
-/** A record as another client reads it: the bytes exactly. */
-interface RawRecord {
-  readonly topic: string
-  readonly partition: number
-  readonly offset: number
-  readonly key: Uint8Array | null
-  readonly value: Uint8Array | null
-  readonly headers: ReadonlyArray<readonly [Uint8Array, Uint8Array | null]>
-}
-
-const copy = (bytes: unknown): Uint8Array | null => bytes == null ? null : new Uint8Array(bytes as Uint8Array)
-
-/** The first `count` records of the topics, read from the earliest offset by the raw client (no codec, no Schema). */
-const readRaw = (topics: ReadonlyArray<string>, count: number) =>
-  Effect.promise(async (): Promise<Array<RawRecord>> => {
-    const consumer = new Consumer({
-      clientId: unique("raw"),
-      groupId: unique("raw-group"),
-      bootstrapBrokers: [bootstrapServers],
-      maxWaitTime: 100
-    })
-    const records: Array<RawRecord> = []
-    try {
-      if (count === 0) return records
-      const stream = await consumer.consume({ topics: [...topics], mode: "earliest" })
-      for await (const message of stream) {
-        records.push({
-          topic: message.topic,
-          partition: message.partition,
-          offset: Number(message.offset),
-          key: copy(message.key),
-          value: copy(message.value),
-          headers: message.headerEntries.map(([name, value]) => [copy(name)!, copy(value)] as const)
-        })
-        if (records.length >= count) break
-      }
-      await stream.close()
-      return records
-    } finally {
-      await consumer.close(true)
-    }
-  }).pipe(Effect.timeout("30 seconds"))
 
 const show = (u: unknown): string => {
   try {

@@ -13,6 +13,7 @@ import * as Exit from "effect/Exit"
 import * as Hash from "effect/Hash"
 import * as Option from "effect/Option"
 import type * as Event from "../../Event.ts"
+import { withoutStale } from "../acknowledging.ts"
 import { EventQueue } from "./eventQueue.ts"
 import type { Settings } from "./settings.ts"
 
@@ -75,15 +76,12 @@ export const dropStale = (
   stats: { inFlight: number }
 ): ReadonlyArray<Event.Event<any, any>> => {
   if (stale === undefined) return unit
-  let fresh: Array<Event.Event<any, any>> | undefined
-  for (let i = 0; i < unit.length; i++) {
-    if (stale(unit[i])) fresh ??= unit.slice(0, i)
-    else if (fresh !== undefined) fresh.push(unit[i])
-  }
-  if (fresh === undefined) return unit
+  const fresh = withoutStale(unit, stale)
   const dropped = unit.length - fresh.length
-  gate.release(dropped)
-  stats.inFlight -= dropped
+  if (dropped > 0) {
+    gate.release(dropped)
+    stats.inFlight -= dropped
+  }
   return fresh
 }
 

@@ -257,7 +257,7 @@ const collectUnfinished = (instances: ReadonlyArray<Instance>): Array<Event.Even
     instance.current = undefined
   }
   // A shared queue (ordering "none") is drained once: the first drain empties it.
-  for (const instance of instances) unfinished.push(...instance.queue.drain())
+  for (const instance of instances) for (const event of instance.queue.drain()) unfinished.push(event)
   return unfinished
 }
 

@@ -18,6 +18,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { ChannelClosedError, type TransportError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
+import { withoutStale } from "../../internal/acknowledging.ts"
 import { KafkaError } from "../KafkaError.ts"
 import { ack, acknowledge, type Delivery, deliveryOf, type HeldRun, isStale } from "./acknowledgement.ts"
 
@@ -132,7 +133,7 @@ export const pullHeld = <A extends Event.Event<any, any>>(
 ): Effect.Effect<Arr.NonEmptyReadonlyArray<A>, any> =>
   Effect.flatMap(Queue.takeBetween(reader.queue, 1, HELD_BATCH), (taken) => {
     // An end or a failure stays in the queue for the next pull, after these.
-    const events = withoutStale(taken)
+    const events = withoutStale(taken, isStale)
     if (!isNonEmpty(events)) return pullHeld(reader)
     const held = reader.held
     if (held !== undefined) {
@@ -143,17 +144,7 @@ export const pullHeld = <A extends Event.Event<any, any>>(
     return Effect.succeed(events)
   })
 
-const isNonEmpty = <A>(events: Array<A>): events is Arr.NonEmptyArray<A> => events.length > 0
-
-/** The events of a pull, without those of revoked generations. */
-const withoutStale = <A extends Event.Event<any, any>>(events: Array<A>): Array<A> => {
-  let fresh: Array<A> | undefined
-  for (let i = 0; i < events.length; i++) {
-    if (isStale(events[i])) fresh ??= events.slice(0, i)
-    else if (fresh !== undefined) fresh.push(events[i])
-  }
-  return fresh ?? events
-}
+const isNonEmpty = <A>(events: ReadonlyArray<A>): events is Arr.NonEmptyReadonlyArray<A> => events.length > 0
 
 const hold = (run: HeldRun, event: Event.Event<any, any>): void => {
   const delivery = deliveryOf(event)
