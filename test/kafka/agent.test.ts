@@ -14,7 +14,7 @@ import { Topic } from "effect-faust/kafka"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { quiet } from "../helpers.ts"
-import { committedOffsets, eventually as eventuallyOr, groupAssignments, observeCommits, Tally } from "./delivery.ts"
+import { committedOffsets, commitWatch, eventually as eventuallyOr, groupAssignments, Tally } from "./delivery.ts"
 import { bootstrapServers, brokerAvailable, eventually, eventuallyEffect, kafkaLayer, unique } from "./setup.ts"
 
 const produce = (name: string, count: number, partitions: number) =>
@@ -111,32 +111,6 @@ const readRaw = (topic: string, count: number) =>
       await consumer.close(true)
     }
   }).pipe(Effect.timeout("30 seconds"))
-
-/**
- * Watches the group's commits against the events marked finished: each
- * commit past an offset not finished yet is a violation. `onCommit` sees
- * every commit too.
- */
-const commitWatch = (groupId: string, onCommit?: (partition: number, offset: number) => void) => {
-  const finished = new Map<number, Set<number>>()
-  const violations: Array<string> = []
-  const stop = observeCommits(groupId, (partition, offset) => {
-    onCommit?.(partition, offset)
-    const done = finished.get(partition) ?? new Set()
-    for (let o = 0; o < offset; o++) {
-      if (!done.has(o)) {
-        violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
-        break
-      }
-    }
-  })
-  const finish = (partition: number, offset: number): void => {
-    const done = finished.get(partition) ?? new Set()
-    done.add(offset)
-    finished.set(partition, done)
-  }
-  return { violations, finish, stop }
-}
 
 /** tsx as a loader of this node process (its CLI would run the script in a grandchild, out of a SIGKILL's reach). */
 const tsx = new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url).href

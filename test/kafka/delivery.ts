@@ -151,3 +151,31 @@ export const observeCommits = (groupId: string, onCommit: (partition: number, of
   channel.subscribe(handlers as any)
   return () => channel.unsubscribe(handlers as any)
 }
+
+/**
+ * A group's commits checked against what finished handling: `finish` marks an
+ * offset done, `violations` lists each commit past an offset not done, `last`
+ * the highest commit per partition.
+ */
+export const commitWatch = (groupId: string, onCommit?: (partition: number, offset: number) => void) => {
+  const finished = new Map<number, Set<number>>()
+  const violations: Array<string> = []
+  const last = new Map<number, number>()
+  const stop = observeCommits(groupId, (partition, offset) => {
+    onCommit?.(partition, offset)
+    last.set(partition, Math.max(last.get(partition) ?? 0, offset))
+    const done = finished.get(partition) ?? new Set()
+    for (let o = 0; o < offset; o++) {
+      if (!done.has(o)) {
+        violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
+        break
+      }
+    }
+  })
+  const finish = (partition: number, offset: number): void => {
+    const done = finished.get(partition) ?? new Set()
+    done.add(offset)
+    finished.set(partition, done)
+  }
+  return { violations, finish, stop, last }
+}

@@ -35,7 +35,7 @@ import { tracingChannel } from "node:diagnostics_channel"
 import { inspect } from "node:util"
 import { quiet, rebuildEvent } from "../helpers.ts"
 import { memoryTracer } from "../memoryTracer.ts"
-import { committedOffsets, eventually, eventuallyEffect, observeCommits, Tally } from "./delivery.ts"
+import { committedOffsets, commitWatch, eventually, eventuallyEffect, observeCommits, Tally } from "./delivery.ts"
 import { logEnds, readRawRecords, withAdmin } from "./raw.ts"
 import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
@@ -904,29 +904,6 @@ describe.skipIf(!brokerAvailable)("hostile: decode errors", () => {
 // ---------------------------------------------------------------------------------------------
 // 3. Agents on Kafka
 // ---------------------------------------------------------------------------------------------
-
-/** Commits of a group checked against what finished handling; `finish` marks an offset done. */
-const commitWatch = (groupId: string) => {
-  const finished = new Map<number, Set<number>>()
-  const violations: Array<string> = []
-  const last = new Map<number, number>()
-  const stop = observeCommits(groupId, (partition, offset) => {
-    last.set(partition, Math.max(last.get(partition) ?? 0, offset))
-    const done = finished.get(partition) ?? new Set()
-    for (let o = 0; o < offset; o++) {
-      if (!done.has(o)) {
-        violations.push(`partition ${partition} committed ${offset} before offset ${o} finished`)
-        break
-      }
-    }
-  })
-  const finish = (partition: number, offset: number): void => {
-    const done = finished.get(partition) ?? new Set()
-    done.add(offset)
-    finished.set(partition, done)
-  }
-  return { violations, finish, stop, last }
-}
 
 interface AgentMode {
   readonly label: string
