@@ -10,7 +10,8 @@
  *   npm run bench -- --no-faust        skip scenario 6
  *   npm run bench -- --groups kafka --kafka-n 200000
  *                                      scenario 7 (Kafka; skipped, with the reason, when no broker answers at
- *                                      KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092); 100 000 records, --smoke 2 000
+ *                                      KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092); 100 000 records, --smoke 2 000,
+ *                                      ten times as many in the consume pairs
  *   npm run bench -- --cpu-prof DIR    also write a V8 CPU profile per group into DIR
  *
  * Progress goes to stderr; the table to stdout.
@@ -96,7 +97,8 @@ for (const g of groups) {
 }
 const runFaust = !values["no-faust"] && (values.groups === undefined || groups.includes("faust"))
 const outDir = values["out-dir"] ?? (smoke ? mkdtempSync(path.join(os.tmpdir(), "effect-faust-bench-")) : here)
-const childTimeoutMs = smoke ? 60_000 : 300_000
+/** The Kafka group joins a consumer group per run and reads 10⁶ records in its consume pairs. */
+const childTimeoutMs = (group: string) => smoke ? 60_000 : group === "kafka" ? 900_000 : 300_000
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`)
 
@@ -174,9 +176,9 @@ const runChild = (group: string): Promise<{ run: GroupRun; pairs: Array<PairResu
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] })
     const timer = setTimeout(() => {
-      log(`group ${group}: timed out after ${childTimeoutMs / 1000}s, killing it`)
+      log(`group ${group}: timed out after ${childTimeoutMs(group) / 1000}s, killing it`)
       child.kill("SIGKILL")
-    }, childTimeoutMs)
+    }, childTimeoutMs(group))
     child.on("exit", (code, signal) => {
       clearTimeout(timer)
       const seconds = (Date.now() - started) / 1000

@@ -17,7 +17,7 @@ const [id = "s1-send-1", which = "candidate", nArg = "1000000", repeatArg = "5"]
 const n = Number(nArg)
 // The Kafka pairs (s7-*) need a broker and pre-fill a topic first.
 const pairs = id.startsWith("s7-")
-  ? await kafka(n)
+  ? await kafka(n, n)
   : [...single(n), ...fanout(n, n), ...batch(n), ...deliver(n), ...wordcount(n)]
 const pair = pairs.find((p) => p.id === id)
 if (pair === undefined) {

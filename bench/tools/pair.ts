@@ -6,7 +6,9 @@
  *
  *   node bench/tools/pair.ts s7-kafka-consume-agent-batch 100000 8
  *
- * Arguments: pair id, messages, rounds. Kafka pairs need a broker.
+ * Arguments: pair id, messages (for a consume pair too: the bench reads ten
+ * times its produce count there, see `kafka.ts`), rounds. Kafka pairs need a
+ * broker.
  * `PAIR_GC=1` (with `node --expose-gc`) forces a GC before each run, as the
  * bench harness does: V8 then starts each run with a small young generation,
  * which costs the side that allocates more.
@@ -15,7 +17,7 @@ import { kafka } from "../groups/kafka.ts"
 import type { Case } from "../lib/harness.ts"
 
 const [id = "s7-kafka-consume", nArg = "100000", roundsArg = "8"] = process.argv.slice(2)
-const pairs = await kafka(Number(nArg))
+const pairs = await kafka(Number(nArg), Number(nArg))
 const pair = pairs.find((p) => p.id === id)
 if (pair === undefined) {
   console.error(`no pair ${id}; pairs: ${pairs.map((p) => p.id).join(", ")}`)
