@@ -4,7 +4,7 @@ import * as Exit from "effect/Exit"
 import type { AsFutureMessageOptions } from "../Channel.ts"
 import type { FutureError, FutureMessage, PendingMessage } from "../FutureMessage.ts"
 import { headersToList } from "../Message.ts"
-import type { RecordMetadata } from "../RecordMetadata.ts"
+import * as RecordMetadata from "../RecordMetadata.ts"
 
 /** @internal */
 export const TypeId = "~effect-faust/FutureMessage" as const
@@ -13,7 +13,8 @@ export const TypeId = "~effect-faust/FutureMessage" as const
  * A future holds its outcome itself; a `Deferred` is made only for a fiber
  * that awaits it before it completes. A `sendSoon` burst keeps every future
  * alive until it is awaited: each object less per future is memory the
- * collector does not copy.
+ * collector does not copy, so a record the broker appended is kept as where
+ * it went (`sentTo`), and its metadata and exit are built when first read.
  *
  * @internal
  */
@@ -22,51 +23,66 @@ export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
     return TypeId
   }
   readonly message: PendingMessage<K, V>
-  #exit: Exit.Exit<RecordMetadata, FutureError> | undefined = undefined
-  #waiting: Deferred.Deferred<RecordMetadata, FutureError> | undefined = undefined
+  #exit: Exit.Exit<RecordMetadata.RecordMetadata, FutureError> | undefined = undefined
+  #waiting: Deferred.Deferred<RecordMetadata.RecordMetadata, FutureError> | undefined = undefined
+  /** The topic of a record appended by `sentTo`, with its partition, offset and timestamp, until `#exit` is built. */
+  #topic: string | undefined = undefined
+  #partition = 0
+  #offset = 0
+  #timestamp = 0
   constructor(message: PendingMessage<K, V>) {
     this.message = message
   }
-  get await(): Effect.Effect<RecordMetadata, FutureError> {
+  get await(): Effect.Effect<RecordMetadata.RecordMetadata, FutureError> {
     return Effect.suspend(() => {
-      if (this.#exit !== undefined) return this.#exit
-      this.#waiting ??= Deferred.makeUnsafe<RecordMetadata, FutureError>()
+      const exit = this.outcome
+      if (exit !== undefined) return exit
+      this.#waiting ??= Deferred.makeUnsafe<RecordMetadata.RecordMetadata, FutureError>()
       return Deferred.await(this.#waiting)
     })
   }
   get isDone(): boolean {
-    return this.#exit !== undefined
+    return this.#exit !== undefined || this.#topic !== undefined
   }
-  succeed(metadata: RecordMetadata): Effect.Effect<boolean> {
+  /** The outcome once it is done, built from where the record went if `sentTo` completed it. */
+  get outcome(): Exit.Exit<RecordMetadata.RecordMetadata, FutureError> | undefined {
+    if (this.#exit === undefined && this.#topic !== undefined) {
+      this.#exit = Exit.succeed(RecordMetadata.make({
+        topic: this.#topic,
+        partition: this.#partition,
+        offset: this.#offset,
+        timestamp: this.#timestamp,
+        timestampType: 0
+      }))
+    }
+    return this.#exit
+  }
+  /**
+   * Completes it once with the record appended at `offset` of `partition`
+   * (its metadata built when read): `false` if it was done already.
+   */
+  sentTo(topic: string, partition: number, offset: number, timestamp: number): boolean {
+    if (this.isDone) return false
+    this.#topic = topic
+    this.#partition = partition
+    this.#offset = offset
+    this.#timestamp = timestamp
+    if (this.#waiting !== undefined) Deferred.doneUnsafe(this.#waiting, this.outcome!)
+    return true
+  }
+  succeed(metadata: RecordMetadata.RecordMetadata): Effect.Effect<boolean> {
     return Effect.sync(() => this.complete(Exit.succeed(metadata)))
   }
   fail(error: FutureError): Effect.Effect<boolean> {
     return Effect.sync(() => this.complete(Exit.fail(error)))
   }
   /** Completes it once: `false` if it was done already. */
-  complete(exit: Exit.Exit<RecordMetadata, FutureError>): boolean {
-    if (this.#exit !== undefined) return false
+  complete(exit: Exit.Exit<RecordMetadata.RecordMetadata, FutureError>): boolean {
+    if (this.isDone) return false
     this.#exit = exit
     if (this.#waiting !== undefined) Deferred.doneUnsafe(this.#waiting, exit)
     return true
   }
-}
-
-/**
- * Completes a future built by `FutureMessage.make` at once, without an
- * effect (the send buffer completes a batch of futures in a loop): `true` if
- * it did, `false` for another implementation, which the caller completes
- * with `succeed` / `fail`.
- *
- * @internal
- */
-export const doneUnsafe = <K, V>(
-  future: FutureMessage<K, V>,
-  exit: Exit.Exit<RecordMetadata, FutureError>
-): boolean => {
-  if (!(future instanceof FutureMessageImpl)) return false
-  future.complete(exit)
-  return true
 }
 
 /**

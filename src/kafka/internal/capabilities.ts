@@ -26,8 +26,14 @@ export type PublishAll = (
  */
 export type PublishUnsafe = (
   record: ProducerRecord,
-  onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
+  onDone: (outcome: Outcome) => Effect.Effect<void>
 ) => boolean
+
+/**
+ * What the send buffer answers for a record: the offset it was appended at
+ * (-1 without acks), or why it failed.
+ */
+export type Outcome = number | KafkaError
 
 /**
  * What the send buffer behind a `publish` can do beyond the `Kafka`

@@ -16,12 +16,13 @@ import type * as Event from "../../Event.ts"
 import * as FutureMessage from "../../FutureMessage.ts"
 import { CurrentPendingSends } from "../../internal/acknowledging.ts"
 import type { Settings as ChannelSettings } from "../../internal/channel.ts"
-import { doneUnsafe, fromSendOptions } from "../../internal/futureMessage.ts"
+import { FutureMessageImpl, fromSendOptions } from "../../internal/futureMessage.ts"
 import * as traceContext from "../../internal/traceContext.ts"
 import * as Message from "../../Message.ts"
 import type * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord as KafkaProducerRecord } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
+import { metadataOf } from "./sendBuffer.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 import { encodeUnsafe } from "./encode.ts"
@@ -158,33 +159,47 @@ export class TopicProducer<K, V> {
   ): Effect.Effect<Deferred.Deferred<void> | undefined> {
     const settled = waiting === "detached" ? undefined : Deferred.makeUnsafe<void>()
     return Effect.as(
-      this.topic.context.kafka.publish(record, this.completion(future, record.topic, settled, waiting)),
+      this.topic.context.kafka.publish(record, this.completion(future, record, settled, waiting)),
       settled
     )
   }
 
-  /** What runs when the broker answers a record: see `enqueue`. */
+  /**
+   * What runs when the broker answers a record (see `enqueue`): with the
+   * offset it was appended at or why it failed (the send buffer's own
+   * answer), or with the `Exit` of a Kafka service's `publish`.
+   */
   private completion(
     future: FutureMessage.FutureMessage<K, V>,
-    topic: string,
+    record: KafkaProducerRecord,
     settled: Deferred.Deferred<void> | undefined,
     waiting: Waiting
-  ): (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void> {
+  ): (answer: Answer) => Effect.Effect<void> {
     const stats = this.topic.root.stats
     const guards = this.topic.root.capabilities.sendGuards
     const sent = waiting === "detached" ? sendGuard.numberSend(guards) : 0
-    return (exit) => {
-      const error = Exit.isSuccess(exit) ? undefined : asKafkaError(topic, Cause.squash(exit.cause))
+    return (answer) => {
+      let error: KafkaError | undefined
+      let metadata: RecordMetadata.RecordMetadata | undefined
+      if (typeof answer !== "number") {
+        if (!Exit.isExit(answer)) error = asKafkaError(record.topic, answer)
+        else if (Exit.isSuccess(answer)) metadata = answer.value
+        else error = asKafkaError(record.topic, Cause.squash(answer.cause))
+      }
       if (error === undefined) stats.sent++
       // Nobody waits for a sendSoon: the consumer sessions that may have made it must know.
       else if (waiting === "detached") sendGuard.refused(guards, sent)
       // The future completes now, so that the futures of a batch complete in send order; what
       // needs an effect (the callback, the waiting sender) runs after.
       let after: Effect.Effect<unknown> | undefined
-      if (!doneUnsafe(future, error === undefined ? exit : Exit.fail(error))) {
-        after = error === undefined
-          ? future.succeed((exit as Exit.Success<RecordMetadata.RecordMetadata>).value)
-          : future.fail(error)
+      if (future instanceof FutureMessageImpl) {
+        if (error !== undefined) future.complete(Exit.fail(error))
+        else if (metadata !== undefined) future.complete(Exit.succeed(metadata))
+        else future.sentTo(record.topic, record.partition, answer as number, record.timestamp)
+      } else {
+        after = error !== undefined
+          ? future.fail(error)
+          : future.succeed(metadata ?? metadataOf(record, answer as number))
       }
       if (error === undefined && future.message.callback !== undefined) {
         after = after === undefined ? runCallback(future) : Effect.andThen(after, runCallback(future))
@@ -302,7 +317,7 @@ export class TopicProducer<K, V> {
       if (record === undefined || record instanceof CodecError) {
         return Effect.as(this.enqueue(future, "detached"), future)
       }
-      const onDone = this.completion(future, record.topic, undefined, "detached")
+      const onDone = this.completion(future, record, undefined, "detached")
       // Without an effect while the buffer has room (and the service's publish is the buffer's own).
       const publishUnsafe = this.topic.root.capabilities.publishUnsafe
       if (publishUnsafe !== undefined && publishUnsafe(record, onDone)) return Exit.succeed(future)
@@ -413,6 +428,9 @@ const noHeaders: ReadonlyArray<readonly [string, Message.HeaderValue]> = []
 const currentTraceparent: Effect.Effect<string | undefined> = Effect.withFiber((fiber) =>
   Effect.succeed(traceContext.current(fiber))
 )
+
+/** How the broker answered a record: see `TopicProducer.completion`. */
+type Answer = number | KafkaError | Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>
 
 const asKafkaError = (topic: string, error: unknown): KafkaError =>
   error instanceof KafkaError ? error : new KafkaError({ operation: "produce", topic, cause: error })

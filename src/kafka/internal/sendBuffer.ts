@@ -15,7 +15,7 @@ import { partitionKey } from "../../internal/partitionKey.ts"
 import * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord, type Settings } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
-import type { Publish, PublishAll, PublishUnsafe } from "./capabilities.ts"
+import type { Outcome, Publish, PublishAll, PublishUnsafe } from "./capabilities.ts"
 import { fromBrokers } from "./explain.ts"
 import * as partialProduce from "./partialProduce.ts"
 
@@ -26,22 +26,21 @@ interface Group {
   readonly onDone: (failures: ReadonlyArray<KafkaError | undefined>) => Effect.Effect<void>
 }
 
-/** A record in the send buffer, alone (with its completion) or one of a group. */
+/**
+ * A record in the send buffer: alone, with its completion (given its
+ * metadata by `publish`, its bare outcome by `publishUnsafe`), or one of a
+ * group.
+ */
 type RecordPending =
   | {
     readonly record: ProducerRecord
     readonly onDone: (exit: Exit.Exit<RecordMetadata.RecordMetadata, KafkaError>) => Effect.Effect<void>
   }
+  | { readonly record: ProducerRecord; readonly onOutcome: (outcome: Outcome) => Effect.Effect<void> }
   | { readonly record: ProducerRecord; readonly group: Group; readonly index: number }
 
 /** A record in the send buffer, or a flush marker. */
 type Pending = RecordPending | { readonly flushed: Deferred.Deferred<void> }
-
-/**
- * A record's outcome: the offset it was appended at (-1 without acks), or
- * why it failed. A group needs no metadata per record.
- */
-type Outcome = number | KafkaError
 
 /** Records the outcome of a group member; the group's completion once all are in, else `undefined`. */
 const settleMember = (
@@ -134,7 +133,9 @@ export const make = (
             const item = items[i]
             const outcome = results[i]
             const failure = typeof outcome === "number" ? undefined : outcome
-            const done = "onDone" in item
+            const done = "onOutcome" in item
+              ? item.onOutcome(outcome)
+              : "onDone" in item
               ? item.onDone(
                 failure === undefined ? Exit.succeed(metadataOf(item.record, outcome as number)) : Exit.fail(failure)
               )
@@ -176,7 +177,7 @@ export const make = (
     const shutDown = (record: ProducerRecord) =>
       new KafkaError({ operation: "produce", topic: record.topic, cause: new Error("the Kafka layer is shut down") })
 
-    const publishUnsafe: PublishUnsafe = (record, onDone) => Queue.offerUnsafe(buffer, { record, onDone })
+    const publishUnsafe: PublishUnsafe = (record, onOutcome) => Queue.offerUnsafe(buffer, { record, onOutcome })
 
     const publish = (
       record: ProducerRecord,
@@ -184,7 +185,7 @@ export const make = (
     ): Effect.Effect<void> =>
       // Suspended: the record joins the buffer when the effect runs, not when it is built.
       Effect.suspend(() => {
-        if (publishUnsafe(record, onDone)) return Effect.void
+        if (Queue.offerUnsafe(buffer, { record, onDone })) return Effect.void
         return Effect.flatMap(
           Queue.offer(buffer, { record, onDone }),
           (offered) => offered ? Effect.void : onDone(Exit.fail(shutDown(record)))
@@ -249,7 +250,7 @@ const timestampOf = (timestamp: number): bigint => {
 }
 
 /** The metadata of a record appended at `offset` (-1 without acks). */
-const metadataOf = (record: ProducerRecord, offset: number): RecordMetadata.RecordMetadata =>
+export const metadataOf = (record: ProducerRecord, offset: number): RecordMetadata.RecordMetadata =>
   RecordMetadata.make({
     topic: record.topic,
     partition: record.partition,
