@@ -124,8 +124,10 @@ export const make = (
      * finishes synchronously returns `Effect.void`, and only the others are
      * run (in order) afterwards.
      */
-    const sendRun = (items: ReadonlyArray<RecordPending>, acks: boolean) =>
-      Effect.flatMap(
+    const sendRun = (items: ReadonlyArray<RecordPending>, acks: boolean): Effect.Effect<void> => {
+      const runs = timestampRuns(items)
+      if (runs !== undefined) return Effect.forEach(runs, (run) => sendRun(run, acks), { discard: true })
+      return Effect.flatMap(
         sendBatch(items.map((item) => item.record), acks),
         (results) => {
           let after: Array<Effect.Effect<void>> | undefined
@@ -145,6 +147,7 @@ export const make = (
           return after === undefined ? Effect.void : Effect.forEach(after, (done) => done, { discard: true })
         }
       )
+    }
 
     /** A batch from the buffer: its records with acks, then those without, then its flush markers. */
     const complete = (batch: ReadonlyArray<Pending>) =>
@@ -219,6 +222,44 @@ export const make = (
   })
 
 type ClientMessage = Parameters<Producer["send"]>[0]["messages"][number]
+
+/**
+ * The widest spread of timestamps one request may carry. The client writes
+ * a record's timestamp as its difference from the first of its batch, and
+ * encodes that 64-bit varint with a 32-bit sign (`int64ZigZagEncode` of
+ * `@platformatic/dynamic-buffer` 0.3.1 shifts by 31, not 63): a difference
+ * of 2³¹ ms (~24.9 days) or more is stored as another timestamp.
+ */
+const MAX_TIMESTAMP_SPREAD = 2 ** 31 - 1
+
+/**
+ * A run of records split, in order, so that the timestamps of each part lie
+ * within {@link MAX_TIMESTAMP_SPREAD} of each other (then every difference
+ * the client writes fits); `undefined` when the run needs no split, as it
+ * nearly always does.
+ */
+const timestampRuns = (items: ReadonlyArray<RecordPending>): Array<ReadonlyArray<RecordPending>> | undefined => {
+  let runs: Array<ReadonlyArray<RecordPending>> | undefined
+  let start = 0
+  let min = items[0].record.timestamp
+  let max = min
+  for (let i = 1; i < items.length; i++) {
+    const timestamp = items[i].record.timestamp
+    const low = timestamp < min ? timestamp : min
+    const high = timestamp > max ? timestamp : max
+    if (high - low > MAX_TIMESTAMP_SPREAD) {
+      ;(runs ??= []).push(items.slice(start, i))
+      start = i
+      min = max = timestamp
+    } else {
+      min = low
+      max = high
+    }
+  }
+  if (runs === undefined) return undefined
+  runs.push(items.slice(start))
+  return runs
+}
 
 /**
  * A record as the client sends it: every message of one shape (the client
