@@ -206,27 +206,33 @@ describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
       assert.isTrue(futures.every((future) => future.isDone))
     }).pipe(Effect.provide(kafkaLayer())), 30_000)
 
-  it.live("a sendSoon future awaited before the broker answers: its record's metadata, the same when awaited again", () =>
-    Effect.gen(function*() {
-      const topic = yield* Topic.make({ topics: [unique("awaited")], value: Schema.Number, partitions: 3 })
-      yield* topic.maybeDeclare
-      const timestamp = 1_700_000_000_123
-      const futures = yield* Effect.forEach([0, 1, 2], (partition) =>
-        topic.sendSoon({ value: partition, partition, timestamp }))
-      const waiting = yield* Effect.forkChild(Effect.forEach(futures, (future) => future.await))
-      const metadata = yield* Fiber.join(waiting)
-      assert.deepStrictEqual(
-        metadata.map(({ offset, partition, timestamp, topic }) => ({ offset, partition, timestamp, topic })),
-        [0, 1, 2].map((partition) => ({ offset: 0, partition, timestamp, topic: topic.topics[0] }))
-      )
-      assert.isTrue(futures.every((future) => future.isDone))
-      assert.deepStrictEqual(yield* futures[1].await, metadata[1])
-      const later = yield* topic.sendSoon({ value: 3, partition: 1 })
-      assert.isFalse(later.isDone, "not answered yet")
-      assert.strictEqual((yield* later.await).offset, 1)
-      assert.isFalse(yield* later.succeed(metadata[0]), "a future completes once")
-      assert.strictEqual((yield* later.await).offset, 1)
-    }).pipe(Effect.provide(kafkaLayer())), 30_000)
+  it.live(
+    "a sendSoon future awaited before the broker answers: its record's metadata, the same when awaited again",
+    () =>
+      Effect.gen(function*() {
+        const topic = yield* Topic.make({ topics: [unique("awaited")], value: Schema.Number, partitions: 3 })
+        yield* topic.maybeDeclare
+        const timestamp = 1_700_000_000_123
+        const futures = yield* Effect.forEach(
+          [0, 1, 2],
+          (partition) => topic.sendSoon({ value: partition, partition, timestamp })
+        )
+        const waiting = yield* Effect.forkChild(Effect.forEach(futures, (future) => future.await))
+        const metadata = yield* Fiber.join(waiting)
+        assert.deepStrictEqual(
+          metadata.map(({ offset, partition, timestamp, topic }) => ({ offset, partition, timestamp, topic })),
+          [0, 1, 2].map((partition) => ({ offset: 0, partition, timestamp, topic: topic.topics[0] }))
+        )
+        assert.isTrue(futures.every((future) => future.isDone))
+        assert.deepStrictEqual(yield* futures[1].await, metadata[1])
+        const later = yield* topic.sendSoon({ value: 3, partition: 1 })
+        assert.isFalse(later.isDone, "not answered yet")
+        assert.strictEqual((yield* later.await).offset, 1)
+        assert.isFalse(yield* later.succeed(metadata[0]), "a future completes once")
+        assert.strictEqual((yield* later.await).offset, 1)
+      }).pipe(Effect.provide(kafkaLayer())),
+    30_000
+  )
 
   it.live(
     "asFutureMessage({ eagerPartitioning: true }) picks the partition Java's partitioner picks",
