@@ -1,5 +1,6 @@
-import { Effect, Logger } from "effect"
-import { App, Event, Message } from "effect-faust"
+import { assert } from "@effect/vitest"
+import { Cause, Deferred, Effect, Equal, Exit, Logger } from "effect"
+import { App, Event, type FutureMessage, Message, type RecordMetadata } from "effect-faust"
 
 /** The app every channel test runs in. */
 export const AppTest = App.layer({ id: "test-app", streamBufferMaxsize: 16 })
@@ -41,3 +42,56 @@ export const rebuildEvent = (event: Event.Event<any, any>): Event.Event<any, any
     })
   })
 }
+
+/** Why an exit failed (its error, else its defect or interruption), or `undefined` for a success. */
+export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
+  Exit.isFailure(exit) ? Cause.squash(exit.cause) as E : undefined
+
+/** The same metadata, however it is compared or serialized. */
+export const assertSameMetadata = (
+  a: RecordMetadata.RecordMetadata,
+  b: RecordMetadata.RecordMetadata,
+  label: string
+) => {
+  assert.isTrue(Equal.equals(a, b), `${label}: Equal.equals`)
+  assert.deepStrictEqual(a, b, `${label}: deepStrictEqual`)
+  assert.strictEqual(JSON.stringify(a), JSON.stringify(b), `${label}: JSON`)
+}
+
+/**
+ * A FutureMessage the library did not make (the public API has no way to
+ * make one), with the type id copied from one it did; `calls` counts its
+ * completions.
+ */
+export const handWritten = <K, V>(
+  template: FutureMessage.FutureMessage<any, any>,
+  message: FutureMessage.PendingMessage<K, V>
+) =>
+  Effect.gen(function*() {
+    let typeId: string | symbol | undefined
+    for (let proto: any = template; proto !== null && typeId === undefined; proto = Object.getPrototypeOf(proto)) {
+      typeId = [...Object.getOwnPropertyNames(proto), ...Object.getOwnPropertySymbols(proto)].find((k) =>
+        String(k).includes("FutureMessage")
+      )
+    }
+    assert.isDefined(typeId, "the FutureMessage type id")
+    const deferred = yield* Deferred.make<RecordMetadata.RecordMetadata, FutureMessage.FutureError>()
+    const calls = { succeed: 0, fail: 0 }
+    const future = {
+      [typeId as any]: (template as any)[typeId as any],
+      message,
+      await: Deferred.await(deferred),
+      get isDone() {
+        return Deferred.isDoneUnsafe(deferred)
+      },
+      succeed: (metadata: RecordMetadata.RecordMetadata) => {
+        calls.succeed++
+        return Deferred.succeed(deferred, metadata)
+      },
+      fail: (error: FutureMessage.FutureError) => {
+        calls.fail++
+        return Deferred.fail(deferred, error)
+      }
+    } as unknown as FutureMessage.FutureMessage<K, V>
+    return { calls, future }
+  })

@@ -18,7 +18,7 @@ import {
 } from "effect-faust"
 import { TestClock } from "effect/testing"
 import * as fc from "fast-check"
-import { AppTest, bytes, quiet, rawMessage, waitUntil } from "./helpers.ts"
+import { AppTest, bytes, failureOf, quiet, rawMessage, waitUntil } from "./helpers.ts"
 
 /** Lets every runnable fiber take a few steps. */
 const settle = Effect.forEach(Array.from({ length: 50 }), () => Effect.yieldNow, { discard: true })
@@ -32,9 +32,6 @@ const yieldUntil = (condition: () => boolean, max = 5_000): Effect.Effect<boolea
   })
 
 const isDone = (fiber: Fiber.Fiber<unknown, unknown>) => () => fiber.pollUnsafe() !== undefined
-
-const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
 
 /** Drains an iterator clone without waiting. */
 const drain = <K, V, E>(clone: Channel.Channel<K, V, E>) =>

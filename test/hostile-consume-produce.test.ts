@@ -5,15 +5,12 @@
  * and batch mode, concurrency, ordering "none", failures, stops) and sendAll.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Equal, Exit, Fiber, Hash, Layer, Schedule, Schema, Stream } from "effect"
+import { Deferred, Effect, Equal, Exit, Fiber, Hash, Layer, Schedule, Schema, Stream } from "effect"
 import { Agent, AgentError, App, Channel, Event, KeyDecodeError, Message, ValueDecodeError } from "effect-faust"
 import { inspect } from "node:util"
-import { bytes, quiet, rebuildEvent, waitUntil } from "./helpers.ts"
+import { bytes, failureOf, quiet, rebuildEvent, waitUntil } from "./helpers.ts"
 
 const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => from + i)
-
-const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
 
 const AppLive = App.layer({ id: "hostile-cp", streamBufferMaxsize: 64 })
 

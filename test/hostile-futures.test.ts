@@ -3,7 +3,7 @@
  * `publishMessage` and `FutureMessage` on a plain `Channel`.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Equal, Exit, Fiber, Schema } from "effect"
+import { Effect, Equal, Exit, Fiber, Schema } from "effect"
 import {
   App,
   Channel,
@@ -17,17 +17,9 @@ import {
   UnsupportedOperationError
 } from "effect-faust"
 import { TestClock } from "effect/testing"
+import { assertSameMetadata, failureOf, handWritten } from "./helpers.ts"
 
 const AppLive = App.layer({ id: "hostile-futures" })
-
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
-  Exit.isFailure(exit) ? (Exit.findErrorOption(exit) as any)?.value : undefined
-
-const assertSameMetadata = (a: RecordMetadata.RecordMetadata, b: RecordMetadata.RecordMetadata, label: string) => {
-  assert.isTrue(Equal.equals(a, b), `${label}: Equal.equals`)
-  assert.deepStrictEqual(a, b, `${label}: deepStrictEqual`)
-  assert.strictEqual(JSON.stringify(a), JSON.stringify(b), `${label}: JSON`)
-}
 
 /** What the README says an in-memory publication completes its future with. */
 const assertAnon = (metadata: RecordMetadata.RecordMetadata, timestamp: number, label: string) => {
@@ -38,40 +30,6 @@ const assertAnon = (metadata: RecordMetadata.RecordMetadata, timestamp: number, 
   assert.strictEqual(metadata.timestampType, 1, `${label}: timestampType`)
   assert.isTrue(Equal.equals(metadata.topicPartition, Message.TopicPartition.make("<anon>", -1)), `${label}: tp`)
 }
-
-/** A FutureMessage the library did not make, with the type id copied from one it did. */
-const handWritten = <K, V>(
-  template: FutureMessage.FutureMessage<any, any>,
-  message: FutureMessage.PendingMessage<K, V>
-) =>
-  Effect.gen(function*() {
-    let typeId: string | symbol | undefined
-    for (let proto: any = template; proto !== null && typeId === undefined; proto = Object.getPrototypeOf(proto)) {
-      typeId = [...Object.getOwnPropertyNames(proto), ...Object.getOwnPropertySymbols(proto)].find((k) =>
-        String(k).includes("FutureMessage")
-      )
-    }
-    assert.isDefined(typeId, "the FutureMessage type id")
-    const deferred = yield* Deferred.make<RecordMetadata.RecordMetadata, FutureMessage.FutureError>()
-    const calls = { succeed: 0, fail: 0 }
-    const future = {
-      [typeId as any]: (template as any)[typeId as any],
-      message,
-      await: Deferred.await(deferred),
-      get isDone() {
-        return Deferred.isDoneUnsafe(deferred)
-      },
-      succeed: (metadata: RecordMetadata.RecordMetadata) => {
-        calls.succeed++
-        return Deferred.succeed(deferred, metadata)
-      },
-      fail: (error: FutureMessage.FutureError) => {
-        calls.fail++
-        return Deferred.fail(deferred, error)
-      }
-    } as unknown as FutureMessage.FutureMessage<K, V>
-    return { calls, future }
-  })
 
 describe("hostile: futures in memory", () => {
   it.effect("sendSoon fails with UnsupportedOperationError; asFutureMessage with eagerPartitioning fails with NotATopicError", () =>

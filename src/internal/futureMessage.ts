@@ -47,13 +47,7 @@ export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
   /** The outcome once it is done, built from where the record went if `sentTo` completed it. */
   get outcome(): Exit.Exit<RecordMetadata.RecordMetadata, FutureError> | undefined {
     if (this.#exit === undefined && this.#topic !== undefined) {
-      this.#exit = Exit.succeed(RecordMetadata.make({
-        topic: this.#topic,
-        partition: this.#partition,
-        offset: this.#offset,
-        timestamp: this.#timestamp,
-        timestampType: 0
-      }))
+      this.#exit = Exit.succeed(appendedAt(this.#topic, this.#partition, this.#offset, this.#timestamp))
     }
     return this.#exit
   }
@@ -84,6 +78,19 @@ export class FutureMessageImpl<K, V> implements FutureMessage<K, V> {
     return true
   }
 }
+
+/**
+ * The metadata of a record a broker appended at `offset` (-1 without acks),
+ * its timestamp the producer's (create time).
+ *
+ * @internal
+ */
+export const appendedAt = (
+  topic: string,
+  partition: number,
+  offset: number,
+  timestamp: number
+): RecordMetadata.RecordMetadata => RecordMetadata.make({ topic, partition, offset, timestamp, timestampType: 0 })
 
 /**
  * A new future for a message to send with these options (Faust's

@@ -33,7 +33,7 @@ import {
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { tracingChannel } from "node:diagnostics_channel"
 import { inspect } from "node:util"
-import { quiet, rebuildEvent } from "../helpers.ts"
+import { failureOf, quiet, rebuildEvent } from "../helpers.ts"
 import { memoryTracer } from "../memoryTracer.ts"
 import { committedOffsets, commitWatch, eventually, eventuallyEffect, observeCommits, Tally } from "./delivery.ts"
 import { logEnds, readRawRecords, withAdmin } from "./raw.ts"
@@ -42,9 +42,6 @@ import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.t
 const utf8 = new TextEncoder()
 const text = new TextDecoder()
 const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => from + i)
-const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
-
 // ---------------------------------------------------------------------------------------------
 // What a received event must look like
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * what the broker stored (read back with kcat, independently of the library).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Equal, Exit, Fiber, HashSet, Schema } from "effect"
+import { Effect, Equal, Exit, Fiber, HashSet, Schema } from "effect"
 import {
   ChannelClosedError,
   CodecError,
@@ -17,6 +17,7 @@ import {
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { TestClock } from "effect/testing"
 import { execFile } from "node:child_process"
+import { assertSameMetadata, failureOf, handWritten } from "../helpers.ts"
 import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
 const Value = Schema.Struct({ id: Schema.Number, pad: Schema.optional(Schema.String) })
@@ -77,19 +78,17 @@ const assertMatches = (metadata: RecordMetadata.RecordMetadata, stored: Stored |
   )
 }
 
-/** The same metadata, however it is compared or serialized. */
-const assertSameMetadata = (a: RecordMetadata.RecordMetadata, b: RecordMetadata.RecordMetadata, label: string) => {
-  assert.isTrue(Equal.equals(a, b), `${label}: Equal.equals`)
-  assert.deepStrictEqual(a, b, `${label}: deepStrictEqual`)
-  assert.strictEqual(JSON.stringify(a), JSON.stringify(b), `${label}: JSON`)
-}
+/** Metadata no broker gave: what a user's own `succeed` completes a future with. */
+const fakeMetadata = RecordMetadata.make({
+  topic: "fake",
+  partition: 99,
+  offset: 12345,
+  timestamp: 1,
+  timestampType: 1
+})
 
 const makeTopic = (name: string, partitions: number, extra?: { acks?: boolean; config?: Record<string, string> }) =>
   Topic.make({ topics: [name], key: Schema.String, value: Value, partitions, ...extra })
-
-/** The failure of an exit (its typed error), or undefined. */
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
-  Exit.isFailure(exit) ? (Exit.findErrorOption(exit) as any)?.value : undefined
 
 describe.skipIf(!brokerAvailable)("hostile: futures of sendSoon / publishMessage on Kafka", () => {
   it.live(
@@ -404,13 +403,7 @@ describe.skipIf(!brokerAvailable)("hostile: futures of sendSoon / publishMessage
         const name = unique("hf-user-before")
         const topic = yield* makeTopic(name, 1)
         yield* topic.maybeDeclare
-        const fake = RecordMetadata.make({
-          topic: "fake",
-          partition: 99,
-          offset: 12345,
-          timestamp: 1,
-          timestampType: 1
-        })
+        const fake = fakeMetadata
         const userError = new PublishInterruptedError({ channel: "user" })
         const a = yield* topic.sendSoon({ key: "a", value: { id: 1 } })
         const b = yield* topic.sendSoon({ key: "b", value: { id: 2 } })
@@ -442,13 +435,7 @@ describe.skipIf(!brokerAvailable)("hostile: futures of sendSoon / publishMessage
         const name = unique("hf-user-after")
         const topic = yield* makeTopic(name, 2)
         yield* topic.maybeDeclare
-        const fake = RecordMetadata.make({
-          topic: "fake",
-          partition: 99,
-          offset: 12345,
-          timestamp: 1,
-          timestampType: 1
-        })
+        const fake = fakeMetadata
         const futures: Array<FutureMessage.FutureMessage<string, { id: number; pad?: string }>> = []
         for (let i = 0; i < 6; i++) futures.push(yield* topic.sendSoon({ key: `k${i}`, value: { id: i } }))
         // future 5 has an awaiter from before the answer
@@ -744,40 +731,16 @@ describe.skipIf(!brokerAvailable)("hostile: futures of sendSoon / publishMessage
         const r3 = yield* topic.publishMessage(f3)
         assert.strictEqual(r3.partition, 2)
         // 4. a FutureMessage the library did not make
-        const typeId = (() => {
-          for (let proto: any = f1; proto !== null; proto = Object.getPrototypeOf(proto)) {
-            const key = [...Object.getOwnPropertyNames(proto), ...Object.getOwnPropertySymbols(proto)].find((k) =>
-              String(k).includes("FutureMessage")
-            )
-            if (key !== undefined) return key
-          }
-          return undefined
-        })()
-        assert.isDefined(typeId, "the FutureMessage type id")
-        const deferred = yield* Deferred.make<RecordMetadata.RecordMetadata, FutureMessage.FutureError>()
-        const handCalls = { succeed: 0, fail: 0 }
-        const hand = {
-          [typeId as any]: (f1 as any)[typeId as any],
-          message: FutureMessage.PendingMessage.make<string, { id: number }>({
+        const { calls: handCalls, future: hand } = yield* handWritten(
+          f1,
+          FutureMessage.PendingMessage.make<string, { id: number }>({
             channel: { label: "hand-written" },
             key: null,
             value: { id: 4 },
             timestamp: 1_600_000_000_004,
             callback: callback("f4")
-          }),
-          await: Deferred.await(deferred),
-          get isDone() {
-            return Deferred.isDoneUnsafe(deferred)
-          },
-          succeed: (metadata: RecordMetadata.RecordMetadata) => {
-            handCalls.succeed++
-            return Deferred.succeed(deferred, metadata)
-          },
-          fail: (error: FutureMessage.FutureError) => {
-            handCalls.fail++
-            return Deferred.fail(deferred, error)
-          }
-        } as unknown as FutureMessage.FutureMessage<string, { id: number }>
+          })
+        )
         assert.isTrue(FutureMessage.isFutureMessage(hand))
         const r4 = yield* topic.publishMessage(hand)
         // 5. publishMessage without waiting

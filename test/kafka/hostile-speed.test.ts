@@ -27,16 +27,13 @@ import {
 } from "effect"
 import { Agent, CodecError, Event, Message } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
-import { quiet } from "../helpers.ts"
+import { failureOf, quiet } from "../helpers.ts"
 import { committedOffsets, observeCommits } from "./delivery.ts"
 import { readRawRecords as readRaw } from "./raw.ts"
 import { bootstrapServers, brokerAvailable, eventually, eventuallyEffect, kafkaLayer, unique } from "./setup.ts"
 
 const utf8 = new TextEncoder()
 const text = new TextDecoder()
-
-const failureOf = (exit: Exit.Exit<unknown, unknown>): unknown =>
-  Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
 
 const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => from + i)
 

@@ -11,8 +11,9 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
+import { appendedAt } from "../../internal/futureMessage.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
-import * as RecordMetadata from "../../RecordMetadata.ts"
+import type * as RecordMetadata from "../../RecordMetadata.ts"
 import { type ProducerRecord, type Settings } from "../Kafka.ts"
 import { KafkaError } from "../KafkaError.ts"
 import type { Outcome, Publish, PublishAll, PublishUnsafe } from "./capabilities.ts"
@@ -292,13 +293,7 @@ const timestampOf = (timestamp: number): bigint => {
 
 /** The metadata of a record appended at `offset` (-1 without acks). */
 export const metadataOf = (record: ProducerRecord, offset: number): RecordMetadata.RecordMetadata =>
-  RecordMetadata.make({
-    topic: record.topic,
-    partition: record.partition,
-    offset,
-    timestamp: record.timestamp,
-    timestampType: 0
-  })
+  appendedAt(record.topic, record.partition, offset, record.timestamp)
 
 const toBuffer = (bytes: Uint8Array | string): Buffer =>
   typeof bytes === "string"
