@@ -219,12 +219,16 @@ describe.skipIf(!enabled)("Kafka delivery on a three-node cluster", () => {
         const [resumed] = yield* Effect.timed(
           eventually(() => load.tally.received >= killedAt + 5_000, 120_000, "5000 more received without the node")
         )
+        // Down for longer than the client's retries (40 × 500 ms): a fetch it keeps sending to the
+        // dead node gives up, and the consumer must read on without restarting the agent.
+        yield* Effect.sleep(Duration.max(Duration.zero, Duration.subtract(Duration.seconds(25), resumed)))
         const [back] = yield* Effect.timed(script("up.sh", "--node", String(node)))
         const counts = yield* finish(load, "(c1) partition leader killed with SIGKILL mid-stream, brought back")
         console.log(
           `[delivery] (c1) node ${node} (pid ${pid}, leader of partition 0) killed after ${killedAt} received;` +
             ` 5000 more received without it ${Duration.toSeconds(resumed).toFixed(1)} s later;` +
-            ` back (up.sh --node ${node}) after ${Duration.toSeconds(back).toFixed(1)} s`
+            ` back (up.sh --node ${node}) after ${Duration.toSeconds(back).toFixed(1)} s;` +
+            ` client streams replaced: ${warnings.filter((line) => line.includes("with a new stream")).length}`
         )
         assert.strictEqual(counts.sent, 40_000)
         assert.strictEqual(counts.lost, 0)

@@ -5,12 +5,13 @@
  * others run against the real one.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { AuthenticationError, MultipleErrors, NetworkError, ProtocolError, UserError } from "@platformatic/kafka"
 import { Cause, Effect, Exit, Layer, Schema } from "effect"
 import { App } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { spawnSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { explain } from "../../src/kafka/internal/explain.ts"
+import { explain, isTransient } from "../../src/kafka/internal/explain.ts"
 import { brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
 const failure = <A, E>(exit: Exit.Exit<A, E>): unknown =>
@@ -80,6 +81,23 @@ describe("KafkaError says what went wrong", () => {
     })
     assert.isUndefined(explain(hostile))
     assert.isUndefined(explain(Object.create(null)))
+  })
+
+  it("tells a failure the client deems passing (a consumer reads on) from any other", () => {
+    const refused = new NetworkError("Connection to 127.0.0.1:9092 failed.")
+    const staleSession = new ProtocolError("INVALID_FETCH_SESSION_EPOCH")
+    const gaveUp = (...errors: Array<Error>) => new MultipleErrors(`fetch failed ${errors.length} times.`, errors)
+    assert.isTrue(isTransient(refused))
+    assert.isTrue(isTransient(gaveUp(new NetworkError("Connection closed"), refused, staleSession)))
+    assert.isTrue(isTransient(gaveUp(gaveUp(refused), new ProtocolError("NOT_LEADER_OR_FOLLOWER"))))
+    // one error the client would not retry, anywhere in what it gathered
+    assert.isFalse(isTransient(gaveUp(refused, new ProtocolError("TOPIC_AUTHORIZATION_FAILED"))))
+    assert.isFalse(isTransient(gaveUp(refused, new AuthenticationError("SASL authentication failed"))))
+    assert.isFalse(isTransient(new UserError("Failed to deserialize a message.")))
+    // not the client's
+    assert.isFalse(isTransient(Object.assign(new Error("Connection closed"), { code: "PLT_KFK_NETWORK" })))
+    assert.isFalse(isTransient(undefined))
+    assert.isFalse(isTransient(new Proxy(new Error("x"), { get: () => assert.fail("read") })))
   })
 
   it("an example prints one line for it and exits 1, without a stack", () => {

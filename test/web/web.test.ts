@@ -87,7 +87,7 @@ const setup = Effect.gen(function*() {
   const context = yield* Effect.context<never>()
   yield* Effect.acquireRelease(
     Effect.sync(() => {
-      const removeTopic = registerTopic(context, "payments", { acknowledged: 5, committed: 3 })
+      const removeTopic = registerTopic(context, "payments", { acknowledged: 5, committed: 3, streamsReplaced: 1 })
       const removePartition = registerPartition(context, "payments", "payments-v1", 0, {
         committedOffset: () => 3,
         lag: () => 7
@@ -247,7 +247,7 @@ describe("Web", () => {
       const web = yield* Web.Server
       const context = yield* Effect.context<never>()
       yield* Effect.acquireRelease(
-        Effect.sync(() => registerTopic(context, "unassigned", { acknowledged: 0, committed: 0 })),
+        Effect.sync(() => registerTopic(context, "unassigned", { acknowledged: 0, committed: 0, streamsReplaced: 0 })),
         (remove) => Effect.sync(remove)
       )
       const reply = yield* request(`${web.url}/ready`)

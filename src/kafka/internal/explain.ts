@@ -8,6 +8,8 @@
  * the connection only. `undefined` when it recognises nothing.
  */
 
+import { findErrorBy, GenericError } from "@platformatic/kafka"
+
 /** The brokers a client error came from, noted where it is caught (the client's messages rarely name them). */
 const brokersOf = new WeakMap<object, ReadonlyArray<string>>()
 
@@ -185,4 +187,20 @@ export const explain = (cause: unknown): string | undefined => {
     return `${who} closed the connection: is it a Kafka broker, and does it require TLS or SASL (the Kafka settings tls and sasl)?`
   }
   return undefined
+}
+
+/**
+ * Whether the client gave up on an error it treats as passing: it is the
+ * client's own, and nothing it gathered (a request's errors over its
+ * retries: brokers out of reach, a leader that moved, a fetch session the
+ * broker forgot) is marked as not worth retrying. A new attempt can succeed
+ * where the client's retries, pinned to one broker, did not.
+ */
+export const isTransient = (cause: unknown): boolean => {
+  try {
+    return cause instanceof Error && GenericError.isGenericError(cause) &&
+      findErrorBy(cause, "canRetry", false) === null
+  } catch {
+    return false
+  }
 }

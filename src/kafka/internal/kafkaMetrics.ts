@@ -14,6 +14,10 @@ export const acknowledged = Metric.counter("effect_faust_acknowledged_total", {
 export const committed = Metric.counter("effect_faust_committed_total", {
   description: "Offsets a topic's consumer committed: how far the committed offsets of its partitions moved"
 })
+export const streamsReplaced = Metric.counter("effect_faust_consumer_streams_replaced_total", {
+  description:
+    "Client streams a topic's consumer replaced because they failed on brokers they could not reach (a partition leader down)"
+})
 export const committedOffset = Metric.gauge("effect_faust_committed_offset", {
   description: "The offset this member last committed on an assigned partition (-1: none yet)"
 })
@@ -25,9 +29,10 @@ export const consumerLag = Metric.gauge("effect_faust_consumer_lag", {
 export interface Stats {
   acknowledged: number
   committed: number
+  streamsReplaced: number
 }
 
-export const makeStats = (): Stats => ({ acknowledged: 0, committed: 0 })
+export const makeStats = (): Stats => ({ acknowledged: 0, committed: 0, streamsReplaced: 0 })
 
 /** Registers the topic-wide series; returns a function removing them. */
 export const registerTopic = (context: Context.Context<never>, label: string, stats: Stats): () => void => {
@@ -38,7 +43,12 @@ export const registerTopic = (context: Context.Context<never>, label: string, st
       context,
       counterHooks(() => stats.acknowledged)
     ),
-    Metric.registerUnsafe(Metric.withAttributes(committed, channel), context, counterHooks(() => stats.committed))
+    Metric.registerUnsafe(Metric.withAttributes(committed, channel), context, counterHooks(() => stats.committed)),
+    Metric.registerUnsafe(
+      Metric.withAttributes(streamsReplaced, channel),
+      context,
+      counterHooks(() => stats.streamsReplaced)
+    )
   ]
   return () => registrations.forEach((registration) => registration.remove())
 }

@@ -1,4 +1,4 @@
-import { type Message as KafkaMessage } from "@platformatic/kafka"
+import { type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 import { type DecodeError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
@@ -17,22 +17,72 @@ import { partitionKey } from "../../internal/partitionKey.ts"
 import type * as Message from "../../Message.ts"
 import { makeTopicEvent, PartitionTracker, receivedTopicEvent, type Tracked } from "./acknowledgement.ts"
 import { decodeFailed, deliver, deliverRun } from "./delivery.ts"
+import { explain, isTransient } from "./explain.ts"
 import { generationOf, readerOf, toMessage } from "./received.ts"
 import type { Generation, Session, SessionFailure } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
+
+type ClientStream = MessagesStream<Buffer, Buffer, Buffer, Buffer>
+
+/** Where a stream starts reading a partition. */
+export interface StreamPosition {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+}
+
+/** Opens a client stream of the session's topics (from the committed offsets, or the positions given) and closes one. */
+export interface StreamSource {
+  readonly open: (from?: ReadonlyArray<StreamPosition>) => Effect.Effect<ClientStream, KafkaError>
+  readonly close: (stream: ClientStream) => Effect.Effect<void>
+}
+
+/**
+ * Where a replacement of `failed` starts, so that it reads on exactly where
+ * the pump is: after the last record delivered of a partition, or where
+ * `failed` started a partition it delivered nothing of (its resolved start:
+ * the committed offset, or the `autoOffsetReset` end at the time, which the
+ * committed offsets alone would not give again under `"latest"`).
+ * `undefined` when `failed` never resolved where to start: the committed
+ * offsets are then what it would have read from.
+ */
+export const resumeAt = (
+  generation: Generation,
+  failed: ClientStream
+): ReadonlyArray<StreamPosition> | undefined => {
+  const started = failed.offsetsCommitted
+  const positions: Array<StreamPosition> = []
+  for (const { partition, topic } of generation.assignment) {
+    const key = partitionKey(topic, partition)
+    const tracker = generation.partitions.get(key)
+    const offset = tracker !== undefined ? tracker.lastOffset + 1n : started.get(key)
+    if (offset === undefined) return undefined
+    positions.push({ topic, partition, offset })
+  }
+  return positions
+}
 
 /**
  * Reads one generation's stream into the topic. Messages of another group
  * generation (the client tags each with the generation current when its
  * fetch answered), of a partition not assigned, or fetched twice, are
- * dropped. A stream that fails, or ends without this member closing it,
- * fails the session.
+ * dropped.
+ *
+ * A stream that fails on errors the client deems passing (it gives up on a
+ * fetch pinned to a partition's old leader after its retries, while the
+ * partition has a new leader) is replaced by a new one in the same
+ * group generation: it reads on from where the pump is (see `resumeAt`), so
+ * nothing is skipped or delivered again and the subscribers see no failure. A
+ * replacement that fails before it delivered anything, any other stream
+ * failure, or a stream that ends without this member closing it, fails the
+ * session.
  */
 export const pump = (
   topic: TopicImpl<any, any, any>,
   session: Session,
   generation: Generation,
-  fail: (error: SessionFailure) => void
+  fail: (error: SessionFailure) => void,
+  streams: StreamSource
 ): Effect.Effect<void> => {
   const label = session.names.join(", ")
   // The tracker of the last message's partition: a fetched batch is mostly one partition's run.
@@ -69,7 +119,9 @@ export const pump = (
       onFailure: (error) => Effect.andThen(Effect.sync(() => fail(error)), Effect.never),
       onSuccess: next
     })
-  const reader = readerOf(generation.stream)
+  let reader = readerOf(generation.stream)
+  // Set when a failed stream is replaced, cleared by the replacement's first batch.
+  let replacing = false
   const createEvent = topic.eventFactory
   const channelSettings = topic.channelSettings
   const spans = channelSettings.spans
@@ -127,12 +179,39 @@ export const pump = (
     return waiting === undefined ? loop : Effect.andThen(waiting, loop)
   }
   const loop: Effect.Effect<void, unknown> = Effect.flatMap(
-    reader.next,
-    (batch) => batch === undefined ? Effect.void : handleFrom(batch, 0)
+    Effect.suspend(() => reader.next),
+    (batch) => {
+      if (batch === undefined) return Effect.void
+      replacing = false
+      return handleFrom(batch, 0)
+    }
   )
-  return loop.pipe(
-    Effect.mapError((cause) => new KafkaError({ operation: "consume", topic: label, cause })),
-    Effect.ensuring(Effect.sync(reader.done)),
+  const replace = (cause: unknown): Effect.Effect<void, unknown> =>
+    replacing || generation.revoked || session.current !== generation || !isTransient(cause)
+      ? Effect.fail(cause)
+      : Effect.gen(function*() {
+        replacing = true
+        yield* Effect.logWarning(
+          `Kafka consume on ${label}: the client's stream failed (${
+            explain(cause) ?? String(cause)
+          }); reading on with a new stream from where this member is`
+        )
+        reader.done()
+        const failed = generation.stream
+        // Not interrupted between opening and keeping it: the session's topics stay subscribed, so
+        // this opens without a join.
+        generation.stream = yield* Effect.uninterruptible(streams.open(resumeAt(generation, failed)))
+        reader = readerOf(generation.stream)
+        yield* streams.close(failed)
+        topic.root.kafkaStats.streamsReplaced++
+        return yield* reading
+      })
+  const reading: Effect.Effect<void, unknown> = Effect.catch(loop, replace)
+  return reading.pipe(
+    Effect.mapError((cause) =>
+      cause instanceof KafkaError ? cause : new KafkaError({ operation: "consume", topic: label, cause })
+    ),
+    Effect.ensuring(Effect.sync(() => reader.done())),
     Effect.andThen(Effect.sync(() => {
       if (session.current === generation) {
         fail(new KafkaError({ operation: "consume", topic: label, cause: new Error("the consumer's stream ended") }))

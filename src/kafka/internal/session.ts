@@ -22,7 +22,7 @@ import * as sendGuard from "./sendGuard.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
 import { type CommitOffset, PartitionTracker } from "./acknowledgement.ts"
 import { readOffsets, syncPartitionMetrics } from "./consumerMetrics.ts"
-import { pump } from "./pump.ts"
+import { pump, type StreamPosition } from "./pump.ts"
 import { failSubscribers } from "./subscribers.ts"
 import type { TopicImpl } from "./topic.ts"
 
@@ -48,13 +48,14 @@ export interface Session {
 /**
  * One generation of the consumer group as this member sees it: the
  * partitions assigned, the client stream fetching them (opened after the
- * join, so it starts from the committed offsets), and delivery tracking.
+ * join, so it starts from the committed offsets; replaced when it fails on
+ * an error the client deems passing), and delivery tracking.
  */
 export class Generation {
   readonly id: number
   readonly assignment: HashSet.HashSet<Message.TopicPartition>
   readonly assigned: Set<string>
-  readonly stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
+  stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
   readonly partitions = new Map<string, PartitionTracker>()
   /** Set when a rebalance starts or the session ends: nothing more is delivered, late acknowledgements do not count. */
   revoked = false
@@ -156,6 +157,10 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
       ),
       (consumer) => Effect.promise(() => consumer.close(true).catch(() => undefined))
     )
+    // The session keeps its topics subscribed itself, so that a stream that
+    // closes (a failed one being replaced) never leaves the client with no
+    // topics, which would make the next stream rejoin the group.
+    consumer.topics.trackAll(...names)
     // The session fails (its subscribers get the error, the next subscriber
     // starts a new session) when the client gives up on the group, a stream
     // fails, or a sendSoon record is refused.
@@ -189,18 +194,20 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     )
 
     const streams = new Set<MessagesStream<Buffer, Buffer, Buffer, Buffer>>()
-    const openStream = Effect.tryPromise({
-      try: () =>
-        consumer.consume({
-          topics: [...names],
-          mode: "committed",
-          fallbackMode: settings.autoOffsetReset,
-          autocommit: false,
-          maxWaitTime: settings.maxWaitTime
-        }),
-      catch: (cause) =>
-        new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
-    }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
+    /** A stream from the committed offsets, or from the positions given (a failed stream's replacement). */
+    const openStream = (from?: ReadonlyArray<StreamPosition>) =>
+      Effect.tryPromise({
+        try: () =>
+          consumer.consume({
+            topics: [...names],
+            ...(from === undefined ? { mode: "committed" } : { mode: "manual", offsets: [...from] }),
+            fallbackMode: settings.autoOffsetReset,
+            autocommit: false,
+            maxWaitTime: settings.maxWaitTime
+          }),
+        catch: (cause) =>
+          new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
+      }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
     const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
       Effect.promise(() => {
         streams.delete(stream)
@@ -305,12 +312,15 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           if (previous.pump !== undefined) yield* Fiber.interrupt(previous.pump)
           yield* closeStream(previous.stream)
         }
-        generation.pump = yield* Effect.forkIn(pump(topic, session, generation, fail), scope)
+        generation.pump = yield* Effect.forkIn(
+          pump(topic, session, generation, fail, { open: openStream, close: closeStream }),
+          scope
+        )
         syncPartitionMetrics(topic, session)
       })
 
     // The first stream joins the group (its join event has run when it is returned).
-    yield* install(yield* openStream, session.joined)
+    yield* install(yield* openStream(), session.joined)
 
     /**
      * After each join: commit what the revoked generation acknowledged, then
@@ -324,7 +334,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         const current = session.current
         if (target === undefined || (current !== undefined && !current.revoked && current.id === target.id)) return
         yield* commit("everything")
-        yield* install(yield* openStream, target)
+        yield* install(yield* openStream(), target)
       })).pipe(Effect.catch((error) => Effect.sync(() => fail(error)))),
       scope
     )
