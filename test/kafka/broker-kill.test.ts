@@ -6,8 +6,8 @@
  * other Kafka test sees the broker go down.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Schedule, Schema, Stream } from "effect"
-import { Topic } from "effect-faust/kafka"
+import { Cause, Duration, Effect, Exit, Fiber, Logger, Schedule, Schema, Stream } from "effect"
+import { KafkaError, Topic } from "effect-faust/kafka"
 import { execFile } from "node:child_process"
 import { existsSync, readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
@@ -111,5 +111,45 @@ describe.skipIf(!killable)("Kafka delivery when the broker dies", () => {
         Effect.ensuring(Effect.ignore(kafkaUp))
       ),
     420_000
+  )
+
+  it.live(
+    "(a′) the broker stays down: the consumer replaces its failed client stream once, then the stream fails with KafkaError (no endless replacing, no hang)",
+    () =>
+      Effect.gen(function*() {
+        const name = unique("down")
+        const replaced: Array<string> = []
+        const keepReplacements = Logger.layer([Logger.make((options) => {
+          const message = String(options.message)
+          if (message.includes("with a new stream")) replaced.push(message)
+        })])
+        const layer = kafkaLayer({ requestTimeout: "2 seconds", retries: 3, retryDelay: "200 millis" })
+        let received = 0
+        const consuming = yield* Effect.gen(function*() {
+          const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 3 })
+          yield* topic.sendAll(Array.from({ length: 300 }, (_, i) => i))
+          yield* topic.events().pipe(Stream.runForEach(() => Effect.sync(() => received++)))
+        }).pipe(Effect.provide(layer), Effect.provide(keepReplacements), Effect.forkChild)
+        yield* eventually(() => received === 300, 60_000, "300 received before the kill")
+        yield* killBroker
+        const [took, exit] = yield* Effect.timed(
+          Fiber.await(consuming).pipe(Effect.timeout("150 seconds"), Effect.ensuring(Effect.ignore(kafkaUp)))
+        )
+        console.log(
+          `[delivery] (a′) broker down: the stream failed ${
+            Duration.toSeconds(took).toFixed(1)
+          } s after the kill, after ${replaced.length} replacement(s)`
+        )
+        assert.isTrue(Exit.isFailure(exit), "the stream fails")
+        const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+        assert.instanceOf(error, KafkaError)
+        assert.strictEqual((error as KafkaError).operation, "consume")
+        assert.include((error as KafkaError).message, "127.0.0.1:9092")
+        assert.strictEqual(replaced.length, 1)
+      }).pipe(
+        Effect.provide(quiet),
+        Effect.ensuring(Effect.ignore(kafkaUp))
+      ),
+    300_000
   )
 })
