@@ -155,7 +155,8 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           metadataMaxAge: CONSUMER_METADATA_MAX_AGE
         })
       ),
-      (consumer) => Effect.promise(() => consumer.close(true).catch(() => undefined))
+      (consumer) =>
+        closingAtMost(settings.requestTimeout, Effect.promise(() => consumer.close(true).catch(() => undefined)))
     )
     // The session keeps its topics subscribed itself, so that a stream that
     // closes (a failed one being replaced) never leaves the client with no
@@ -209,10 +210,13 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
       }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
     const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
-      Effect.promise(() => {
-        streams.delete(stream)
-        return stream.close().catch(() => undefined)
-      })
+      closingAtMost(
+        settings.requestTimeout,
+        Effect.promise(() => {
+          streams.delete(stream)
+          return stream.close().catch(() => undefined)
+        })
+      )
     // Runs after the session's own finalizer, before the consumer closes.
     yield* Effect.addFinalizer(() => Effect.forEach(Array.from(streams), closeStream, { discard: true }))
 
@@ -379,7 +383,13 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         if (current?.pump !== undefined) yield* Fiber.interrupt(current.pump)
         revoke(topic, session)
         session.joined = undefined
-        yield* commit("everything")
+        yield* commit("everything").pipe(Effect.timeoutOrElse({
+          duration: settings.requestTimeout,
+          orElse: () =>
+            Effect.logWarning(
+              `Kafka consume on ${label}: the closing commit got no answer within requestTimeout; what was handled since the last commit will be read again`
+            )
+        }))
         if (topic.root.session === session) topic.root.session = undefined
         syncPartitionMetrics(topic, session)
       })
@@ -388,6 +398,16 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     syncPartitionMetrics(topic, session)
     return session
   })
+
+/**
+ * Closing a session never waits on a broker that does not answer longer
+ * than `millis` per step: the client may retry a dead broker for minutes
+ * (its retries nest), and whoever interrupts a consumer must not be held
+ * that long. What the client still does after that is its own; it ends
+ * with its retries.
+ */
+const closingAtMost = (millis: number, close: Effect.Effect<void>): Effect.Effect<void> =>
+  Effect.timeoutOrElse(close, { duration: millis, orElse: () => Effect.void })
 
 /**
  * Revokes the current generation: nothing more of it is delivered, and what
