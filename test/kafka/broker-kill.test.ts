@@ -8,42 +8,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, Logger, Schedule, Schema, Stream } from "effect"
 import { KafkaError, Topic } from "effect-faust/kafka"
-import { execFile } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
-import { fileURLToPath } from "node:url"
 import { quiet } from "../helpers.ts"
+import { kafkaUp, killable, killBroker } from "./brokerControl.ts"
 import { eventually, Tally } from "./delivery.ts"
-import { reachable } from "./reachable.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const pidFile = `${process.env.KAFKA_DIR ?? `${root}.kafka`}/kafka.pid`
-/** Only the broker our scripts started (its pid file, its listener) can be killed and started again. */
-const killable = brokerAvailable && bootstrapServers === "127.0.0.1:9092" && existsSync(pidFile)
-
-/** `npm run kafka:up`: starts the broker unless it runs (idempotent), and waits until it answers metadata requests. */
-const kafkaUp = Effect.callback<void, Error>((resume) => {
-  execFile(
-    "bash",
-    [`${root}scripts/kafka/up.sh`],
-    { cwd: root, timeout: 180_000 },
-    (error, _stdout, stderr) =>
-      resume(error ? Effect.fail(new Error(`kafka:up failed: ${stderr || error.message}`)) : Effect.void)
-  )
-})
-
-/** SIGKILL to the broker, then waits until its port is closed. */
-const killBroker = Effect.gen(function*() {
-  const pid = Number(readFileSync(pidFile, "utf8").trim())
-  process.kill(pid, "SIGKILL")
-  yield* Effect.suspend(function loop(): Effect.Effect<void> {
-    return Effect.flatMap(
-      Effect.promise(() => reachable(bootstrapServers)),
-      (up) => up ? Effect.andThen(Effect.sleep("100 millis"), loop) : Effect.void
-    )
-  }).pipe(Effect.timeout("30 seconds"))
-  return pid
-})
+import { kafkaLayer, unique } from "./setup.ts"
 
 describe.skipIf(!killable)("Kafka delivery when the broker dies", () => {
   it.live(

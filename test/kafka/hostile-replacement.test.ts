@@ -12,17 +12,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Duration, Effect, Exit, Fiber, Layer, Logger, Metric, Schedule, Schema, Stream } from "effect"
 import type { Event } from "effect-faust"
 import { KafkaError, Topic } from "effect-faust/kafka"
-import { execFile } from "node:child_process"
-import { existsSync, readFileSync } from "node:fs"
-import { fileURLToPath } from "node:url"
+import { brokerPid, kafkaUp, killable, killBroker as kill } from "./brokerControl.ts"
 import { eventually } from "./delivery.ts"
-import { reachable } from "./reachable.ts"
-import { bootstrapServers, brokerAvailable, kafkaLayer, unique } from "./setup.ts"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const pidFile = `${process.env.KAFKA_DIR ?? `${root}.kafka`}/kafka.pid`
-/** Only the broker our scripts started can be killed and started again. */
-const killable = brokerAvailable && bootstrapServers === "127.0.0.1:9092" && existsSync(pidFile)
+import { kafkaLayer, unique } from "./setup.ts"
 
 const started = Date.now()
 const stamp = (what: string) => {
@@ -30,29 +22,8 @@ const stamp = (what: string) => {
   console.log(line)
 }
 
-/** `npm run kafka:up`: starts the broker unless it runs, and waits until it answers. */
-const kafkaUp = Effect.callback<void, Error>((resume) => {
-  execFile(
-    "bash",
-    [`${root}scripts/kafka/up.sh`],
-    { cwd: root, timeout: 180_000 },
-    (error, _stdout, stderr) =>
-      resume(error ? Effect.fail(new Error(`kafka:up failed: ${stderr || error.message}`)) : Effect.void)
-  )
-})
-
 /** SIGKILL to the broker, then waits until its port is closed. */
-const killBroker = Effect.gen(function*() {
-  const pid = Number(readFileSync(pidFile, "utf8").trim())
-  process.kill(pid, "SIGKILL")
-  yield* Effect.suspend(function loop(): Effect.Effect<void> {
-    return Effect.flatMap(
-      Effect.promise(() => reachable(bootstrapServers)),
-      (up) => up ? Effect.andThen(Effect.sleep("100 millis"), loop) : Effect.void
-    )
-  }).pipe(Effect.timeout("30 seconds"))
-  stamp(`broker ${pid} killed`)
-})
+const killBroker = Effect.tap(kill, (pid) => Effect.sync(() => stamp(`broker ${pid} killed`)))
 
 /** The consumer's warnings, kept: "reading on with a new stream" marks a replacement. */
 const makeLog = () => {
@@ -80,8 +51,7 @@ const patient = { requestTimeout: "2 seconds", retries: 3, retryDelay: "200 mill
 /** Retries that keep a client stream on a dead broker for minutes (they nest: metadata inside fetch). */
 const stubborn = { requestTimeout: "2 seconds", retries: 20, retryDelay: "1 second" } as const
 
-/** The broker's pid, frozen with SIGSTOP (its port still accepts connections, nothing answers) until SIGCONT. */
-const brokerPid = () => Number(readFileSync(pidFile, "utf8").trim())
+/** The broker, frozen with SIGSTOP (its port still accepts connections, nothing answers) until SIGCONT. */
 const freeze = Effect.sync(() => {
   const pid = brokerPid()
   process.kill(pid, "SIGSTOP")
