@@ -198,9 +198,7 @@ export const pump = (
         )
         reader.done()
         const failed = generation.stream
-        // Not interrupted between opening and keeping it: the session's topics stay subscribed, so
-        // this opens without a join.
-        generation.stream = yield* Effect.uninterruptible(streams.open(resumeAt(generation, failed)))
+        generation.stream = yield* streams.open(resumeAt(generation, failed))
         reader = readerOf(generation.stream)
         yield* streams.close(failed)
         topic.root.kafkaStats.streamsReplaced++

@@ -195,20 +195,42 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     )
 
     const streams = new Set<MessagesStream<Buffer, Buffer, Buffer, Buffer>>()
-    /** A stream from the committed offsets, or from the positions given (a failed stream's replacement). */
+    /**
+     * A stream from the committed offsets, or from the positions given (a
+     * failed stream's replacement). Interruptible: a stream the client hands
+     * over after its opener was interrupted is closed, not left fetching.
+     */
     const openStream = (from?: ReadonlyArray<StreamPosition>) =>
-      Effect.tryPromise({
-        try: () =>
-          consumer.consume({
-            topics: [...names],
-            ...(from === undefined ? { mode: "committed" } : { mode: "manual", offsets: [...from] }),
-            fallbackMode: settings.autoOffsetReset,
-            autocommit: false,
-            maxWaitTime: settings.maxWaitTime
-          }),
-        catch: (cause) =>
-          new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
-      }).pipe(Effect.tap((stream) => Effect.sync(() => streams.add(stream))))
+      Effect.callback<MessagesStream<Buffer, Buffer, Buffer, Buffer>, KafkaError>((resume) => {
+        let abandoned = false
+        consumer.consume({
+          topics: [...names],
+          ...(from === undefined ? { mode: "committed" } : { mode: "manual", offsets: [...from] }),
+          fallbackMode: settings.autoOffsetReset,
+          autocommit: false,
+          maxWaitTime: settings.maxWaitTime
+        }).then(
+          (stream) => {
+            if (abandoned) {
+              stream.close().catch(() => undefined)
+            } else {
+              streams.add(stream)
+              resume(Effect.succeed(stream))
+            }
+          },
+          (cause) =>
+            resume(Effect.fail(
+              new KafkaError({
+                operation: "consume",
+                topic: label,
+                cause: fromBrokers(cause, settings.bootstrapServers)
+              })
+            ))
+        )
+        return Effect.sync(() => {
+          abandoned = true
+        })
+      })
     const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
       closingAtMost(
         settings.requestTimeout,
