@@ -14,8 +14,11 @@ import * as sendGuard from "../../src/kafka/internal/sendGuard.ts"
 import { Generation } from "../../src/kafka/internal/session.ts"
 
 /** A failed client stream: only where it resolved each partition's start is read. */
-const failedStream = (started: Record<string, bigint>) =>
-  ({ offsetsCommitted: new Map(Object.entries(started)) }) as unknown as MessagesStream<Buffer, Buffer, Buffer, Buffer>
+const failedStream = (started: Record<string, bigint>, fetching: Record<string, bigint> = {}) =>
+  ({
+    offsetsCommitted: new Map(Object.entries(started)),
+    offsetsToFetch: new Map(Object.entries(fetching))
+  }) as unknown as MessagesStream<Buffer, Buffer, Buffer, Buffer>
 
 const generationOf = (partitions: ReadonlyArray<number>, delivered: Record<number, ReadonlyArray<bigint>>) => {
   const generation = new Generation(
@@ -49,6 +52,14 @@ describe("a replacement stream reads on where the failed one was", () => {
   it("a partition the failed stream never resolved leaves it to the committed offsets, for every partition", () => {
     const generation = generationOf([0, 1], { 0: [3n] })
     assert.isUndefined(resumeAt(generation, failedStream({ "orders:0": 3n })))
+  })
+
+  it("a start the client forgot (it clears them on a rejoin) is taken from where it was fetching", () => {
+    const generation = generationOf([0, 1], { 0: [3n] })
+    assert.deepStrictEqual(
+      byPartition(resumeAt(generation, failedStream({ "orders:0": 3n }, { "orders:0": 9n, "orders:1": 17n }))),
+      { "orders:0": 4n, "orders:1": 17n }
+    )
   })
 
   it("only the assigned partitions: none assigned, no positions", () => {

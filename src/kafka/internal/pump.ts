@@ -51,11 +51,13 @@ export const resumeAt = (
   failed: ClientStream
 ): ReadonlyArray<StreamPosition> | undefined => {
   const started = failed.offsetsCommitted
+  // The client clears `offsetsCommitted` when the group rejoins; where it was fetching stays.
+  const fetching = failed.offsetsToFetch
   const positions: Array<StreamPosition> = []
   for (const { partition, topic } of generation.assignment) {
     const key = partitionKey(topic, partition)
     const tracker = generation.partitions.get(key)
-    const offset = tracker !== undefined ? tracker.lastOffset + 1n : started.get(key)
+    const offset = tracker !== undefined ? tracker.lastOffset + 1n : started.get(key) ?? fetching.get(key)
     if (offset === undefined) return undefined
     positions.push({ topic, partition, offset })
   }
