@@ -7,9 +7,10 @@ import { assert, describe, it } from "@effect/vitest"
 import type { MessagesStream } from "@platformatic/kafka"
 import { HashSet } from "effect"
 import { Message } from "effect-faust"
+import { EventEmitter } from "node:events"
 import { PartitionTracker } from "../../src/kafka/internal/acknowledgement.ts"
 import { makeStats } from "../../src/kafka/internal/kafkaMetrics.ts"
-import { resumeAt } from "../../src/kafka/internal/pump.ts"
+import { resumeAt, watchStarts } from "../../src/kafka/internal/pump.ts"
 import * as sendGuard from "../../src/kafka/internal/sendGuard.ts"
 import { Generation } from "../../src/kafka/internal/session.ts"
 
@@ -60,6 +61,29 @@ describe("a replacement stream reads on where the failed one was", () => {
       byPartition(resumeAt(generation, failedStream({ "orders:0": 3n }, { "orders:0": 9n, "orders:1": 17n }))),
       { "orders:0": 4n, "orders:1": 17n }
     )
+  })
+
+  it("a start the client resolved is kept once it clears it, not taken from past records it fetched and nobody read", () => {
+    // A client stream as `watchStarts` sees it: it announces each resolution of the starts ("offsets").
+    const stream = Object.assign(new EventEmitter(), {
+      offsetsCommitted: new Map<string, bigint>(),
+      offsetsToFetch: new Map<string, bigint>()
+    })
+    const client = stream as unknown as MessagesStream<Buffer, Buffer, Buffer, Buffer>
+    watchStarts(client)
+    // It resolves 0 → 5 (committed) and 1 → 42 (the log end, under "latest"), and announces them.
+    stream.offsetsCommitted.set("orders:0", 5n).set("orders:1", 42n)
+    stream.offsetsToFetch.set("orders:0", 5n).set("orders:1", 42n)
+    stream.emit("offsets")
+    // It fetches 42..59 of partition 1 into its buffer, then the group rejoins: it clears the starts.
+    stream.offsetsToFetch.set("orders:1", 60n)
+    stream.offsetsCommitted.clear()
+    const generation = generationOf([0, 1], { 0: [5n, 6n] })
+    assert.deepStrictEqual(byPartition(resumeAt(generation, client)), { "orders:0": 7n, "orders:1": 42n })
+    // A later resolution (after a rejoin, or an offset out of range) replaces the earlier one.
+    stream.offsetsCommitted.set("orders:1", 50n)
+    stream.emit("offsets")
+    assert.deepStrictEqual(byPartition(resumeAt(generation, client)), { "orders:0": 7n, "orders:1": 50n })
   })
 
   it("only the assigned partitions: none assigned, no positions", () => {

@@ -38,26 +38,55 @@ export interface StreamSource {
 }
 
 /**
+ * Where each client stream resolved its partitions' starts. The client
+ * keeps them in `offsetsCommitted` but clears that map on a rejoin, and
+ * where it is fetching (`offsetsToFetch`) is past the records it fetched and
+ * this member has not read yet: neither tells a replacement where to start
+ * once the stream failed.
+ */
+const resolvedStarts = new WeakMap<ClientStream, Map<string, bigint>>()
+
+/**
+ * Keeps where `stream` resolves each partition's start, from now on (see
+ * `resumeAt`): called when the stream is handed over, before its first
+ * fetch is answered. The client announces each resolution ("offsets": the
+ * first, after a rejoin, after an offset out of range) with the starts in
+ * `offsetsCommitted`.
+ */
+export const watchStarts = (stream: ClientStream): void => {
+  const starts = new Map<string, bigint>()
+  const record = () => {
+    for (const [key, offset] of stream.offsetsCommitted) if (typeof offset === "bigint") starts.set(key, offset)
+  }
+  record()
+  resolvedStarts.set(stream, starts)
+  stream.on("offsets", record)
+}
+
+/**
  * Where a replacement of `failed` starts, so that it reads on exactly where
  * the pump is: after the last record delivered of a partition, or where
  * `failed` started a partition it delivered nothing of (its resolved start:
  * the committed offset, or the `autoOffsetReset` end at the time, which the
- * committed offsets alone would not give again under `"latest"`).
- * `undefined` when `failed` never resolved where to start: the committed
- * offsets are then what it would have read from.
+ * committed offsets alone would not give again under `"latest"`; see
+ * `watchStarts`). `undefined` when `failed` never resolved where to start:
+ * the committed offsets are then what it would have read from.
  */
 export const resumeAt = (
   generation: Generation,
   failed: ClientStream
 ): ReadonlyArray<StreamPosition> | undefined => {
+  const watched = resolvedStarts.get(failed)
   const started = failed.offsetsCommitted
-  // The client clears `offsetsCommitted` when the group rejoins; where it was fetching stays.
+  // A stream not watched from its start: where it is fetching is the last resort.
   const fetching = failed.offsetsToFetch
   const positions: Array<StreamPosition> = []
   for (const { partition, topic } of generation.assignment) {
     const key = partitionKey(topic, partition)
     const tracker = generation.partitions.get(key)
-    const offset = tracker !== undefined ? tracker.lastOffset + 1n : started.get(key) ?? fetching.get(key)
+    const offset = tracker !== undefined
+      ? tracker.lastOffset + 1n
+      : watched?.get(key) ?? started.get(key) ?? fetching.get(key)
     if (offset === undefined) return undefined
     positions.push({ topic, partition, offset })
   }

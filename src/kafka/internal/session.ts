@@ -22,7 +22,7 @@ import * as sendGuard from "./sendGuard.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
 import { type CommitOffset, PartitionTracker } from "./acknowledgement.ts"
 import { readOffsets, syncPartitionMetrics } from "./consumerMetrics.ts"
-import { pump, type StreamPosition } from "./pump.ts"
+import { pump, type StreamPosition, watchStarts } from "./pump.ts"
 import { failSubscribers } from "./subscribers.ts"
 import type { TopicImpl } from "./topic.ts"
 
@@ -214,6 +214,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
             if (abandoned) {
               stream.close().catch(() => undefined)
             } else {
+              watchStarts(stream)
               streams.add(stream)
               resume(Effect.succeed(stream))
             }
