@@ -51,6 +51,21 @@ export const readOffsets = (
     )
   })
 
+/**
+ * A partition's lag: records after the committed offset (-1: none, from the
+ * start), up to the log end offset last read (-1: not read yet, no lag
+ * known). The end is read periodically and this member's own commits are
+ * seen at once, so a commit can pass the end last read: the log end is then
+ * at least the committed offset, and the lag is 0, never negative.
+ *
+ * @internal
+ */
+export const lagOf = (end: bigint, committed: bigint): number => {
+  if (end < 0n) return 0
+  const from = committed < 0n ? 0n : committed
+  return end > from ? Number(end - from) : 0
+}
+
 /** The offset committed on a partition, as far as this member knows (-1: none). */
 const committedOffsetOf = (session: Session, key: string): bigint => {
   const ours = session.current?.partitions.get(key)?.committed ?? -1n
@@ -81,12 +96,7 @@ export const syncPartitionMetrics = (topic: TopicImpl<any, any, any>, session: S
       key,
       kafkaMetrics.registerPartition(registry.context, topic.label, tp.topic, tp.partition, {
         committedOffset: () => Number(committedOffsetOf(session, key)),
-        lag: () => {
-          const end = session.offsets.get(key)?.end ?? -1n
-          if (end < 0n) return 0
-          const committed = committedOffsetOf(session, key)
-          return Number(end - (committed < 0n ? 0n : committed))
-        }
+        lag: () => lagOf(session.offsets.get(key)?.end ?? -1n, committedOffsetOf(session, key))
       })
     )
   }
