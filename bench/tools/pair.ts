@@ -5,6 +5,7 @@
  * either rate.
  *
  *   node bench/tools/pair.ts s7-kafka-consume-agent-batch 100000 8
+ *   node bench/tools/pair.ts s7-kafka-produce:0 100000 8   # the pair's first extra (sendAll)
  *
  * Arguments: pair id, messages (for a consume pair too: the bench reads ten
  * times its produce count there, see `kafka.ts`), rounds. Kafka pairs need a
@@ -16,13 +17,17 @@
 import { kafka } from "../groups/kafka.ts"
 import type { Case } from "../lib/harness.ts"
 
-const [id = "s7-kafka-consume", nArg = "100000", roundsArg = "8"] = process.argv.slice(2)
+const [idArg = "s7-kafka-consume", nArg = "100000", roundsArg = "8"] = process.argv.slice(2)
+// `id:k` pits the pair's k-th extra (e.g. `s7-kafka-produce:0`, sendAll) against its baseline.
+const [id, extraArg] = idArg.split(":")
 const pairs = await kafka(Number(nArg), Number(nArg))
-const pair = pairs.find((p) => p.id === id)
-if (pair === undefined) {
-  console.error(`no pair ${id}; pairs: ${pairs.map((p) => p.id).join(", ")}`)
+const found = pairs.find((p) => p.id === id)
+const extra = extraArg === undefined ? undefined : found?.extras?.[Number(extraArg)]
+if (found === undefined || (extraArg !== undefined && extra === undefined)) {
+  console.error(`no pair ${idArg}; pairs: ${pairs.map((p) => `${p.id} (${p.extras?.length ?? 0} extras)`).join(", ")}`)
   process.exit(2)
 }
+const pair = extra === undefined ? found : { ...found, candidate: extra }
 const cpuPerMessage: Record<"candidate" | "baseline", Array<number>> = { candidate: [], baseline: [] }
 const rate = async (c: Case): Promise<number> => {
   if (process.env.PAIR_GC === "1") (globalThis as { gc?: () => void }).gc?.()
