@@ -223,15 +223,18 @@ export class TopicProducer<K, V> {
   sendAll(values: Iterable<V>): Effect.Effect<void, FutureMessage.PublishError> {
     const publishAll = this.topic.root.capabilities.publishAll
     if (publishAll === undefined) return this.sendEach(values)
-    return Effect.gen({ self: this }, function*() {
+    // The generator ends once the records are in the buffer and hands back what waits for their
+    // answer: a generator suspended while its batch is in flight holds the values and records
+    // for the collector to promote (see `complete` in `sendBuffer.ts`).
+    return Effect.flatten(Effect.gen({ self: this }, function*() {
       const closed = this.topic.closedError
-      if (closed !== undefined) return yield* closed
+      if (closed !== undefined) return then(Effect.fail(closed))
       const timestamp = yield* Clock.currentTimeMillis
       const traceparent = yield* currentTraceparent
       // One list for every record (the client only reads it).
       const headers: Message.Headers = traceparent === undefined ? [] : [[traceContext.TRACEPARENT, traceparent]]
       const list = Array.from(values)
-      if (list.length === 0) return
+      if (list.length === 0) return then(Effect.void)
       const topic = yield* this.produceTopicName
       yield* this.topic.maybeDeclare
       const records: Array<KafkaProducerRecord & { partition: number }> = []
@@ -252,7 +255,7 @@ export class TopicProducer<K, V> {
           acks: this.topic.settings.acks
         })
       }
-      if (records.length === 0) return yield* failure!
+      if (records.length === 0) return then(Effect.fail(failure!))
       const count = yield* this.topic.context.kafka.partitionCount(topic)
       for (const record of records) record.partition = this.partitionOf(topic, null, count)
       const stats = this.topic.root.stats
@@ -270,9 +273,9 @@ export class TopicProducer<K, V> {
         }))
       // As sending them one by one would: the values before a bad one are acknowledged (or the
       // first of their errors is the call's) before the call fails with the bad value's error.
-      yield* Deferred.await(settled)
-      if (failure !== undefined) return yield* failure
-    })
+      const answered = Deferred.await(settled)
+      return then(failure === undefined ? answered : Effect.andThen(answered, Effect.fail(failure)))
+    }))
   }
 
   /** `sendAll` one `enqueue` per value, for a Kafka service whose `publish` has no group publisher. */
@@ -421,6 +424,9 @@ const headersOf = (
   if (withTrace) list.push([traceContext.TRACEPARENT, traceparent])
   return list
 }
+
+/** What a `sendAll` does once its records are in the buffer (one type for every way it ends). */
+const then = (effect: Effect.Effect<void, FutureMessage.PublishError>) => effect
 
 /** The headers of every record sent without any (read-only from here on). */
 const noHeaders: ReadonlyArray<readonly [string, Message.HeaderValue]> = []
