@@ -25,6 +25,7 @@ import * as RecordMetadata from "../RecordMetadata.ts"
 import * as capabilities from "./internal/capabilities.ts"
 import { fromBrokers } from "./internal/explain.ts"
 import * as kafkaOptions from "./internal/kafkaOptions.ts"
+import { awaitLeaders } from "./internal/leaders.ts"
 import * as security from "./internal/security.ts"
 import * as sendBuffer from "./internal/sendBuffer.ts"
 
@@ -436,7 +437,22 @@ export const make = Effect.fnUntraced(
             ),
           catch: (cause) =>
             new KafkaError({ operation: "declare", topic: spec.topic, cause: fromBrokers(cause, brokers) })
-        }),
+        }).pipe(
+          // A topic just created is sent to at once: wait until the producer knows a leader for
+          // each partition (the producer's own metadata, refreshed; at most `requestTimeout`).
+          Effect.tap((created) =>
+            created
+              ? awaitLeaders(
+                (topic) =>
+                  producer.metadata({ topics: [topic], forceUpdate: true }).then((metadata) =>
+                    metadata.topics.get(topic)?.partitions
+                  ),
+                spec.topic,
+                settings.requestTimeout
+              )
+              : Effect.void
+          )
+        ),
       topicNames: Effect.tryPromise({
         try: () => admin.listTopics(),
         catch: (cause) => new KafkaError({ operation: "metadata", cause: fromBrokers(cause, brokers) })

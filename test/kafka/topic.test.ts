@@ -57,6 +57,29 @@ const run = (command: string, args: ReadonlyArray<string>, input?: string) =>
   })
 
 describe.skipIf(!brokerAvailable)("Topic on a broker", () => {
+  it.live("declare returns once every partition of the new topic has a leader, as another client sees it", () =>
+    Effect.gen(function*() {
+      const topic = yield* Topic.make({ topics: [unique("led")], value: Schema.Number, partitions: 12 })
+      const name = topic.topics[0]
+      yield* topic.declare
+      const leaders = yield* Effect.promise(async () => {
+        const admin = new Admin({ clientId: unique("admin"), bootstrapBrokers: [bootstrapServers] })
+        try {
+          const metadata = await admin.metadata({ topics: [name] })
+          return metadata.topics.get(name)!.partitions.map((p) => p.leader)
+        } finally {
+          await admin.close()
+        }
+      })
+      assert.strictEqual(leaders.length, 12)
+      assert.deepStrictEqual(leaders.filter((leader) => leader < 0), [], `partitions without a leader: ${leaders}`)
+      // Sent to at once, every partition takes its record.
+      for (let partition = 0; partition < 12; partition++) {
+        const metadata = yield* topic.send({ value: partition, partition })
+        assert.strictEqual(metadata.partition, partition)
+      }
+    }).pipe(Effect.provide(kafkaLayer())))
+
   it.live("round trip: keys, values and headers; send returns the broker's metadata", () =>
     Effect.gen(function*() {
       const orders = yield* Topic.make({
