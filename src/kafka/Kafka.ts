@@ -438,15 +438,24 @@ export const make = Effect.fnUntraced(
           catch: (cause) =>
             new KafkaError({ operation: "declare", topic: spec.topic, cause: fromBrokers(cause, brokers) })
         }).pipe(
-          // A topic just created is sent to at once: wait until the producer knows a leader for
-          // each partition (the producer's own metadata, refreshed; at most `requestTimeout`).
+          // A topic just created is sent to at once: wait until each partition has a leader that
+          // answers for it (at most `requestTimeout`). The metadata names a leader before that
+          // broker leads the partition; a ListOffsets goes to the leader and is refused until then.
           Effect.tap((created) =>
             created
               ? awaitLeaders(
-                (topic) =>
-                  producer.metadata({ topics: [topic], forceUpdate: true }).then((metadata) =>
-                    metadata.topics.get(topic)?.partitions
-                  ),
+                async (topic) => {
+                  const metadata = await producer.metadata({ topics: [topic], forceUpdate: true })
+                  const partitions = metadata.topics.get(topic)?.partitions
+                  if (partitions === undefined || partitions.some((p) => p.leader < 0)) return partitions
+                  await admin.listOffsets({
+                    topics: [{
+                      name: topic,
+                      partitions: partitions.map((_, partitionIndex) => ({ partitionIndex, timestamp: -1n }))
+                    }]
+                  })
+                  return partitions
+                },
                 spec.topic,
                 settings.requestTimeout
               )
