@@ -25,7 +25,7 @@ import * as RecordMetadata from "../RecordMetadata.ts"
 import * as capabilities from "./internal/capabilities.ts"
 import { fromBrokers } from "./internal/explain.ts"
 import * as kafkaOptions from "./internal/kafkaOptions.ts"
-import { awaitLeaders } from "./internal/leaders.ts"
+import { answeringLeaders, awaitLeaders } from "./internal/leaders.ts"
 import * as security from "./internal/security.ts"
 import * as sendBuffer from "./internal/sendBuffer.ts"
 
@@ -438,28 +438,9 @@ export const make = Effect.fnUntraced(
           catch: (cause) =>
             new KafkaError({ operation: "declare", topic: spec.topic, cause: fromBrokers(cause, brokers) })
         }).pipe(
-          // A topic just created is sent to at once: wait until each partition has a leader that
-          // answers for it (at most `requestTimeout`). The metadata names a leader before that
-          // broker leads the partition; a ListOffsets goes to the leader and is refused until then.
+          // A topic just created is sent to at once (see `leaders.ts`).
           Effect.tap((created) =>
-            created
-              ? awaitLeaders(
-                async (topic) => {
-                  const metadata = await producer.metadata({ topics: [topic], forceUpdate: true })
-                  const partitions = metadata.topics.get(topic)?.partitions
-                  if (partitions === undefined || partitions.some((p) => p.leader < 0)) return partitions
-                  await admin.listOffsets({
-                    topics: [{
-                      name: topic,
-                      partitions: partitions.map((_, partitionIndex) => ({ partitionIndex, timestamp: -1n }))
-                    }]
-                  })
-                  return partitions
-                },
-                spec.topic,
-                settings.requestTimeout
-              )
-              : Effect.void
+            created ? awaitLeaders(answeringLeaders(producer, admin), spec.topic, settings.requestTimeout) : Effect.void
           )
         ),
       topicNames: Effect.tryPromise({

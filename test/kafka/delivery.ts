@@ -3,7 +3,8 @@
  * consumer received, and the commits the group made.
  */
 import { Admin } from "@platformatic/kafka"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import type { Event } from "effect-faust"
 import { tracingChannel } from "node:diagnostics_channel"
 import { bootstrapServers, unique } from "./setup.ts"
 
@@ -179,3 +180,60 @@ export const commitWatch = (groupId: string, onCommit?: (partition: number, offs
   }
   return { violations, finish, stop, last }
 }
+
+/**
+ * One subscriber's deliveries: id → where each delivery came from
+ * (partition/offset/generation). Unlike `Tally`, it tells a record delivered
+ * twice within one group generation (a broken promise) from one delivered
+ * again after a rebalance (allowed).
+ */
+export class Seen {
+  readonly deliveries = new Map<number, Array<string>>()
+  count = 0
+  readonly name: string
+  constructor(name: string) {
+    this.name = name
+  }
+  receive(event: Event.Event<unknown, number>): void {
+    this.count++
+    const where = `${event.message.partition}/${event.message.offset}/g${event.message.generationId}`
+    const seen = this.deliveries.get(event.value)
+    if (seen === undefined) this.deliveries.set(event.value, [where])
+    else seen.push(where)
+  }
+  has(ids: Iterable<number>): boolean {
+    for (const id of ids) if (!this.deliveries.has(id)) return false
+    return true
+  }
+  /** sent / received / lost / duplicated, and duplicates of the same record within one generation. */
+  report(test: string, sent: ReadonlySet<number>) {
+    let lost = 0
+    for (const id of sent) if (!this.deliveries.has(id)) lost++
+    let duplicated = 0
+    let sameGeneration = 0
+    const examples: Array<string> = []
+    for (const [id, places] of this.deliveries) {
+      duplicated += places.length - 1
+      if (new Set(places).size < places.length) {
+        sameGeneration += places.length - new Set(places).size
+        if (examples.length < 3) examples.push(`${id}@${places.join(",")}`)
+      }
+    }
+    console.log(
+      `[delivery] ${test} (${this.name}): sent=${sent.size} received=${this.deliveries.size} lost=${lost}` +
+        ` duplicated=${duplicated} (same record in the same generation: ${sameGeneration}${
+          examples.length > 0 ? `, e.g. ${examples.join(" ")}` : ""
+        })`
+    )
+    return { lost, duplicated, sameGeneration }
+  }
+}
+
+/** The replacement counter of `label`, from the registry in the environment. */
+export const replacedMetric = (label: string) =>
+  Effect.map(Metric.snapshot, (snapshots) => {
+    const found = snapshots.find((s) =>
+      s.id === "effect_faust_consumer_streams_replaced_total" && s.attributes?.channel === label
+    )
+    return found === undefined ? undefined : Number((found.state as { count: number | bigint }).count)
+  })

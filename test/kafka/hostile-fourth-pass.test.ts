@@ -14,11 +14,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Logger, Metric, Option, Schedule, Schema, Scope, Stream } from "effect"
-import type { Event, RecordMetadata } from "effect-faust"
+import type { RecordMetadata } from "effect-faust"
 import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import * as Web from "effect-faust/web"
 import { brokerPid, killable } from "./brokerControl.ts"
-import { committedOffsets, eventually } from "./delivery.ts"
+import { committedOffsets, eventually, replacedMetric, Seen } from "./delivery.ts"
 import { logEnds, readRawRecords } from "./raw.ts"
 import { brokerAvailable, kafkaLayer, unique } from "./setup.ts"
 
@@ -501,6 +501,60 @@ const lagGauges = (label: string) =>
     return out
   })
 
+/** The broker frozen with SIGSTOP by `freeze` until `thaw` (which does nothing once thawed: run it as a finalizer too). */
+const freezer = () => {
+  let frozen: number | undefined
+  return {
+    freeze: () => {
+      frozen = brokerPid()
+      process.kill(frozen, "SIGSTOP")
+    },
+    thaw: Effect.sync(() => {
+      if (frozen !== undefined) {
+        try {
+          process.kill(frozen, "SIGCONT")
+        } catch {
+          // gone
+        }
+        frozen = undefined
+      }
+    })
+  }
+}
+
+/**
+ * A topic of 2 partitions read with queues of 2 under a label of its own
+ * (metrics registered), and `produce`, which sends on a connection of its own
+ * (its own Kafka layer, in the test's scope) again until the broker takes a
+ * chunk, noting what it took in `sent`.
+ */
+const replacementTopics = (prefix: string) =>
+  Effect.gen(function*() {
+    const name = unique(prefix)
+    const label = unique(`${prefix}-label`)
+    const sent = new Set<number>()
+    const producer = yield* Layer.build(kafkaLayer({ requestTimeout: "30 seconds" }))
+    const out = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2 }).pipe(
+      Effect.provideContext(producer)
+    )
+    yield* out.maybeDeclare
+    const produce = (ids: ReadonlyArray<number>) =>
+      out.sendAll(ids).pipe(
+        Effect.retry(Schedule.spaced("500 millis")),
+        Effect.tap(() => Effect.sync(() => ids.forEach((id) => sent.add(id))))
+      )
+    const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2, label, maxsize: 2 })
+    yield* topic.registerMetrics
+    return { label, produce, sent, topic }
+  })
+
+/** Until the topic under `label` has `partitions` lag series (its consumer joined and was assigned them). */
+const awaitAssigned = (label: string, partitions: number) =>
+  Effect.flatMap(lagGauges(label), (m) => Effect.sync(() => m.size === partitions)).pipe(
+    Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced("50 millis") }),
+    Effect.timeout("30 seconds")
+  )
+
 /** The lag lines of the Prometheus text of `/metrics`. */
 const promLags = (url: string, label: string) =>
   Effect.promise(() => fetch(`${url}/metrics`).then((r) => r.text())).pipe(Effect.map((text) => {
@@ -535,10 +589,7 @@ describe.skipIf(!brokerAvailable)("hostile 4th pass: the consumer lag gauge", ()
           ),
           Effect.forkChild
         )
-        yield* Effect.flatMap(lagGauges(label), (m) => Effect.sync(() => m.size === 3)).pipe(
-          Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced("50 millis") }),
-          Effect.timeout("30 seconds")
-        )
+        yield* awaitAssigned(label, 3)
         const samples: Array<number> = []
         const negative: Array<string> = []
         let promSamples = 0
@@ -642,10 +693,7 @@ describe.skipIf(!brokerAvailable)("hostile 4th pass: the consumer lag gauge befo
           Stream.runForEach(() => Effect.sync(() => got++)),
           Effect.forkChild
         )
-        yield* Effect.flatMap(lagGauges(label), (m) => Effect.sync(() => m.size === 2)).pipe(
-          Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced("50 millis") }),
-          Effect.timeout("30 seconds")
-        )
+        yield* awaitAssigned(label, 2)
         yield* Effect.sleep("1 second")
         yield* topic.sendAll(range(50, 20))
         yield* eventually(() => got === 20, 20_000, "the 20 new records")
@@ -676,76 +724,15 @@ describe.skipIf(!brokerAvailable)("hostile 4th pass: the consumer lag gauge befo
   )
 })
 
-/** One subscriber's deliveries: id → partition/offset/generation of each. */
-class Seen {
-  readonly deliveries = new Map<number, Array<string>>()
-  receive(event: Event.Event<unknown, number>): void {
-    const where = `${event.message.partition}/${event.message.offset}/g${event.message.generationId}`
-    const seen = this.deliveries.get(event.value)
-    if (seen === undefined) this.deliveries.set(event.value, [where])
-    else seen.push(where)
-  }
-  has(ids: Iterable<number>): boolean {
-    for (const id of ids) if (!this.deliveries.has(id)) return false
-    return true
-  }
-  report(test: string, sent: ReadonlySet<number>) {
-    let lost = 0
-    for (const id of sent) if (!this.deliveries.has(id)) lost++
-    let duplicated = 0
-    let sameGeneration = 0
-    const examples: Array<string> = []
-    for (const [id, places] of this.deliveries) {
-      duplicated += places.length - 1
-      const distinct = new Set(places).size
-      if (distinct < places.length) {
-        sameGeneration += places.length - distinct
-        if (examples.length < 3) examples.push(`${id}@${places.join(",")}`)
-      }
-    }
-    console.log(
-      `[delivery] ${test}: sent=${sent.size} received=${this.deliveries.size} lost=${lost} duplicated=${duplicated}` +
-        ` (same record in the same generation: ${sameGeneration}${
-          examples.length ? `, e.g. ${examples.join(" ")}` : ""
-        })`
-    )
-    return { lost, duplicated, sameGeneration }
-  }
-}
-
 describe.skipIf(!killable)("hostile 4th pass: a client stream replaced under slow subscribers", () => {
   it.live(
     `promise "replaced by a new one in the same group generation … nothing skipped and nothing twice": SIGSTOP while records are buffered, small queues, latest, new group`,
     () => {
-      let frozen: number | undefined
-      const thaw = Effect.sync(() => {
-        if (frozen !== undefined) {
-          try {
-            process.kill(frozen, "SIGCONT")
-          } catch {
-            // gone
-          }
-          frozen = undefined
-        }
-      })
+      const { freeze, thaw } = freezer()
       return Effect.gen(function*() {
-        const name = unique("replace")
-        const label = unique("replace-label")
-        const sent = new Set<number>()
-        const producer = yield* Layer.build(kafkaLayer({ requestTimeout: "30 seconds" }))
-        const out = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2 }).pipe(
-          Effect.provideContext(producer)
-        )
-        yield* out.maybeDeclare
-        const produce = (ids: ReadonlyArray<number>) =>
-          out.sendAll(ids).pipe(
-            Effect.retry(Schedule.spaced("500 millis")),
-            Effect.tap(() => Effect.sync(() => ids.forEach((id) => sent.add(id))))
-          )
-        const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2, label, maxsize: 2 })
-        yield* topic.registerMetrics
-        const slow = new Seen()
-        const fast = new Seen()
+        const { label, produce, sent, topic } = yield* replacementTopics("replace")
+        const slow = new Seen("slow subscriber")
+        const fast = new Seen("fast subscriber")
         const fs = yield* topic.events().pipe(
           Stream.runForEach((e) => Effect.andThen(Effect.sleep("4 millis"), Effect.sync(() => slow.receive(e)))),
           Effect.forkChild
@@ -755,16 +742,12 @@ describe.skipIf(!killable)("hostile 4th pass: a client stream replaced under slo
           Effect.forkChild
         )
         // "latest": wait until both partitions are assigned (their lag series are present)
-        yield* Effect.flatMap(lagGauges(label), (m) => Effect.sync(() => m.size === 2)).pipe(
-          Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced("50 millis") }),
-          Effect.timeout("30 seconds")
-        )
+        yield* awaitAssigned(label, 2)
         yield* Effect.sleep("500 millis")
         yield* produce(range(0, 400))
         yield* eventually(() => slow.deliveries.size >= 60, 30_000, "the slow subscriber to start")
         const replacedBefore = yield* replacedMetric(label)
-        frozen = brokerPid()
-        process.kill(frozen, "SIGSTOP")
+        freeze()
         const waited = yield* eventuallyEffectBool(
           Effect.map(replacedMetric(label), (n) => (n ?? 0) > (replacedBefore ?? 0)),
           45_000
@@ -813,35 +796,11 @@ describe.skipIf(!killable)("hostile 4th pass: a client stream replaced under slo
   it.live(
     `promise "what this generation already delivered is dropped as fetched twice, so the subscribers see … nothing skipped and nothing twice": frozen with a 28 s backlog behind a slow subscriber (session outlives the freeze)`,
     () => {
-      let frozen: number | undefined
-      const thaw = Effect.sync(() => {
-        if (frozen !== undefined) {
-          try {
-            process.kill(frozen, "SIGCONT")
-          } catch {
-            // gone
-          }
-          frozen = undefined
-        }
-      })
+      const { freeze, thaw } = freezer()
       return Effect.gen(function*() {
-        const name = unique("replace-backlog")
-        const label = unique("replace-backlog-label")
-        const sent = new Set<number>()
-        const producer = yield* Layer.build(kafkaLayer({ requestTimeout: "30 seconds" }))
-        const out = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2 }).pipe(
-          Effect.provideContext(producer)
-        )
-        yield* out.maybeDeclare
-        const produce = (ids: ReadonlyArray<number>) =>
-          out.sendAll(ids).pipe(
-            Effect.retry(Schedule.spaced("500 millis")),
-            Effect.tap(() => Effect.sync(() => ids.forEach((id) => sent.add(id))))
-          )
-        const topic = yield* Topic.make({ topics: [name], value: Schema.Number, partitions: 2, label, maxsize: 2 })
-        yield* topic.registerMetrics
-        const slow = new Seen()
-        const fast = new Seen()
+        const { label, produce, sent, topic } = yield* replacementTopics("replace-backlog")
+        const slow = new Seen("slow subscriber")
+        const fast = new Seen("fast subscriber")
         const generations = new Set<number | undefined>()
         const started = Date.now()
         const failures: Array<string> = []
@@ -865,15 +824,11 @@ describe.skipIf(!killable)("hostile 4th pass: a client stream replaced under slo
           Effect.tapError(noteFailure("fast")),
           Effect.forkChild
         )
-        yield* Effect.flatMap(lagGauges(label), (m) => Effect.sync(() => m.size === 2)).pipe(
-          Effect.repeat({ until: (ok) => ok, schedule: Schedule.spaced("50 millis") }),
-          Effect.timeout("30 seconds")
-        )
+        yield* awaitAssigned(label, 2)
         yield* Effect.sleep("500 millis")
         yield* produce(range(0, 700))
         yield* eventually(() => slow.deliveries.size >= 60, 30_000, "the slow subscriber to start")
-        frozen = brokerPid()
-        process.kill(frozen, "SIGSTOP")
+        freeze()
         const frozenAt = Date.now() - started
         const waited = yield* eventuallyEffectBool(Effect.map(replacedMetric(label), (n) => (n ?? 0) > 0), 40_000)
         const slowAtReplacement = slow.deliveries.size
@@ -924,7 +879,7 @@ describe.skipIf(!killable)("hostile 4th pass: a client stream replaced under slo
           const error = Option.getOrUndefined(Exit.findErrorOption(ended))
           assert.instanceOf(error, KafkaError, `${who}: typed, got ${String(error)}`)
         }
-        const recovered = new Seen()
+        const recovered = new Seen("slow subscriber, then a new one")
         for (const [id, places] of slow.deliveries) recovered.deliveries.set(id, [...places])
         const fr = yield* topic.events().pipe(
           Stream.runForEach((e) => Effect.sync(() => recovered.receive(e))),
@@ -953,14 +908,6 @@ describe.skipIf(!killable)("hostile 4th pass: a client stream replaced under slo
     90_000
   )
 })
-
-const replacedMetric = (label: string) =>
-  Effect.map(Metric.snapshot, (snapshots) => {
-    const found = snapshots.find((s) =>
-      s.id === "effect_faust_consumer_streams_replaced_total" && s.attributes?.channel === label
-    )
-    return found === undefined ? undefined : Number((found.state as { count: number | bigint }).count)
-  })
 
 /** Polls until the condition holds (true) or the time is up (false). */
 const eventuallyEffectBool = (condition: Effect.Effect<boolean>, millis: number) =>

@@ -5,6 +5,7 @@
  * lasts past the client's retries (seen on a broker just restarted, with
  * many topics to load).
  */
+import type { Admin, Producer } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 
 /** A topic's partitions as the cluster's metadata describes them (`leader` -1: none yet). */
@@ -33,4 +34,24 @@ export const awaitLeaders = (
     (ready) => ready ? Effect.succeed(true) : Effect.andThen(Effect.sleep(interval), poll)
   )
   return Effect.timeoutOrElse(poll, { duration: within, orElse: () => Effect.succeed(false) })
+}
+
+/**
+ * A topic's partitions once each leader answers for its own: the metadata
+ * (refreshed, so that the producer knows the leaders) names a leader before
+ * that broker leads the partition, and a ListOffsets, which only the leader
+ * serves, is refused until it does. Rejects while a leader does not answer.
+ */
+export const answeringLeaders = (
+  producer: Producer<Buffer, Buffer, Buffer, Buffer>,
+  admin: Admin
+) =>
+async (topic: string): Promise<PartitionLeaders> => {
+  const metadata = await producer.metadata({ topics: [topic], forceUpdate: true })
+  const partitions = metadata.topics.get(topic)?.partitions
+  if (partitions === undefined || partitions.some((p) => p.leader < 0)) return partitions
+  await admin.listOffsets({
+    topics: [{ name: topic, partitions: partitions.map((_, partitionIndex) => ({ partitionIndex, timestamp: -1n })) }]
+  })
+  return partitions
 }

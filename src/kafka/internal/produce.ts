@@ -228,13 +228,13 @@ export class TopicProducer<K, V> {
     // for the collector to promote (see `complete` in `sendBuffer.ts`).
     return Effect.flatten(Effect.gen({ self: this }, function*() {
       const closed = this.topic.closedError
-      if (closed !== undefined) return then(Effect.fail(closed))
+      if (closed !== undefined) return awaiting(Effect.fail(closed))
       const timestamp = yield* Clock.currentTimeMillis
       const traceparent = yield* currentTraceparent
       // One list for every record (the client only reads it).
       const headers: Message.Headers = traceparent === undefined ? [] : [[traceContext.TRACEPARENT, traceparent]]
       const list = Array.from(values)
-      if (list.length === 0) return then(Effect.void)
+      if (list.length === 0) return awaiting(Effect.void)
       const topic = yield* this.produceTopicName
       yield* this.topic.maybeDeclare
       const records: Array<KafkaProducerRecord & { partition: number }> = []
@@ -255,7 +255,7 @@ export class TopicProducer<K, V> {
           acks: this.topic.settings.acks
         })
       }
-      if (records.length === 0) return then(Effect.fail(failure!))
+      if (records.length === 0) return awaiting(Effect.fail(failure!))
       const count = yield* this.topic.context.kafka.partitionCount(topic)
       for (const record of records) record.partition = this.partitionOf(topic, null, count)
       const stats = this.topic.root.stats
@@ -274,7 +274,7 @@ export class TopicProducer<K, V> {
       // As sending them one by one would: the values before a bad one are acknowledged (or the
       // first of their errors is the call's) before the call fails with the bad value's error.
       const answered = Deferred.await(settled)
-      return then(failure === undefined ? answered : Effect.andThen(answered, Effect.fail(failure)))
+      return awaiting(failure === undefined ? answered : Effect.andThen(answered, Effect.fail(failure)))
     }))
   }
 
@@ -426,7 +426,7 @@ const headersOf = (
 }
 
 /** What a `sendAll` does once its records are in the buffer (one type for every way it ends). */
-const then = (effect: Effect.Effect<void, FutureMessage.PublishError>) => effect
+const awaiting = (effect: Effect.Effect<void, FutureMessage.PublishError>) => effect
 
 /** The headers of every record sent without any (read-only from here on). */
 const noHeaders: ReadonlyArray<readonly [string, Message.HeaderValue]> = []
