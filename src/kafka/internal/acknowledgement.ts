@@ -1,9 +1,8 @@
-import type { Message as KafkaMessage } from "@platformatic/kafka"
 import { EventBase } from "../../Event.ts"
 import type * as Event from "../../Event.ts"
 import * as Message from "../../Message.ts"
 import * as kafkaMetrics from "./kafkaMetrics.ts"
-import { headersOf, toMessage } from "./received.ts"
+import { headersOf, type Received, toMessage } from "./received.ts"
 import * as sendGuard from "./sendGuard.ts"
 
 /** An offset to commit, with the tracker it comes from (its `committed` moves when the commit lands). */
@@ -154,7 +153,7 @@ class TopicEvent<K, V> extends EventBase<K, V> {
   readonly headers: Message.Headers
   // Private: not serialized, not logged with the event (they point into the consumer's tracking).
   #message: Message.Message | undefined
-  #record: KafkaMessage | undefined
+  #record: Received | undefined
   #tp: Message.TopicPartition | undefined
   #delivery: Delivery | undefined
   constructor(
@@ -162,7 +161,7 @@ class TopicEvent<K, V> extends EventBase<K, V> {
     value: V,
     headers: Message.Headers,
     message: Message.Message | undefined,
-    record: KafkaMessage | undefined,
+    record: Received | undefined,
     tp: Message.TopicPartition | undefined
   ) {
     super()
@@ -200,7 +199,7 @@ export const makeTopicEvent = <K, V>(
 export const receivedTopicEvent = <K, V>(
   key: K | null,
   value: V,
-  record: KafkaMessage,
+  record: Received,
   tp: Message.TopicPartition
 ): Event.Event<K, V> => new TopicEvent(key, value, headersOf(record), undefined, record, tp)
 

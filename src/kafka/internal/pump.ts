@@ -1,4 +1,3 @@
-import { type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 import { type DecodeError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
@@ -18,49 +17,15 @@ import type * as Message from "../../Message.ts"
 import { makeTopicEvent, PartitionTracker, receivedTopicEvent, type Tracked } from "./acknowledgement.ts"
 import { decodeFailed, deliver, deliverRun } from "./delivery.ts"
 import { explain, isTransient } from "./explain.ts"
-import { generationOf, readerOf, toMessage } from "./received.ts"
+import type { Fetcher, FetchPosition } from "./fetcher.ts"
+import { type Received, toMessage } from "./received.ts"
 import type { Generation, Session, SessionFailure } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
 
-type ClientStream = MessagesStream<Buffer, Buffer, Buffer, Buffer>
-
-/** Where a stream starts reading a partition. */
-export interface StreamPosition {
-  readonly topic: string
-  readonly partition: number
-  readonly offset: bigint
-}
-
-/** Opens a client stream of the session's topics (from the committed offsets, or the positions given) and closes one. */
-export interface StreamSource {
-  readonly open: (from?: ReadonlyArray<StreamPosition>) => Effect.Effect<ClientStream, KafkaError>
-  readonly close: (stream: ClientStream) => Effect.Effect<void>
-}
-
-/**
- * Where each client stream resolved its partitions' starts. The client
- * keeps them in `offsetsCommitted` but clears that map on a rejoin, and
- * where it is fetching (`offsetsToFetch`) is past the records it fetched and
- * this member has not read yet: neither tells a replacement where to start
- * once the stream failed.
- */
-const resolvedStarts = new WeakMap<ClientStream, Map<string, bigint>>()
-
-/**
- * Keeps where `stream` resolves each partition's start, from now on (see
- * `resumeAt`): called when the stream is handed over, before its first
- * fetch is answered. The client announces each resolution ("offsets": the
- * first, after a rejoin, after an offset out of range) with the starts in
- * `offsetsCommitted`.
- */
-export const watchStarts = (stream: ClientStream): void => {
-  const starts = new Map<string, bigint>()
-  const record = () => {
-    for (const [key, offset] of stream.offsetsCommitted) if (typeof offset === "bigint") starts.set(key, offset)
-  }
-  record()
-  resolvedStarts.set(stream, starts)
-  stream.on("offsets", record)
+/** Opens a fetcher of the session's topics for a generation (from the committed offsets, or the positions given) and closes one. */
+export interface FetcherSource {
+  readonly open: (generation: Generation, from?: ReadonlyArray<FetchPosition>) => Effect.Effect<Fetcher, KafkaError>
+  readonly close: (fetcher: Fetcher) => Effect.Effect<void>
 }
 
 /**
@@ -68,25 +33,19 @@ export const watchStarts = (stream: ClientStream): void => {
  * the pump is: after the last record delivered of a partition, or where
  * `failed` started a partition it delivered nothing of (its resolved start:
  * the committed offset, or the `autoOffsetReset` end at the time, which the
- * committed offsets alone would not give again under `"latest"`; see
- * `watchStarts`). `undefined` when `failed` never resolved where to start:
- * the committed offsets are then what it would have read from.
+ * committed offsets alone would not give again under `"latest"`).
+ * `undefined` when `failed` has no start for a partition: the committed
+ * offsets are then what it would have read from.
  */
 export const resumeAt = (
   generation: Generation,
-  failed: ClientStream
-): ReadonlyArray<StreamPosition> | undefined => {
-  const watched = resolvedStarts.get(failed)
-  const started = failed.offsetsCommitted
-  // A stream not watched from its start: where it is fetching is the last resort.
-  const fetching = failed.offsetsToFetch
-  const positions: Array<StreamPosition> = []
+  failed: Fetcher
+): ReadonlyArray<FetchPosition> | undefined => {
+  const positions: Array<FetchPosition> = []
   for (const { partition, topic } of generation.assignment) {
     const key = partitionKey(topic, partition)
     const tracker = generation.partitions.get(key)
-    const offset = tracker !== undefined
-      ? tracker.lastOffset + 1n
-      : watched?.get(key) ?? started.get(key) ?? fetching.get(key)
+    const offset = tracker !== undefined ? tracker.lastOffset + 1n : failed.starts.get(key)
     if (offset === undefined) return undefined
     positions.push({ topic, partition, offset })
   }
@@ -94,31 +53,29 @@ export const resumeAt = (
 }
 
 /**
- * Reads one generation's stream into the topic. Messages of another group
- * generation (the client tags each with the generation current when its
- * fetch answered), of a partition not assigned, or fetched twice, are
- * dropped.
+ * Reads one generation's fetcher into the topic. Records of a partition not
+ * assigned, or fetched twice, are dropped; nothing is delivered once the
+ * generation is revoked.
  *
- * A stream that fails on errors the client deems passing (it gives up on a
+ * A fetcher that fails on errors the client deems passing (it gives up on a
  * fetch pinned to a partition's old leader after its retries, while the
- * partition has a new leader) is replaced by a new one in the same
- * group generation: it reads on from where the pump is (see `resumeAt`), so
- * nothing is skipped or delivered again and the subscribers see no failure. A
- * replacement that fails before it delivered anything, any other stream
- * failure, or a stream that ends without this member closing it, fails the
- * session.
+ * partition has a new leader) is replaced by a new one in the same group
+ * generation: it reads on from where the pump is (see `resumeAt`), so
+ * nothing is skipped or delivered again and the subscribers see no failure.
+ * A replacement that fails before it delivered anything, or any other
+ * failure, fails the session.
  */
 export const pump = (
   topic: TopicImpl<any, any, any>,
   session: Session,
   generation: Generation,
   fail: (error: SessionFailure) => void,
-  streams: StreamSource
+  fetchers: FetcherSource
 ): Effect.Effect<void> => {
   const label = session.names.join(", ")
   // The tracker of the last message's partition: a fetched batch is mostly one partition's run.
   let last: PartitionTracker | undefined = undefined
-  const trackerOf = (received: KafkaMessage): PartitionTracker | undefined => {
+  const trackerOf = (received: Received): PartitionTracker | undefined => {
     if (last !== undefined && last.partition === received.partition && last.topic === received.topic) return last
     const key = partitionKey(received.topic, received.partition)
     if (!generation.assigned.has(key)) return undefined
@@ -140,7 +97,7 @@ export const pump = (
    * (the "fail" policy on a bad record, a dead letter refused) stops this
    * generation: nothing after it is handled or settled, so the next session
    * starts right after the bad record (settled by the policy) and the next
-   * bad record fails the next stream in its turn.
+   * bad record fails the next session in its turn.
    */
   const failed = (
     delivered: Effect.Effect<void, DecodeError | FutureMessage.PublishError>,
@@ -150,8 +107,7 @@ export const pump = (
       onFailure: (error) => Effect.andThen(Effect.sync(() => fail(error)), Effect.never),
       onSuccess: next
     })
-  let reader = readerOf(generation.stream)
-  // Set when a failed stream is replaced, cleared by the replacement's first batch.
+  // Set when a failed fetcher is replaced, cleared by the replacement's first batch.
   let replacing = false
   const createEvent = topic.eventFactory
   const channelSettings = topic.channelSettings
@@ -163,12 +119,12 @@ export const pump = (
    * of decoded events to the subscribers at once; a decode error goes
    * through the policy between two runs, so the order holds.
    */
-  const handleFrom = (batch: ReadonlyArray<KafkaMessage>, from: number): Effect.Effect<void, unknown> => {
+  const handleFrom = (batch: ReadonlyArray<Received>, from: number): Effect.Effect<void, unknown> => {
     const events: Array<Event.Event<any, any>> = []
     const tracked: Array<Tracked> = []
     for (let i = from; i < batch.length; i++) {
       const received = batch[i]
-      if (generation.revoked || generationOf(received) !== generation.id) continue
+      if (generation.revoked || received.generation !== generation.id) continue
       const tracker = trackerOf(received)
       // not assigned, or fetched twice in one generation
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue
@@ -210,9 +166,8 @@ export const pump = (
     return waiting === undefined ? loop : Effect.andThen(waiting, loop)
   }
   const loop: Effect.Effect<void, unknown> = Effect.flatMap(
-    Effect.suspend(() => reader.next),
+    Effect.suspend(() => generation.fetcher.next),
     (batch) => {
-      if (batch === undefined) return Effect.void
       replacing = false
       return handleFrom(batch, 0)
     }
@@ -223,15 +178,13 @@ export const pump = (
       : Effect.gen(function*() {
         replacing = true
         yield* Effect.logWarning(
-          `Kafka consume on ${label}: the client's stream failed (${
+          `Kafka consume on ${label}: a fetch failed (${
             explain(cause) ?? String(cause)
-          }); reading on with a new stream from where this member is`
+          }); reading on with a new fetcher from where this member is`
         )
-        reader.done()
-        const failed = generation.stream
-        generation.stream = yield* streams.open(resumeAt(generation, failed))
-        reader = readerOf(generation.stream)
-        yield* streams.close(failed)
+        const failed = generation.fetcher
+        yield* fetchers.close(failed)
+        generation.fetcher = yield* fetchers.open(generation, resumeAt(generation, failed))
         topic.root.kafkaStats.streamsReplaced++
         return yield* reading
       })
@@ -240,19 +193,13 @@ export const pump = (
     Effect.mapError((cause) =>
       cause instanceof KafkaError ? cause : new KafkaError({ operation: "consume", topic: label, cause })
     ),
-    Effect.ensuring(Effect.sync(() => reader.done())),
-    Effect.andThen(Effect.sync(() => {
-      if (session.current === generation) {
-        fail(new KafkaError({ operation: "consume", topic: label, cause: new Error("the consumer's stream ended") }))
-      }
-    })),
     Effect.catch((error) =>
       Effect.sync(() => {
         if (session.current === generation) fail(error)
       })
     ),
-    // A throw while delivering (an app's own createEvent, the client stream) fails the session
-    // like a stream error, rather than leaving it without a pump.
+    // A throw while delivering (an app's own createEvent) fails the session
+    // like a fetch error, rather than leaving it without a pump.
     Effect.catchDefect((defect) =>
       Effect.sync(() => {
         if (session.current === generation) fail(new KafkaError({ operation: "consume", topic: label, cause: defect }))

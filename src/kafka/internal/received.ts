@@ -1,18 +1,57 @@
-import { type Message as KafkaMessage, type MessagesStream } from "@platformatic/kafka"
-import * as Effect from "effect/Effect"
 import { isUtf8 } from "node:buffer"
 import type * as Event from "../../Event.ts"
 import * as Message from "../../Message.ts"
+
+/**
+ * A record the consumer fetched (see `fetcher.ts`): the client's parsed key,
+ * value and header bytes as they are, with where the record is.
+ */
+export class Received {
+  readonly topic: string
+  readonly partition: number
+  readonly offset: bigint
+  readonly timestamp: bigint
+  /** The leader epoch of the record's batch, committed with its offset (KIP-320). */
+  readonly leaderEpoch: number
+  readonly key: Buffer | null
+  readonly value: Buffer | null
+  readonly headerEntries: ReadonlyArray<readonly [Buffer | null, Buffer | null]>
+  /** The group generation whose fetcher read it. */
+  readonly generation: number
+  constructor(
+    topic: string,
+    partition: number,
+    offset: bigint,
+    timestamp: bigint,
+    leaderEpoch: number,
+    key: Buffer | null,
+    value: Buffer | null,
+    headerEntries: ReadonlyArray<readonly [Buffer | null, Buffer | null]>,
+    generation: number
+  ) {
+    this.topic = topic
+    this.partition = partition
+    this.offset = offset
+    this.timestamp = timestamp
+    this.leaderEpoch = leaderEpoch
+    this.key = key
+    this.value = value
+    this.headerEntries = headerEntries
+    this.generation = generation
+  }
+}
+
+const noBytes = new Uint8Array(0)
 
 /** Shared by every message without headers (headers are read-only). */
 const noHeaders: Message.Headers = []
 
 /** A received record's headers, names as text (see `rawHeaders` for those that are not). */
-export const headersOf = (m: KafkaMessage): Message.Headers => {
+export const headersOf = (m: Received): Message.Headers => {
   const headerEntries = m.headerEntries
   return headerEntries.length === 0 ? noHeaders : headerEntries.map(([name, value]) => [
-    name.toString("utf8"),
-    value === undefined || value === null ? new Uint8Array(0) : value
+    name === null ? "" : name.toString("utf8"),
+    value === null ? noBytes : value
   ])
 }
 
@@ -22,7 +61,7 @@ export const headersOf = (m: KafkaMessage): Message.Headers => {
  * holding the same bytes): no copy, and no view made per record.
  */
 export const toMessage = (
-  m: KafkaMessage,
+  m: Received,
   tp: Message.TopicPartition,
   headers: Message.Headers = headersOf(m)
 ): Message.Message => {
@@ -31,16 +70,15 @@ export const toMessage = (
     Number(m.offset),
     Number(m.timestamp),
     headers,
-    m.key ?? null,
-    m.value ?? null,
-    generationOf(m)
+    m.key,
+    m.value,
+    m.generation
   )
   const headerEntries = m.headerEntries
-  if (headerEntries.length > 0 && headerEntries.some(([name, value]) => value == null || !isUtf8(name))) {
-    rawHeaders.set(
-      message,
-      headerEntries.map(([name, value]) => [name, value ?? null])
-    )
+  if (
+    headerEntries.length > 0 && headerEntries.some(([name, value]) => value === null || name === null || !isUtf8(name))
+  ) {
+    rawHeaders.set(message, headerEntries.map(([name, value]) => [name ?? noBytes, value]))
   }
   return message
 }
@@ -82,102 +120,4 @@ export const exactHeaders = (
     [utf8Bytes(name), typeof value === "string" ? utf8Bytes(value) : value] as const
   )
   return [...original, ...rest]
-}
-
-export const generationOf = (m: KafkaMessage): number | undefined => {
-  const consumer = m.metadata.consumer as { readonly generationId?: number } | undefined
-  return consumer?.generationId
-}
-
-/** At most this many messages are read from a client stream at once. */
-const READ_BATCH = 1024
-
-/**
- * Reads a client stream in batches: `next` is what the stream has buffered
- * (waiting for some), `undefined` once it ended, or fails with its error (a
- * stream closed before its end fails, as its async iterator would). `done`
- * stops reading: a stream left while a batch was being handled is destroyed
- * (as the async iterator's `return` does); one left while waiting is left
- * for its `close`.
- */
-export const readerOf = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>): {
-  readonly next: Effect.Effect<ReadonlyArray<KafkaMessage> | undefined, unknown>
-  readonly done: () => void
-} => {
-  let error: unknown = undefined
-  let errored = false
-  let ended = false
-  let closed = false
-  let waiting = false
-  let wake: (() => void) | undefined
-  const notify = () => {
-    const resume = wake
-    wake = undefined
-    resume?.()
-  }
-  const onError = (cause: unknown) => {
-    if (!errored) {
-      errored = true
-      error = cause
-    }
-    notify()
-  }
-  const onEnd = () => {
-    ended = true
-    notify()
-  }
-  const onClose = () => {
-    closed = true
-    notify()
-  }
-  stream.on("readable", notify)
-  stream.on("error", onError)
-  stream.on("end", onEnd)
-  stream.on("close", onClose)
-  const next = Effect.callback<ReadonlyArray<KafkaMessage> | undefined, unknown>((resume) => {
-    const attempt = (): boolean => {
-      if (errored) {
-        resume(Effect.fail(error))
-        return true
-      }
-      const batch: Array<KafkaMessage> = []
-      let message: KafkaMessage | null
-      while (batch.length < READ_BATCH && (message = stream.read()) !== null) batch.push(message)
-      if (batch.length > 0) {
-        resume(Effect.succeed(batch))
-        return true
-      }
-      if (ended) {
-        resume(Effect.succeed(undefined))
-        return true
-      }
-      if (closed || stream.destroyed) {
-        resume(Effect.fail(Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" })))
-        return true
-      }
-      return false
-    }
-    waiting = true
-    if (attempt()) {
-      waiting = false
-      return
-    }
-    const retry = () => {
-      if (attempt()) waiting = false
-      else wake = retry
-    }
-    wake = retry
-    return Effect.sync(() => {
-      wake = undefined
-    })
-  })
-  const done = () => {
-    wake = undefined
-    stream.off("readable", notify)
-    stream.off("end", onEnd)
-    stream.off("close", onClose)
-    // The error listener stays: an error emitted later must not go unheard.
-    if (!waiting && !stream.destroyed) stream.destroy()
-  }
-  return { next, done }
 }

@@ -1,4 +1,4 @@
-import { Consumer, type MessagesStream } from "@platformatic/kafka"
+import { Consumer } from "@platformatic/kafka"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -22,7 +22,8 @@ import * as sendGuard from "./sendGuard.ts"
 import { partitionKey } from "../../internal/partitionKey.ts"
 import { type CommitOffset, PartitionTracker } from "./acknowledgement.ts"
 import { readOffsets, syncPartitionMetrics } from "./consumerMetrics.ts"
-import { pump, type StreamPosition, watchStarts } from "./pump.ts"
+import * as fetcher from "./fetcher.ts"
+import { pump } from "./pump.ts"
 import { failSubscribers } from "./subscribers.ts"
 import type { TopicImpl } from "./topic.ts"
 
@@ -47,30 +48,29 @@ export interface Session {
 
 /**
  * One generation of the consumer group as this member sees it: the
- * partitions assigned, the client stream fetching them (opened after the
- * join, so it starts from the committed offsets; replaced when it fails on
- * an error the client deems passing), and delivery tracking.
+ * partitions assigned, the fetcher reading them (opened after the join, so
+ * it starts from the committed offsets; replaced when it fails on an error
+ * the client deems passing), and delivery tracking.
  */
 export class Generation {
   readonly id: number
   readonly assignment: HashSet.HashSet<Message.TopicPartition>
   readonly assigned: Set<string>
-  stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
+  /** Set once the generation is installed. */
+  fetcher: fetcher.Fetcher = idle
   readonly partitions = new Map<string, PartitionTracker>()
   /** Set when a rebalance starts or the session ends: nothing more is delivered, late acknowledgements do not count. */
   revoked = false
   pump: Fiber.Fiber<void> | undefined = undefined
-  constructor(
-    id: number,
-    assignment: HashSet.HashSet<Message.TopicPartition>,
-    stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>
-  ) {
+  constructor(id: number, assignment: HashSet.HashSet<Message.TopicPartition>) {
     this.id = id
     this.assignment = assignment
     this.assigned = new Set(Array.from(assignment, (tp) => partitionKey(tp.topic, tp.partition)))
-    this.stream = stream
   }
 }
+
+/** A generation's fetcher before it is opened: reads nothing. */
+const idle: fetcher.Fetcher = { next: Effect.never, starts: new Map(), close: () => Promise.resolve() }
 
 /**
  * Why a consumer session ends early: the client broke (`KafkaError`), or a
@@ -89,15 +89,15 @@ const CONSUMER_METADATA_MAX_AGE = 5_000
  * Starts a consumer session: declares the topics, joins the consumer group
  * and runs one generation of the group at a time.
  *
- * Each generation (an assignment from a join) gets a client stream opened
- * after the join, so it starts from the group's committed offsets: a fetch
+ * Each generation (an assignment from a join) gets a fetcher opened after
+ * the join (see `fetcher.ts`), so it starts from the group's committed offsets: a fetch
  * sent before a rebalance, or a position left from an earlier assignment,
  * can neither skip nor repeat what the new assignment delivers, and a
  * partition's first tracked offset is where its commits start. A rebalance
  * revokes the current generation at once: nothing more of it is delivered,
  * what subscribers still hold of it is dropped when reached (its new owner
  * reads it again), and what it had acknowledged is committed before the next
- * generation's stream reads the committed offsets.
+ * generation's fetcher reads the committed offsets.
  *
  * Acknowledged offsets are also committed every `commitInterval` and when
  * the session ends. Each commit first waits for the send buffer, so that it
@@ -158,12 +158,10 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
       (consumer) =>
         closingAtMost(settings.requestTimeout, Effect.promise(() => consumer.close(true).catch(() => undefined)))
     )
-    // The session keeps its topics subscribed itself, so that a stream that
-    // closes (a failed one being replaced) never leaves the client with no
-    // topics, which would make the next stream rejoin the group.
+    // The topics this member subscribes to when it joins the group.
     consumer.topics.trackAll(...names)
     // The session fails (its subscribers get the error, the next subscriber
-    // starts a new session) when the client gives up on the group, a stream
+    // starts a new session) when the client gives up on the group, a fetcher
     // fails, or a sendSoon record is refused.
     const failure = Deferred.makeUnsafe<never, SessionFailure>()
     const fail = (error: SessionFailure): void => {
@@ -194,29 +192,31 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         )
     )
 
-    const streams = new Set<MessagesStream<Buffer, Buffer, Buffer, Buffer>>()
+    const fetchers = new Set<fetcher.Fetcher>()
     /**
-     * A stream from the committed offsets, or from the positions given (a
-     * failed stream's replacement). Interruptible: a stream the client hands
-     * over after its opener was interrupted is closed, not left fetching.
+     * A fetcher of `generation`'s assignment from the committed offsets, or
+     * from the positions given (a failed fetcher's replacement).
+     * Interruptible: one opened after its opener was interrupted is closed.
      */
-    const openStream = (from?: ReadonlyArray<StreamPosition>) =>
-      Effect.callback<MessagesStream<Buffer, Buffer, Buffer, Buffer>, KafkaError>((resume) => {
+    const openFetcher = (generation: Generation, from?: ReadonlyArray<fetcher.FetchPosition>) =>
+      Effect.callback<fetcher.Fetcher, KafkaError>((resume) => {
         let abandoned = false
-        consumer.consume({
-          topics: [...names],
-          ...(from === undefined ? { mode: "committed" } : { mode: "manual", offsets: [...from] }),
-          fallbackMode: settings.autoOffsetReset,
-          autocommit: false,
-          maxWaitTime: settings.maxWaitTime
+        fetcher.open(consumer, {
+          names,
+          assignment: generation.assignment,
+          generation: generation.id,
+          from,
+          autoOffsetReset: settings.autoOffsetReset,
+          maxWaitTime: settings.maxWaitTime,
+          partitionMaxBytes: settings.consumerMaxFetchSize,
+          retryDelay: settings.retryDelay
         }).then(
-          (stream) => {
+          (opened) => {
             if (abandoned) {
-              stream.close().catch(() => undefined)
+              opened.close()
             } else {
-              watchStarts(stream)
-              streams.add(stream)
-              resume(Effect.succeed(stream))
+              fetchers.add(opened)
+              resume(Effect.succeed(opened))
             }
           },
           (cause) =>
@@ -232,16 +232,16 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
           abandoned = true
         })
       })
-    const closeStream = (stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>) =>
+    const closeFetcher = (opened: fetcher.Fetcher) =>
       closingAtMost(
         settings.requestTimeout,
         Effect.promise(() => {
-          streams.delete(stream)
-          return stream.close().catch(() => undefined)
+          fetchers.delete(opened)
+          return opened.close()
         })
       )
     // Runs after the session's own finalizer, before the consumer closes.
-    yield* Effect.addFinalizer(() => Effect.forEach(Array.from(streams), closeStream, { discard: true }))
+    yield* Effect.addFinalizer(() => Effect.forEach(Array.from(fetchers), closeFetcher, { discard: true }))
 
     const lock = yield* Semaphore.make(1)
     let poisoned = false
@@ -325,34 +325,39 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         )
       }))
 
-    /** Makes a generation of `stream`, delivered unless a rebalance started since `joined`. */
-    const install = (
-      stream: MessagesStream<Buffer, Buffer, Buffer, Buffer>,
-      joined: Session["joined"]
-    ): Effect.Effect<void> =>
+    /**
+     * Makes the generation `joined` and opens its fetcher; it is delivered
+     * unless a rebalance started since.
+     */
+    const install = (joined: Session["joined"]): Effect.Effect<void, KafkaError> =>
       Effect.gen(function*() {
-        const generation = new Generation(joined?.id ?? -1, joined?.assignment ?? HashSet.empty(), stream)
+        const generation = new Generation(joined?.id ?? -1, joined?.assignment ?? HashSet.empty())
+        generation.fetcher = yield* openFetcher(generation)
         if (joined === undefined || session.joined !== joined) generation.revoked = true
         const previous = session.current
         session.current = generation
         if (previous !== undefined) {
           if (previous.pump !== undefined) yield* Fiber.interrupt(previous.pump)
-          yield* closeStream(previous.stream)
+          yield* closeFetcher(previous.fetcher)
         }
         generation.pump = yield* Effect.forkIn(
-          pump(topic, session, generation, fail, { open: openStream, close: closeStream }),
+          pump(topic, session, generation, fail, { open: openFetcher, close: closeFetcher }),
           scope
         )
         syncPartitionMetrics(topic, session)
       })
 
-    // The first stream joins the group (its join event has run when it is returned).
-    yield* install(yield* openStream(), session.joined)
+    // Joining the group (its join event has run when the join returns).
+    yield* Effect.tryPromise({
+      try: () => consumer.joinGroup({}),
+      catch: (cause) =>
+        new KafkaError({ operation: "consume", topic: label, cause: fromBrokers(cause, settings.bootstrapServers) })
+    })
+    yield* install(session.joined)
 
     /**
      * After each join: commit what the revoked generation acknowledged, then
-     * open the new generation's stream (before closing the old one, which
-     * keeps the topics subscribed: no extra rejoin).
+     * install the new generation.
      */
     const switcher = yield* Effect.forkIn(
       Effect.forever(Effect.gen(function*() {
@@ -361,7 +366,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
         const current = session.current
         if (target === undefined || (current !== undefined && !current.revoked && current.id === target.id)) return
         yield* commit("everything")
-        yield* install(yield* openStream(), target)
+        yield* install(target)
       })).pipe(Effect.catch((error) => Effect.sync(() => fail(error)))),
       scope
     )
