@@ -295,7 +295,7 @@ describe("Kafka options", () => {
         topicReplicationFactor: 1,
         maxBatchSize: 1_000,
         bufferMaxsize: 10_000,
-        consumerMaxFetchSize: 4 * 1024 * 1024
+        consumerMaxFetchSize: 1024 * 1024
       }
       const settings = yield* resolve({})
       for (const [name, fallback] of Object.entries(counts)) {

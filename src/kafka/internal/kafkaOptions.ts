@@ -196,7 +196,7 @@ const OptionsSchema = Schema.Struct({
     withDefault(8)
   ),
   topicReplicationFactor: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1)),
-  consumerMaxFetchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(4 * 1024 * 1024)),
+  consumerMaxFetchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1024 * 1024)),
   maxBatchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1_000)),
   bufferMaxsize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(10_000)),
   autoOffsetReset: optionsSchema.rule(
