@@ -10,7 +10,9 @@ export class Received {
   readonly topic: string
   readonly partition: number
   readonly offset: bigint
-  readonly timestamp: bigint
+  /** The batch's first timestamp; with `timestampDelta`, the record's (added only when read). */
+  readonly batchTimestamp: bigint
+  readonly timestampDelta: bigint
   /** The leader epoch of the record's batch, committed with its offset (KIP-320). */
   readonly leaderEpoch: number
   readonly key: Buffer | null
@@ -22,7 +24,8 @@ export class Received {
     topic: string,
     partition: number,
     offset: bigint,
-    timestamp: bigint,
+    batchTimestamp: bigint,
+    timestampDelta: bigint,
     leaderEpoch: number,
     key: Buffer | null,
     value: Buffer | null,
@@ -32,12 +35,16 @@ export class Received {
     this.topic = topic
     this.partition = partition
     this.offset = offset
-    this.timestamp = timestamp
+    this.batchTimestamp = batchTimestamp
+    this.timestampDelta = timestampDelta
     this.leaderEpoch = leaderEpoch
     this.key = key
     this.value = value
     this.headerEntries = headerEntries
     this.generation = generation
+  }
+  get timestamp(): bigint {
+    return this.batchTimestamp + this.timestampDelta
   }
 }
 
