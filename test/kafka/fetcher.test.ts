@@ -9,6 +9,7 @@ import { Effect } from "effect"
 import { Message } from "effect-faust"
 import * as fetcher from "../../src/kafka/internal/fetcher.ts"
 import type { Received } from "../../src/kafka/internal/received.ts"
+import { abortedBatches } from "../../src/kafka/internal/transactions.ts"
 import { withAdmin } from "./raw.ts"
 import { bootstrapServers, brokerAvailable, unique } from "./setup.ts"
 
@@ -253,7 +254,7 @@ describe("aborted transactions in a fetch answer", () => {
     }) as unknown as RecordsBatch
 
   it("skips a producer's batches from its aborted transaction's first offset to its abort marker, and nothing else", () => {
-    const skip = fetcher.abortedBatches([{ producerId: 8n, firstOffset: 9n }, { producerId: 7n, firstOffset: 0n }])
+    const skip = abortedBatches([{ producerId: 8n, firstOffset: 9n }, { producerId: 7n, firstOffset: 0n }])
     const answer = [
       batch(0n, 2, 7n, "tx"), // aborted (7 from 0)
       batch(2n, 1, 5n, "plain"),

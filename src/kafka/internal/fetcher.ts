@@ -4,13 +4,14 @@ import {
   type fetchV17,
   findErrorBy,
   kOptions,
-  ListOffsetTimestamps,
   type RecordsBatch
 } from "@platformatic/kafka"
 import * as Effect from "effect/Effect"
 import { partitionKey } from "../../internal/partitionKey.ts"
 import type * as Message from "../../Message.ts"
 import { Received } from "./received.ts"
+import { resetPositions, startsOf } from "./startPositions.ts"
+import { abortedBatches } from "./transactions.ts"
 
 /**
  * The consumer's fetch loop (KafkaJS's "runner"): one per group generation,
@@ -63,7 +64,6 @@ const READ_BATCH = 1024
  */
 const PREFETCH_BELOW = 4 * READ_BATCH
 
-const IS_TRANSACTIONAL = 0b1_0000
 const IS_CONTROL = 0b10_0000
 
 type FetchResponse = fetchV17.FetchResponse
@@ -83,71 +83,6 @@ export const open = (consumer: Consumer, options: FetcherOptions): Promise<Fetch
       close: () => loop.close()
     }
   })
-}
-
-/** Where each assigned partition starts (see `Fetcher.starts`). */
-const startsOf = async (
-  consumer: Consumer,
-  assignment: ReadonlyArray<Message.TopicPartition>,
-  options: FetcherOptions
-): Promise<Map<string, bigint>> => {
-  const starts = new Map<string, bigint>()
-  if (options.from !== undefined) {
-    for (const { offset, partition, topic } of options.from) starts.set(partitionKey(topic, partition), offset)
-    return starts
-  }
-  if (assignment.length === 0) return starts
-  const byTopic = new Map<string, Array<number>>()
-  for (const { partition, topic } of assignment) {
-    const partitions = byTopic.get(topic)
-    if (partitions === undefined) byTopic.set(topic, [partition])
-    else partitions.push(partition)
-  }
-  const committed = await consumer.listCommittedOffsets({
-    topics: Array.from(byTopic, ([topic, partitions]) => ({ topic, partitions }))
-  })
-  const unset = new Map<string, Array<number>>()
-  for (const [topic, partitions] of byTopic) {
-    const offsets = committed.get(topic)
-    for (const partition of partitions) {
-      const offset = offsets?.[partition]
-      if (typeof offset === "bigint" && offset >= 0n) starts.set(partitionKey(topic, partition), offset)
-      else {
-        const missing = unset.get(topic)
-        if (missing === undefined) unset.set(topic, [partition])
-        else missing.push(partition)
-      }
-    }
-  }
-  if (unset.size > 0) {
-    for (const [key, offset] of await resetPositions(consumer, unset, options.autoOffsetReset)) starts.set(key, offset)
-  }
-  return starts
-}
-
-/** The `autoOffsetReset` end of each partition given, as the broker has it now. */
-const resetPositions = async (
-  consumer: Consumer,
-  partitions: ReadonlyMap<string, ReadonlyArray<number>>,
-  reset: "earliest" | "latest"
-): Promise<Array<readonly [string, bigint]>> => {
-  const ends = await consumer.listOffsets({
-    topics: Array.from(partitions.keys()),
-    partitions: Object.fromEntries(Array.from(partitions, ([topic, list]) => [topic, [...list]])),
-    timestamp: reset === "earliest" ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST
-  })
-  const positions: Array<readonly [string, bigint]> = []
-  for (const [topic, list] of partitions) {
-    const offsets = ends.get(topic)
-    for (const partition of list) {
-      const offset = offsets?.[partition]
-      if (typeof offset !== "bigint" || offset < 0n) {
-        throw new Error(`the broker gave no ${reset} offset for ${topic} partition ${partition}`)
-      }
-      positions.push([partitionKey(topic, partition), offset])
-    }
-  }
-  return positions
 }
 
 class FetchLoop {
@@ -420,40 +355,3 @@ const OFFSET_OUT_OF_RANGE = 1
 
 /** Offset deltas as bigints, made once: a record's offset is then one addition. */
 const smallBigInts: ReadonlyArray<bigint> = Array.from({ length: 4096 }, (_, i) => BigInt(i))
-
-/**
- * Whether a batch belongs to an aborted transaction, for one partition's
- * answer read in order: the broker lists the aborted transactions that
- * overlap it (the project's broker already leaves their batches out, but the
- * protocol lets a broker send them). As the Java consumer under
- * `read_committed`: a producer's transaction counts as aborted from its
- * first offset until its abort marker.
- */
-export const abortedBatches = (
-  aborted: ReadonlyArray<{ readonly producerId: bigint; readonly firstOffset: bigint }>
-): (batch: RecordsBatch) => boolean => {
-  const pending = [...aborted].sort((
-    a,
-    b
-  ) => (a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0))
-  const abortedProducers = new Set<bigint>()
-  let next = 0
-  return (batch) => {
-    if (!(batch.attributes & IS_TRANSACTIONAL)) return false
-    const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta)
-    while (next < pending.length && pending[next].firstOffset <= lastOffset) {
-      abortedProducers.add(pending[next++].producerId)
-    }
-    if (batch.attributes & IS_CONTROL) {
-      if (isAbortMarker(batch)) abortedProducers.delete(batch.producerId)
-      return false
-    }
-    return abortedProducers.has(batch.producerId)
-  }
-}
-
-/** A control batch's marker: its record's key is a version and a type, 0 for an abort. */
-const isAbortMarker = (batch: RecordsBatch): boolean => {
-  const key = batch.records[0]?.key
-  return key !== null && key !== undefined && key.length >= 4 && key.readInt16BE(2) === 0
-}

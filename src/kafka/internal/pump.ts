@@ -1,3 +1,7 @@
+/**
+ * The consumer's pump: a generation's fetched records, decoded and tracked,
+ * into the topic's subscribers; a failed fetcher replaced where it was.
+ */
 import * as Effect from "effect/Effect"
 import { type DecodeError } from "../../Errors.ts"
 import type * as Event from "../../Event.ts"
