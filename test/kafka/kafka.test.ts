@@ -44,6 +44,10 @@ describe("Kafka layer", () => {
         [{ bootstrapServers: "h:1", commitInterval: "soon" as Duration.Input }, "kafka.commitInterval"],
         [{ bootstrapServers: "h:1", retries: -1 }, "kafka.retries"],
         [{ bootstrapServers: "h:1", topicPartitions: 0 }, "kafka.topicPartitions"],
+        [{ bootstrapServers: "h:1", topicPartitions: 2 ** 31 }, "kafka.topicPartitions"],
+        [{ bootstrapServers: "h:1", consumerMaxFetchSize: 0 }, "kafka.consumerMaxFetchSize"],
+        // Kafka's fetch request carries it in 32 bits.
+        [{ bootstrapServers: "h:1", consumerMaxFetchSize: 2 ** 31 }, "kafka.consumerMaxFetchSize"],
         [{ bootstrapServers: "h:1", heartbeatInterval: "1 minute" }, "kafka.heartbeatInterval"],
         [{ bootstrapServers: "h:1", autoOffsetReset: "middle" as "latest" }, "kafka.autoOffsetReset"]
       ]

@@ -57,10 +57,10 @@ export interface FetcherOptions {
 const READ_BATCH = 1024
 
 /**
- * The next fetch is sent while fewer records than this wait to be read, so
- * that the broker's answer is on its way while the last of the previous one
- * is handled; at most one answer (`partitionMaxBytes` per partition) waits
- * beyond it.
+ * The next fetch is sent while fewer records than this, and fewer bytes than
+ * `partitionMaxBytes`, wait to be read, so that the broker's answer is on its
+ * way while the last of the previous one is handled; at most one answer
+ * (`partitionMaxBytes` per partition) waits beyond that.
  */
 const PREFETCH_BELOW = 4 * READ_BATCH
 
@@ -98,7 +98,10 @@ class FetchLoop {
   readonly inflight = new Set<number>()
   /** Records fetched and not read yet, in chunks of at most `READ_BATCH`. */
   readonly ready: Array<Array<Received>> = []
+  /** The key, value and header bytes of each chunk in `ready`. */
+  readonly readyBytes: Array<number> = []
   buffered = 0
+  bufferedBytes = 0
   failure: { readonly error: unknown } | undefined = undefined
   closed = false
   retryTimer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -123,6 +126,7 @@ class FetchLoop {
       const chunk = this.ready.shift()
       if (chunk !== undefined) {
         this.buffered -= chunk.length
+        this.bufferedBytes -= this.readyBytes.shift()!
         this.schedule()
         resume(Effect.succeed(chunk))
         return true
@@ -147,7 +151,8 @@ class FetchLoop {
 
   /** Sends a fetch to each partition leader with none on its way, unless enough waits to be read. */
   schedule(): void {
-    if (this.closed || this.failure !== undefined || this.buffered >= PREFETCH_BELOW) return
+    if (this.closed || this.failure !== undefined) return
+    if (this.buffered >= PREFETCH_BELOW || this.bufferedBytes >= this.options.partitionMaxBytes) return
     if (this.assignment.length === 0 || this.retryTimer !== undefined) return
     this.consumer.metadata({ topics: [...this.options.names] }, (error, metadata) => {
       if (this.closed) return
@@ -237,8 +242,11 @@ class FetchLoop {
   ): void {
     const generation = this.options.generation
     const ready = this.ready
+    const readyBytes = this.readyBytes
     let chunk: Array<Received> | undefined = ready.length > 0 ? ready[ready.length - 1] : undefined
+    let chunkBytes = chunk === undefined ? 0 : readyBytes[readyBytes.length - 1]
     let added = 0
+    let addedBytes = 0
     for (const topicResponse of response.responses) {
       const topic = topicIds.get(topicResponse.topicId)
       if (topic === undefined) continue
@@ -264,7 +272,14 @@ class FetchLoop {
             const offset = firstOffset + (delta < smallBigInts.length ? smallBigInts[delta] : BigInt(delta))
             // A compressed batch starts before the offset asked for.
             if (offset < from) continue
-            if (chunk === undefined || chunk.length === READ_BATCH) ready.push(chunk = [])
+            if (chunk === undefined || chunk.length === READ_BATCH) {
+              if (chunk !== undefined) readyBytes[readyBytes.length - 1] = chunkBytes
+              ready.push(chunk = [])
+              readyBytes.push(chunkBytes = 0)
+            }
+            const bytes = sizeOf(record)
+            chunkBytes += bytes
+            addedBytes += bytes
             chunk.push(
               new Received(
                 topic,
@@ -287,7 +302,9 @@ class FetchLoop {
       }
     }
     if (added === 0) return
+    readyBytes[readyBytes.length - 1] = chunkBytes
     this.buffered += added
+    this.bufferedBytes += addedBytes
     this.wake?.()
   }
 
@@ -297,10 +314,8 @@ class FetchLoop {
    * `autoOffsetReset` end; anything else fails the fetcher.
    */
   recover(error: Error, topicIds: ReadonlyMap<string, string>): void {
-    const response = (error as { response?: FetchResponse }).response
-    if (!findErrorBy(error, "apiId", "OFFSET_OUT_OF_RANGE") || response === undefined || response.errorCode !== 0) {
-      return this.fail(error)
-    }
+    const response = outOfRangeAnswer(error)
+    if (response === undefined || response.errorCode !== 0) return this.fail(error)
     const reset = this.options.autoOffsetReset
     const toList = new Map<string, Array<number>>()
     const recovered: Array<readonly [string, bigint]> = []
@@ -346,12 +361,40 @@ class FetchLoop {
     this.wake = undefined
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     this.ready.length = 0
+    this.readyBytes.length = 0
     this.buffered = 0
+    this.bufferedBytes = 0
     return new Promise((resolve) => this.pool.close(() => resolve()))
   }
 }
 
 const OFFSET_OUT_OF_RANGE = 1
+
+/**
+ * The broker's answer that refused a fetch for an offset out of range: on
+ * the error itself, or, when the client retried the fetch, on the last
+ * attempt's error among those it nests.
+ */
+const outOfRangeAnswer = (error: unknown, depth = 0): FetchResponse | undefined => {
+  if (typeof error !== "object" || error === null || depth > 8) return undefined
+  const nested = (error as { errors?: unknown }).errors
+  if (Array.isArray(nested)) {
+    for (let i = nested.length - 1; i >= 0; i--) {
+      const found = outOfRangeAnswer(nested[i], depth + 1)
+      if (found !== undefined) return found
+    }
+  }
+  const response = (error as { response?: FetchResponse }).response
+  return response !== undefined && findErrorBy(error as Error, "apiId", "OFFSET_OUT_OF_RANGE") ? response : undefined
+}
+
+/** A record's key, value and header bytes. */
+const sizeOf = (record: RecordsBatch["records"][number]): number => {
+  let bytes = (record.key?.length ?? 0) + (record.value?.length ?? 0)
+  const headers = record.headers
+  for (let i = 0; i < headers.length; i++) bytes += (headers[i][0]?.length ?? 0) + (headers[i][1]?.length ?? 0)
+  return bytes
+}
 
 /** Offset deltas as bigints, made once: a record's offset is then one addition. */
 const smallBigInts: ReadonlyArray<bigint> = Array.from({ length: 4096 }, (_, i) => BigInt(i))

@@ -175,6 +175,8 @@ type Resolved = Omit<Settings, "clientId" | "groupId"> & {
  * the rule across the three timeouts. Failures name the option with a
  * `kafka.` prefix.
  */
+const atMostInt32 = Schema.makeFilter((n: number) => n <= 2_147_483_647, { message: "must be at most 2147483647" })
+
 const OptionsSchema = Schema.Struct({
   // a missing list fails as an empty one does
   bootstrapServers: optionsSchema.parse(Schema.Array(Schema.String), brokerList, `must list brokers as "host:port"`)
@@ -190,13 +192,10 @@ const OptionsSchema = Schema.Struct({
   maxWaitTime: optionsSchema.Millis.pipe(withDefault(500)),
   commitInterval: optionsSchema.Millis.pipe(withDefault(2_800)),
   retries: optionsSchema.integerOfAtLeast(0).pipe(withDefault(3)),
-  // Kafka counts partitions in a 32-bit integer.
-  topicPartitions: optionsSchema.integerOfAtLeast(1).pipe(
-    Schema.check(Schema.makeFilter((n: number) => n <= 2_147_483_647, { message: "must be at most 2147483647" })),
-    withDefault(8)
-  ),
+  // Kafka counts partitions, and a fetch's bytes per partition, in a 32-bit integer.
+  topicPartitions: optionsSchema.integerOfAtLeast(1).pipe(Schema.check(atMostInt32), withDefault(8)),
   topicReplicationFactor: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1)),
-  consumerMaxFetchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1024 * 1024)),
+  consumerMaxFetchSize: optionsSchema.integerOfAtLeast(1).pipe(Schema.check(atMostInt32), withDefault(1024 * 1024)),
   maxBatchSize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(1_000)),
   bufferMaxsize: optionsSchema.integerOfAtLeast(1).pipe(withDefault(10_000)),
   autoOffsetReset: optionsSchema.rule(

@@ -407,6 +407,19 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         for (const fiber of [watcher, switcher, committer, lag, growth]) yield* Fiber.interrupt(fiber)
+        // The Kafka layer closing under its readers: they fail typed (after what they hold), not wait for ever.
+        if (kafka.scope.state._tag === "Closed") {
+          failSubscribers(
+            topic,
+            Cause.fail(
+              new KafkaError({
+                operation: "consume",
+                topic: label,
+                cause: new Error("the Kafka layer this topic was made with is closed")
+              })
+            )
+          )
+        }
         const current = session.current
         if (current?.pump !== undefined) yield* Fiber.interrupt(current.pump)
         revoke(topic, session)
