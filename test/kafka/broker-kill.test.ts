@@ -89,7 +89,7 @@ describe.skipIf(!killable)("Kafka delivery when the broker dies", () => {
         const replaced: Array<string> = []
         const keepReplacements = Logger.layer([Logger.make((options) => {
           const message = String(options.message)
-          if (message.includes("with a new stream")) replaced.push(message)
+          if (message.includes("with a new fetcher")) replaced.push(message)
         })])
         const layer = kafkaLayer({ requestTimeout: "2 seconds", retries: 3, retryDelay: "200 millis" })
         let received = 0

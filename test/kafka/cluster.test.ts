@@ -228,7 +228,7 @@ describe.skipIf(!enabled)("Kafka delivery on a three-node cluster", () => {
           `[delivery] (c1) node ${node} (pid ${pid}, leader of partition 0) killed after ${killedAt} received;` +
             ` 5000 more received without it ${Duration.toSeconds(resumed).toFixed(1)} s later;` +
             ` back (up.sh --node ${node}) after ${Duration.toSeconds(back).toFixed(1)} s;` +
-            ` client streams replaced: ${warnings.filter((line) => line.includes("with a new stream")).length}`
+            ` fetch loops replaced: ${warnings.filter((line) => line.includes("with a new fetcher")).length}`
         )
         assert.strictEqual(counts.sent, 40_000)
         assert.strictEqual(counts.lost, 0)

@@ -24,7 +24,7 @@ const stamp = (what: string) => {
 /** SIGKILL to the broker, then waits until its port is closed. */
 const killBroker = Effect.tap(kill, (pid) => Effect.sync(() => stamp(`broker ${pid} killed`)))
 
-/** The consumer's warnings, kept: "reading on with a new stream" marks a replacement. */
+/** The consumer's warnings, kept: "reading on with a new fetcher" marks a replacement. */
 const makeLog = () => {
   const lines: Array<string> = []
   const layer = Logger.layer([Logger.make((options) => {
@@ -35,7 +35,7 @@ const makeLog = () => {
     lines,
     layer,
     get replacements() {
-      return lines.filter((line) => line.includes("with a new stream")).length
+      return lines.filter((line) => line.includes("with a new fetcher")).length
     }
   }
 }
