@@ -32,7 +32,7 @@ import { Kafka, KafkaError, Topic } from "effect-faust/kafka"
 import { inspect } from "node:util"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
-import { quiet } from "../helpers.ts"
+import { failureOf, quiet } from "../helpers.ts"
 import { kafkaUp, killable, killBroker } from "./brokerControl.ts"
 import { committedOffsets, eventually as eventuallyOrDie, eventuallyEffect } from "./delivery.ts"
 import { logEnds, readRawRecords, withAdmin } from "./raw.ts"
@@ -140,8 +140,6 @@ const setGroupOffsets = (groupId: string, topic: string, offsets: ReadonlyArray<
     })
   )
 
-const failureOf = <A, E>(exit: Exit.Exit<A, E>): unknown => Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
-
 const gc: () => void = (globalThis as { gc?: () => void }).gc ?? (() => {
   v8.setFlagsFromString("--expose-gc")
   return vm.runInNewContext("gc") as () => void
@@ -153,6 +151,40 @@ const restartLog: Array<string> = []
 /** delivery.ts's `eventually`, its timeout a failure (so `Effect.ignore` can let a test go on to report). */
 const eventually = (condition: () => boolean, millis?: number, what?: string, detail?: () => string) =>
   eventuallyOrDie(condition, millis, what, detail).pipe(Effect.catchDefect((defect) => Effect.fail(defect as Error)))
+
+/**
+ * A new member of `groupId` under `autoOffsetReset: "latest"`: once it is assigned the topic's
+ * `partitions` partitions, `values` are produced (the i-th to partition i mod `partitions`). What it
+ * received (waiting for as many as were produced, then 300 ms for any extra), and its stream's
+ * exit if the stream ended.
+ */
+const readsAfterJoining = (name: string, groupId: string, partitions: number, values: ReadonlyArray<number>) =>
+  Effect.gen(function*() {
+    const late = yield* Topic.make({ topics: [name], value: Schema.Number, groupId })
+    const received: Array<number> = []
+    const fiber = yield* late.stream().pipe(
+      Stream.runForEach((v) => Effect.sync(() => received.push(v))),
+      Effect.forkChild
+    )
+    yield* eventually(
+      () => (late.activePartitions === undefined ? 0 : HashSet.size(late.activePartitions)) === partitions,
+      20_000,
+      "assignment"
+    )
+    yield* Effect.sleep("1500 millis")
+    yield* produceRecords(
+      values.map((v, i) => ({ topic: name, partition: i % partitions, key: null, value: utf8.encode(String(v)) }))
+    )
+    yield* eventually(
+      () => received.length >= values.length || fiber.pollUnsafe() !== undefined,
+      20_000,
+      "what was produced after joining"
+    ).pipe(Effect.ignore)
+    yield* Effect.sleep("300 millis")
+    const polled = fiber.pollUnsafe()
+    yield* Fiber.interrupt(fiber)
+    return { received, polled }
+  }).pipe(Effect.provide(kafkaLayer({ autoOffsetReset: "latest" })))
 
 describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
   // -------------------------------------------------------------------------------------------
@@ -284,27 +316,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
         const all = yield* earliest.stream().pipe(Stream.take(5), Stream.runCollect, Effect.timeout("20 seconds"))
         assert.deepStrictEqual([...all].sort(), range(5))
 
-        const got = yield* Effect.gen(function*() {
-          const latest = yield* Topic.make({ topics: [name], value: Schema.Number, groupId: unique("hf-late") })
-          const received: Array<number> = []
-          const fiber = yield* latest.stream().pipe(
-            Stream.runForEach((v) => Effect.sync(() => received.push(v))),
-            Effect.forkChild
-          )
-          yield* eventually(
-            () => (latest.activePartitions === undefined ? 0 : HashSet.size(latest.activePartitions)) === 2,
-            20_000,
-            "assignment"
-          )
-          yield* Effect.sleep("1500 millis")
-          yield* produceRecords(
-            range(5, 5).map((i) => ({ topic: name, partition: i % 2, key: null, value: utf8.encode(String(i)) }))
-          )
-          yield* eventually(() => received.length >= 5, 20_000, "the five after joining").pipe(Effect.ignore)
-          yield* Effect.sleep("300 millis")
-          yield* Fiber.interrupt(fiber)
-          return received
-        }).pipe(Effect.provide(kafkaLayer({ autoOffsetReset: "latest" })))
+        const got = (yield* readsAfterJoining(name, unique("hf-late"), 2, range(5, 5))).received
         console.log(`[reset] latest read ${inspect(got)}`)
         assert.deepStrictEqual([...got].sort(), range(5, 5))
       }).pipe(Effect.provide(kafkaLayer()), Effect.provide(quiet)),
@@ -340,26 +352,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
 
         const g2 = unique("hf-past-end-l")
         yield* setGroupOffsets(g2, name, [[0, 1000]])
-        const exit2 = yield* Effect.gen(function*() {
-          const late = yield* Topic.make({ topics: [name], value: Schema.Number, groupId: g2 })
-          const received: Array<number> = []
-          const fiber = yield* late.stream().pipe(
-            Stream.runForEach((v) => Effect.sync(() => received.push(v))),
-            Effect.forkChild
-          )
-          yield* eventually(
-            () => (late.activePartitions === undefined ? 0 : HashSet.size(late.activePartitions)) === 1,
-            20_000,
-            "assignment"
-          )
-          yield* Effect.sleep("1500 millis")
-          yield* produceRecords([{ topic: name, partition: 0, key: null, value: utf8.encode("10") }])
-          yield* eventually(() => received.length >= 1 || fiber.pollUnsafe() !== undefined, 20_000, "offset 10")
-            .pipe(Effect.ignore)
-          const polled = fiber.pollUnsafe()
-          yield* Fiber.interrupt(fiber)
-          return { received, polled }
-        }).pipe(Effect.provide(kafkaLayer({ autoOffsetReset: "latest" })))
+        const exit2 = yield* readsAfterJoining(name, g2, 1, [10])
         console.log(`[past end] latest: received ${inspect(exit2.received)}, stream ${inspect(exit2.polled)}`)
         assert.isUndefined(exit2.polled, "the stream did not end or fail")
         assert.deepStrictEqual(exit2.received, [10])
@@ -395,26 +388,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
 
         const g2 = unique("hf-before-l")
         yield* setGroupOffsets(g2, name, [[0, 2]])
-        const got = yield* Effect.gen(function*() {
-          const late = yield* Topic.make({ topics: [name], value: Schema.Number, groupId: g2 })
-          const received: Array<number> = []
-          const fiber = yield* late.stream().pipe(
-            Stream.runForEach((v) => Effect.sync(() => received.push(v))),
-            Effect.forkChild
-          )
-          yield* eventually(
-            () => (late.activePartitions === undefined ? 0 : HashSet.size(late.activePartitions)) === 1,
-            20_000,
-            "assignment"
-          )
-          yield* Effect.sleep("1500 millis")
-          yield* produceRecords([{ topic: name, partition: 0, key: null, value: utf8.encode("10") }])
-          yield* eventually(() => received.length >= 1 || fiber.pollUnsafe() !== undefined, 20_000, "offset 10")
-            .pipe(Effect.ignore)
-          const polled = fiber.pollUnsafe()
-          yield* Fiber.interrupt(fiber)
-          return { received, polled }
-        }).pipe(Effect.provide(kafkaLayer({ autoOffsetReset: "latest" })))
+        const got = yield* readsAfterJoining(name, g2, 1, [10])
         console.log(`[before start] latest: ${inspect(got)}`)
         assert.isUndefined(got.polled)
         assert.deepStrictEqual(got.received, [10])

@@ -23,7 +23,8 @@ const failedFetcher = (started: Record<string, bigint>): Fetcher => ({
 const generationOf = (partitions: ReadonlyArray<number>, delivered: Record<number, ReadonlyArray<bigint>>) => {
   const generation = new Generation(
     7,
-    HashSet.fromIterable(partitions.map((partition) => Message.TopicPartition.make("orders", partition)))
+    HashSet.fromIterable(partitions.map((partition) => Message.TopicPartition.make("orders", partition))),
+    failedFetcher({})
   )
   const guard = sendGuard.register(sendGuard.makeRegistry())
   for (const [partition, offsets] of Object.entries(delivered)) {

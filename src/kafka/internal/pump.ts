@@ -23,12 +23,15 @@ import { decodeFailed, deliver, deliverRun } from "./delivery.ts"
 import { explain, isTransient } from "./explain.ts"
 import type { Fetcher, FetchPosition } from "./fetcher.ts"
 import { type Received, toMessage } from "./received.ts"
-import type { Generation, Session, SessionFailure } from "./session.ts"
+import type { FetchedGeneration, Generation, Session, SessionFailure } from "./session.ts"
 import type { TopicImpl } from "./topic.ts"
 
 /** Opens a fetcher of the session's topics for a generation (from the committed offsets, or the positions given) and closes one. */
 export interface FetcherSource {
-  readonly open: (generation: Generation, from?: ReadonlyArray<FetchPosition>) => Effect.Effect<Fetcher, KafkaError>
+  readonly open: (
+    generation: FetchedGeneration,
+    from?: ReadonlyArray<FetchPosition>
+  ) => Effect.Effect<Fetcher, KafkaError>
   readonly close: (fetcher: Fetcher) => Effect.Effect<void>
 }
 
@@ -128,7 +131,7 @@ export const pump = (
     const tracked: Array<Tracked> = []
     for (let i = from; i < batch.length; i++) {
       const received = batch[i]
-      if (generation.revoked || received.generation !== generation.id) continue
+      if (generation.revoked) continue
       const tracker = trackerOf(received)
       // not assigned, or fetched twice in one generation
       if (tracker === undefined || received.offset <= tracker.lastOffset) continue

@@ -56,21 +56,21 @@ export class Generation {
   readonly id: number
   readonly assignment: HashSet.HashSet<Message.TopicPartition>
   readonly assigned: Set<string>
-  /** Set once the generation is installed. */
-  fetcher: fetcher.Fetcher = idle
+  fetcher: fetcher.Fetcher
   readonly partitions = new Map<string, PartitionTracker>()
   /** Set when a rebalance starts or the session ends: nothing more is delivered, late acknowledgements do not count. */
   revoked = false
   pump: Fiber.Fiber<void> | undefined = undefined
-  constructor(id: number, assignment: HashSet.HashSet<Message.TopicPartition>) {
+  constructor(id: number, assignment: HashSet.HashSet<Message.TopicPartition>, opened: fetcher.Fetcher) {
     this.id = id
     this.assignment = assignment
     this.assigned = new Set(Array.from(assignment, (tp) => partitionKey(tp.topic, tp.partition)))
+    this.fetcher = opened
   }
 }
 
-/** A generation's fetcher before it is opened: reads nothing. */
-const idle: fetcher.Fetcher = { next: Effect.never, starts: new Map(), close: () => Promise.resolve() }
+/** What a generation's fetcher reads: its id and its assignment. */
+export type FetchedGeneration = Pick<Generation, "id" | "assignment">
 
 /**
  * Why a consumer session ends early: the client broke (`KafkaError`), or a
@@ -198,7 +198,7 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
      * from the positions given (a failed fetcher's replacement).
      * Interruptible: one opened after its opener was interrupted is closed.
      */
-    const openFetcher = (generation: Generation, from?: ReadonlyArray<fetcher.FetchPosition>) =>
+    const openFetcher = (generation: FetchedGeneration, from?: ReadonlyArray<fetcher.FetchPosition>) =>
       Effect.callback<fetcher.Fetcher, KafkaError>((resume) => {
         let abandoned = false
         fetcher.open(consumer, {
@@ -331,8 +331,9 @@ export const acquireSession = (topic: TopicImpl<any, any, any>): Effect.Effect<S
      */
     const install = (joined: Session["joined"]): Effect.Effect<void, KafkaError> =>
       Effect.gen(function*() {
-        const generation = new Generation(joined?.id ?? -1, joined?.assignment ?? HashSet.empty())
-        generation.fetcher = yield* openFetcher(generation)
+        const id = joined?.id ?? -1
+        const assignment = joined?.assignment ?? HashSet.empty()
+        const generation = new Generation(id, assignment, yield* openFetcher({ id, assignment }))
         if (joined === undefined || session.joined !== joined) generation.revoked = true
         const previous = session.current
         session.current = generation
