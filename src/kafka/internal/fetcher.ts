@@ -73,7 +73,11 @@ type FetchResponse = fetchV17.FetchResponse
  * of its reader (see `PREFETCH_BELOW`).
  */
 export const open = (consumer: Consumer, options: FetcherOptions): Promise<Fetcher> => {
-  const assignment = Array.from(options.assignment)
+  // In topic and partition order, as the client's stream asked: the broker answers in the order asked
+  // (an assignment's own iteration order is a hash's).
+  const assignment = Array.from(options.assignment).sort((a, b) =>
+    a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : a.partition - b.partition
+  )
   return startsOf(consumer, assignment, options).then((starts) => {
     const loop = new FetchLoop(consumer, assignment, starts, options)
     loop.schedule()
