@@ -1069,7 +1069,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
 
   for (const [RECORDS, RECORD] of [[8000, 2048], [2500, 16_384]] as const) {
     it.live(
-      `read-ahead of one partition (${RECORDS} records of ${RECORD} B) behind a slow stream, measured by deleting the log ahead of it: what was fetched before the deletion stays within the queue and about one 1 MiB fetch (README: the fetch size is most of what a consumer holds); the stream then goes on from the new log start`,
+      `read-ahead of one partition (${RECORDS} records of ${RECORD} B) behind a slow stream, measured by deleting the log ahead of it: what was fetched before the deletion stays within the subscriber's queue and run and about two 1 MiB fetches (README: the fetch size is most of what a consumer holds); the stream then goes on from the new log start`,
       () =>
         Effect.gen(function*() {
           const name = unique("hf-ahead")
