@@ -8,7 +8,7 @@
  *      KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 npx tsx examples/kafka-orders.ts
  * Without KAFKA_BOOTSTRAP_SERVERS it says so and exits.
  */
-import { Console, Effect, Layer, Schema, Stream } from "effect"
+import { Console, Deferred, Effect, Layer, Schema, Stream } from "effect"
 import { App } from "effect-faust"
 import { Kafka, Topic } from "effect-faust/kafka"
 import { runExample } from "./support/main.ts"
@@ -52,13 +52,25 @@ const program = Effect.gen(function*() {
     timestamp: Date.now()
   }])
 
-  const received = yield* orders.events().pipe(Stream.take(6), Stream.runCollect)
+  // The six orders may all come before the bad record (partitions are read side by side), so the
+  // reader does not stop at six: it goes on in a child fiber, interrupted when this program ends,
+  // and so reaches the bad record for the dead letter read below.
+  type OrderEvent = Stream.Success<ReturnType<typeof orders.events>>
+  const sixOrders = yield* Deferred.make<ReadonlyArray<OrderEvent>>()
+  const seen: Array<OrderEvent> = []
+  yield* orders.events().pipe(
+    Stream.runForEach((event) => {
+      seen.push(event)
+      return seen.length === 6 ? Deferred.succeed(sixOrders, seen.slice()) : Effect.void
+    }),
+    Effect.forkChild
+  )
+  const received = yield* Deferred.await(sixOrders)
   for (const event of received) {
     yield* Console.log(
       `stream ${event.key} qty=${event.value.qty} from [${event.message.partition}]@${event.message.offset}`
     )
   }
-  yield* Console.log(`decode errors: ${JSON.stringify(orders.decodeErrorCounts)}`)
   const [letter] = yield* deadLetters.events().pipe(Stream.take(1), Stream.runCollect)
   const error = letter.headers.find(([name]) => name === "x-decode-error")?.[1]
   yield* Console.log(
@@ -66,6 +78,7 @@ const program = Effect.gen(function*() {
       typeof error === "string" ? error : new TextDecoder().decode(error)
     })`
   )
+  yield* Console.log(`decode errors: ${JSON.stringify(orders.decodeErrorCounts)}`)
 })
 
 const main = Effect.gen(function*() {
