@@ -42,6 +42,10 @@ const utf8 = new TextEncoder()
 const text = new TextDecoder()
 const range = (count: number, from = 0) => Array.from({ length: count }, (_, i) => from + i)
 
+/** Numbers as records of `topic`, each in partition `number % partitions`, its value the number as text. */
+const numberRecords = (topic: string, numbers: ReadonlyArray<number>, partitions: number) =>
+  numbers.map((n) => ({ topic, partition: n % partitions, key: null, value: utf8.encode(String(n)) }))
+
 const bytesEqual = (a: unknown, b: Uint8Array | null): boolean =>
   b === null ? a === null : a instanceof Uint8Array && a.byteLength === b.byteLength && a.every((x, i) => x === b[i])
 
@@ -308,7 +312,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
       Effect.gen(function*() {
         const name = unique("hf-reset")
         yield* produceRecords(
-          range(5).map((i) => ({ topic: name, partition: i % 2, key: null, value: utf8.encode(String(i)) })),
+          numberRecords(name, range(5), 2),
           "none",
           { topic: name, partitions: 2 }
         )
@@ -329,7 +333,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
       Effect.gen(function*() {
         const name = unique("hf-past-end")
         yield* produceRecords(
-          range(10).map((i) => ({ topic: name, partition: 0, key: null, value: utf8.encode(String(i)) })),
+          numberRecords(name, range(10), 1),
           "none",
           { topic: name, partitions: 1 }
         )
@@ -366,7 +370,7 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
       Effect.gen(function*() {
         const name = unique("hf-before-start")
         yield* produceRecords(
-          range(10).map((i) => ({ topic: name, partition: 0, key: null, value: utf8.encode(String(i)) })),
+          numberRecords(name, range(10), 1),
           "none",
           { topic: name, partitions: 1 }
         )
@@ -973,12 +977,12 @@ describe.skipIf(!brokerAvailable)("hostile: the consumer's fetch loop", () => {
         )
         yield* Effect.sleep("1 second")
         yield* produceRecords(
-          range(20).map((i) => ({ topic: name, partition: i % 2, key: null, value: utf8.encode(String(i)) }))
+          numberRecords(name, range(20), 2)
         )
         yield* withAdmin((admin) => admin.createPartitions({ topics: [{ name, count: 5 }] }))
         // at once, before the member noticed them
         yield* produceRecords(
-          range(60, 20).map((i) => ({ topic: name, partition: i % 5, key: null, value: utf8.encode(String(i)) }))
+          numberRecords(name, range(60, 20), 5)
         ).pipe(Effect.retry(Schedule.spaced("300 millis")), Effect.timeout("20 seconds"))
         for (const i of range(80)) ledger.sent.add(i)
         yield* eventually(() => ledger.complete, 30_000, "all 80").pipe(Effect.ignore)
